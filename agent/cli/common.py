@@ -1,0 +1,93 @@
+"""Pieces shared by the CLI commands: parser, model loading, input reading."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from agent.errors import UserError
+from agent.loader import load_model
+from agent.models.registry import DEFAULT_MODEL
+from agent.progress import console_progress
+from agent.runtime import Model
+from agent.sampling import SamplingParams
+
+EXIT_OK = 0
+EXIT_USER_ERROR = 2
+EXIT_GUARD_STOP = 3
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2) instead of a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_model_arg(parser: argparse.ArgumentParser, default: str = DEFAULT_MODEL) -> None:
+    parser.add_argument(
+        "--model",
+        "-m",
+        default=default,
+        help=f"built-in name (tiny, tiny-large-vocab, smollm2), MLX model directory or "
+        f"Hugging Face repo id (default: {default})",
+    )
+
+
+def add_sampling_args(parser: argparse.ArgumentParser) -> None:
+    defaults = SamplingParams()
+    parser.add_argument("--temp", type=float, default=defaults.temperature, help="temperature")
+    parser.add_argument("--top-p", type=float, default=defaults.top_p)
+    parser.add_argument("--min-p", type=float, default=defaults.min_p)
+    parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
+    parser.add_argument("--seed", type=int, default=None, help="random seed")
+
+
+def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
+    return SamplingParams(
+        temperature=args.temp,
+        top_p=args.top_p,
+        min_p=args.min_p,
+        repetition_penalty=args.repetition_penalty,
+        seed=args.seed,
+    )
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def load_with_progress(spec: str) -> Model:
+    with console_progress() as progress:
+        return load_model(spec, progress)
+
+
+def read_text_arg(value: str | None, what: str) -> str:
+    """`-` (or nothing, when stdin is piped) reads stdin; anything else is the text."""
+    if value is None or value == "-":
+        if value is None and sys.stdin.isatty():
+            raise UserError(f"no {what} given: pass it as an argument or pipe it on stdin")
+        return sys.stdin.read()
+    return value
+
+
+def read_file_arg(path: str, what: str) -> str:
+    p = Path(path).expanduser()
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{what} '{path}' does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"{what} '{path}' is a directory, expected a file") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{what} '{path}' is not UTF-8 text") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {what} '{path}': {exc.strerror}") from None

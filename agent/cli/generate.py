@@ -1,0 +1,52 @@
+"""`edge-agent generate`: stream a completion and its statistics."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from agent.cli.common import (
+    add_model_arg,
+    add_sampling_args,
+    load_with_progress,
+    positive_int,
+    read_text_arg,
+    sampling_from_args,
+)
+from agent.runtime import GenerationResult, TextChunk
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="generate text from a prompt, with live stats")
+    p.add_argument("prompt", nargs="?", help="the prompt ('-' or omitted: read stdin)")
+    add_model_arg(p)
+    p.add_argument("--max-tokens", type=positive_int, default=256)
+    p.add_argument("--system", default=None, help="a system message")
+    p.add_argument(
+        "--raw", action="store_true", help="send the prompt as is, without the chat template"
+    )
+    add_sampling_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    prompt_text = read_text_arg(args.prompt, "prompt")
+    sampling = sampling_from_args(args)
+    model = load_with_progress(args.model)
+    if args.raw:
+        prompt: str | list[dict] = prompt_text
+    else:
+        prompt = [{"role": "user", "content": prompt_text}]
+        if args.system:
+            prompt.insert(0, {"role": "system", "content": args.system})
+    result: GenerationResult | None = None
+    for item in model.stream(prompt, max_tokens=args.max_tokens, sampling=sampling):
+        if isinstance(item, TextChunk):
+            sys.stdout.write(item.text)
+            sys.stdout.flush()
+        else:
+            result = item
+    sys.stdout.write("\n")
+    assert result is not None
+    print(f"[{model.name}] {result.stats.summary()}", file=sys.stderr)
+    return 0

@@ -1,0 +1,49 @@
+"""Entry point of the `edge-agent` console script.
+
+Exit codes: 0 success, 2 user error (one line on stderr, no traceback), 3 an agent run
+stopped by a guard, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from agent.cli import generate, models, plan
+from agent.cli.common import EXIT_USER_ERROR, CliParser
+from agent.errors import UserError
+
+COMMANDS = (generate, plan, models)
+
+
+def build_parser() -> CliParser:
+    parser = CliParser(
+        prog="edge-agent",
+        description="Agents, structured extraction and chat with small on-device models.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Transformers warns about a missing torch on import; it is noise for our users.
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"edge-agent: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("edge-agent: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""`edge-agent plan`: the memory plan of a model at a context length."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from agent.cli.common import add_model_arg, positive_int
+from agent.memory_plan import config_for_spec, plan_memory
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="estimate the RAM a model needs at a context length")
+    add_model_arg(p)
+    p.add_argument("--context", type=positive_int, default=4096, help="tokens of context")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config, name = config_for_spec(args.model)
+    plan = plan_memory(config, args.context, name)
+    if args.json:
+        data = {row[0].replace(" ", "_") + "_bytes": row[1] for row in plan.rows()}
+        data.update(model=plan.model, context=plan.context, device=plan.device)
+        print(json.dumps(data, indent=2))
+    else:
+        print(plan.table())
+    return 0

@@ -1,0 +1,37 @@
+"""Where edge-agent keeps built models, compiled grammars, sessions and indexes.
+
+Everything lives under per-user directories (platformdirs), and each can be moved
+with an environment variable so tests and CI can run in isolation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "edge-agent"
+
+
+def _dir(env_var: str, default: str) -> Path:
+    path = Path(os.environ.get(env_var) or default).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir() -> Path:
+    """Rebuildable artefacts: converted models, compiled grammar indexes."""
+    return _dir("EDGE_AGENT_CACHE_DIR", platformdirs.user_cache_dir(APP_NAME))
+
+
+def data_dir() -> Path:
+    """User data that must survive: sessions, retrieval indexes."""
+    return _dir("EDGE_AGENT_DATA_DIR", platformdirs.user_data_dir(APP_NAME))
+
+
+def models_dir() -> Path:
+    """Local MLX model directories built or converted by edge-agent."""
+    path = cache_dir() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

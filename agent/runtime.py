@@ -1,0 +1,455 @@
+"""The model runtime: token streaming with live statistics and prompt-cache reuse.
+
+One `Model` owns an mlx-lm model, its tokenizer and one prompt cache. Every call that
+extends the previous call's token sequence (what an agent loop does every step) only
+prefills the new tokens. LFM2's short-conv state cannot be rewound, so reuse needs an
+exact token prefix; caches that can be trimmed (pure KV models) also reuse a shorter
+common prefix.
+
+The decode loop is our own rather than `mlx_lm.generate_step` because constrained
+decoding needs two things it does not offer: a mask that depends on the token just
+sampled, and feeding several grammar-forced tokens in one forward pass.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import mlx.core as mx
+import mlx.nn as nn
+from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
+
+from agent.errors import UserError
+from agent.sampling import SamplingParams
+from agent.stats import GenerationStats
+from agent.vocab import IncrementalDecoder, Vocabulary, build_vocabulary
+
+Message = dict[str, Any]
+Prompt = str | Sequence[int] | Sequence[Message]
+
+
+@dataclass
+class TextChunk:
+    """A piece of streamed output. `forced` marks grammar fast-forwarded tokens."""
+
+    text: str
+    token_ids: list[int]
+    forced: bool = False
+
+
+@dataclass
+class GenerationResult:
+    """The last item of every stream: the whole output and its statistics."""
+
+    text: str
+    token_ids: list[int]
+    stats: GenerationStats
+
+
+StreamItem = TextChunk | GenerationResult
+
+
+class DecodeConstraint(Protocol):
+    """What the decode loop needs from a grammar (see agent.constrained)."""
+
+    def forced_tokens(self, budget: int) -> list[int]:
+        """Tokens that are the only possible continuation now (may be empty)."""
+
+    def allowed_token_ids(self, budget: int) -> mx.array:
+        """Ids that may be sampled now and still finish within `budget` tokens."""
+
+    def advance(self, token_id: int) -> None:
+        """Move the grammar past `token_id`."""
+
+    def is_finished(self) -> bool:
+        """True once the grammar has accepted end-of-sequence."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a status bar shows about a loaded model."""
+
+    name: str
+    path: str
+    model_type: str
+    quantization: str
+    parameters: int
+    weight_bytes: int
+    context_length: int
+    vocab_size: int
+
+
+@dataclass
+class _CacheState:
+    """What the prompt cache holds and the text it corresponds to."""
+
+    cache: list[Any] | None = None
+    tokens: list[int] = field(default_factory=list)  # fed into the cache
+    history_tokens: list[int] = field(default_factory=list)  # prompt + generated
+    history_text: str | None = None  # exact text of history_tokens, when known
+
+
+def _describe_quantization(config: dict[str, Any]) -> str:
+    quant = config.get("quantization") or config.get("quantization_config")
+    if not quant or "bits" not in quant:
+        return str(config.get("torch_dtype", "float16"))
+    return f"{quant['bits']}-bit (group {quant.get('group_size', 64)})"
+
+
+class Model:
+    """A loaded model with its tokenizer, chat template and prompt cache."""
+
+    prefill_step_size = 512
+
+    def __init__(
+        self, name: str, path: Path, module: nn.Module, tokenizer: Any, config: dict[str, Any]
+    ) -> None:
+        self.name = name
+        self.path = path
+        self.module = module
+        self.tokenizer = tokenizer
+        self.config = config
+        hf_tokenizer = getattr(tokenizer, "_tokenizer", tokenizer)
+        self.vocabulary: Vocabulary = build_vocabulary(hf_tokenizer, size=config.get("vocab_size"))
+        self.eos_token_ids: frozenset[int] = frozenset(tokenizer.eos_token_ids)
+        self._state = _CacheState()
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def context_length(self) -> int:
+        return int(
+            self.config.get("max_position_embeddings")
+            or getattr(self.tokenizer, "model_max_length", 0)
+            or 4096
+        )
+
+    @property
+    def info(self) -> ModelInfo:
+        from mlx.utils import tree_flatten
+
+        params = tree_flatten(self.module.parameters())
+        n_params = 0
+        bits = (self.config.get("quantization") or {}).get("bits")
+        for key, value in params:
+            if key.endswith(".weight") and value.dtype == mx.uint32 and bits:
+                n_params += value.size * 32 // bits
+            elif not key.endswith((".scales", ".biases")):
+                n_params += value.size
+        return ModelInfo(
+            name=self.name,
+            path=str(self.path),
+            model_type=str(self.config.get("model_type", "?")),
+            quantization=_describe_quantization(self.config),
+            parameters=n_params,
+            weight_bytes=sum(v.nbytes for _, v in params),
+            context_length=self.context_length,
+            vocab_size=len(self.vocabulary),
+        )
+
+    # ---------------------------------------------------------------- prompts
+    def chat_prompt(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
+    ) -> str:
+        """Render messages with the model's chat template (tools in the system turn)."""
+        if not getattr(self.tokenizer, "has_chat_template", False):
+            text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
+            return text + ("assistant: " if add_generation_prompt else "")
+        return self.tokenizer.apply_chat_template(
+            list(messages),
+            tools=list(tools) if tools else None,
+            add_generation_prompt=add_generation_prompt,
+            tokenize=False,
+        )
+
+    def encode(self, text: str) -> list[int]:
+        bos = getattr(self.tokenizer, "bos_token", None)
+        add_special = not (bos and text.startswith(bos))
+        return list(self.tokenizer.encode(text, add_special_tokens=add_special))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def _prompt_tokens(self, prompt: Prompt) -> tuple[list[int], str | None]:
+        """Tokens for `prompt`, extending the cached history when the text extends it.
+
+        Re-tokenising a whole conversation can split the model's own output differently
+        from how it was sampled, which would defeat the cache; appending only the new
+        text's tokens keeps the sequence an exact extension.
+        """
+        if isinstance(prompt, str):
+            text = prompt
+        elif len(prompt) > 0 and isinstance(prompt[0], dict):
+            text = self.chat_prompt(prompt)  # type: ignore[arg-type]
+        else:
+            return [int(t) for t in prompt], None  # type: ignore[union-attr]
+        state = self._state
+        if (
+            state.history_text is not None
+            and len(text) > len(state.history_text)
+            and text.startswith(state.history_text)
+        ):
+            suffix = text[len(state.history_text) :]
+            suffix_ids = self.tokenizer.encode(suffix, add_special_tokens=False)
+            return state.history_tokens + list(suffix_ids), text
+        return self.encode(text), text
+
+    # ------------------------------------------------------------------ cache
+    def reset_cache(self) -> None:
+        self._state = _CacheState()
+
+    def _reuse_cache(self, tokens: list[int]) -> int:
+        """Prepare the cache for `tokens`; return how many of them it already holds."""
+        state = self._state
+        cached = state.tokens
+        common = 0
+        limit = min(len(cached), len(tokens) - 1)  # always prefill at least one token
+        while common < limit and cached[common] == tokens[common]:
+            common += 1
+        if state.cache is not None and common == len(cached) and common > 0:
+            return common
+        if state.cache is not None and common > 0 and can_trim_prompt_cache(state.cache):
+            trim_prompt_cache(state.cache, len(cached) - common)
+            del state.tokens[common:]
+            return common
+        state.cache = make_prompt_cache(self.module)
+        state.tokens = []
+        return 0
+
+    def _feed(
+        self, tokens: list[int], progress: Callable[[int, int], None] | None = None
+    ) -> mx.array:
+        """Run `tokens` through the model, return the logits after the last one (1, V)."""
+        state = self._state
+        step = self.prefill_step_size
+        done = 0
+        while len(tokens) - done > step:
+            chunk = tokens[done : done + step]
+            self.module(mx.array(chunk)[None], cache=state.cache)
+            mx.eval([c.state for c in state.cache])
+            state.tokens.extend(chunk)
+            done += step
+            if progress:
+                progress(done, len(tokens))
+            mx.clear_cache()
+        rest = tokens[done:]
+        logits = self.module(mx.array(rest)[None], cache=state.cache)[:, -1, :]
+        state.tokens.extend(rest)
+        return logits.astype(mx.float32)
+
+    # ------------------------------------------------------------- generation
+    def generate(self, prompt: Prompt, **kwargs: Any) -> GenerationResult:
+        """Run `stream` to the end and return its result."""
+        result = None
+        for item in self.stream(prompt, **kwargs):
+            if isinstance(item, GenerationResult):
+                result = item
+        assert result is not None
+        return result
+
+    def stream(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int = 512,
+        sampling: SamplingParams | None = None,
+        stop: Sequence[str] = (),
+        constraint: DecodeConstraint | None = None,
+        prefill_progress: Callable[[int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Iterator[StreamItem]:
+        """Stream text chunks, then one `GenerationResult`.
+
+        `prompt` is raw text, token ids, or chat messages (rendered with the chat
+        template). `should_stop` is polled between tokens so a UI can cancel cleanly;
+        the partial output is returned with finish_reason "cancelled".
+        """
+        if max_tokens < 1:
+            raise UserError(f"max_tokens must be at least 1, got {max_tokens}")
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError("this Model is already generating; use one Model per thread")
+        try:
+            yield from self._stream(
+                prompt,
+                max_tokens=max_tokens,
+                sampling=sampling or SamplingParams(),
+                stop=tuple(s for s in stop if s),
+                constraint=constraint,
+                prefill_progress=prefill_progress,
+                should_stop=should_stop,
+            )
+        finally:
+            self._lock.release()
+
+    def _stream(
+        self,
+        prompt: Prompt,
+        *,
+        max_tokens: int,
+        sampling: SamplingParams,
+        stop: tuple[str, ...],
+        constraint: DecodeConstraint | None,
+        prefill_progress: Callable[[int, int], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> Iterator[StreamItem]:
+        t_start = time.perf_counter()
+        tokens, prompt_text = self._prompt_tokens(prompt)
+        if not tokens:
+            raise UserError("the prompt is empty")
+        if len(tokens) >= self.context_length:
+            raise UserError(
+                f"the prompt has {len(tokens)} tokens but {self.name} has a context of "
+                f"{self.context_length}; shorten the prompt"
+            )
+        if sampling.seed is not None:
+            mx.random.seed(sampling.seed)
+        mx.reset_peak_memory()
+        sampler = sampling.sampler()
+        processors = sampling.logits_processors()
+        context = sampling.repetition_context_size
+
+        state = self._state
+        state.history_text = None  # unknown until this call completes
+        cached = self._reuse_cache(tokens)
+        stats = GenerationStats(
+            prompt_tokens=len(tokens),
+            cached_prompt_tokens=cached,
+            constrained=constraint is not None,
+        )
+        decoder = IncrementalDecoder(self.vocabulary)
+        generated: list[int] = []
+        text_parts: list[str] = []
+        held = ""  # text withheld because it may be the start of a stop sequence
+        finish = "length"
+        t_first = 0.0
+        mask_s = 0.0
+
+        try:
+            logits = self._feed(tokens[cached:], prefill_progress)
+            while True:
+                budget = max_tokens - len(generated)
+                if budget <= 0:
+                    finish = "length"
+                    break
+                if should_stop is not None and should_stop():
+                    finish = "cancelled"
+                    break
+                if constraint is not None and constraint.is_finished():
+                    finish = "stop"
+                    break
+
+                if constraint is not None:
+                    t_mask = time.perf_counter()
+                    forced = constraint.forced_tokens(budget)
+                    mask_s += time.perf_counter() - t_mask
+                    if forced:
+                        forced = forced[:budget]
+                        for token in forced:
+                            constraint.advance(token)
+                        generated.extend(forced)
+                        stats.forced_tokens += len(forced)
+                        piece = decoder.add_many(forced)
+                        text_parts.append(piece)
+                        if not t_first:
+                            t_first = time.perf_counter()
+                        yield TextChunk(piece, forced, forced=True)
+                        if constraint.is_finished():
+                            finish = "stop"
+                            break
+                        if len(generated) >= max_tokens:
+                            break  # finish stays "length"; never feed what is not needed
+                        logits = self._feed(forced)
+                        continue
+
+                if processors:
+                    history = mx.array((tokens + generated)[-context:])
+                    for processor in processors:
+                        logits = processor(history, logits)
+                if constraint is not None:
+                    t_mask = time.perf_counter()
+                    allowed = constraint.allowed_token_ids(budget)
+                    masked = mx.full(logits.shape, -mx.inf, dtype=logits.dtype)
+                    masked[:, allowed] = logits[:, allowed]
+                    logits = masked
+                    mask_s += time.perf_counter() - t_mask
+                logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+                token = int(sampler(logprobs).item())
+                if not t_first:
+                    t_first = time.perf_counter()
+                generated.append(token)
+                if constraint is not None:
+                    constraint.advance(token)
+
+                if token in self.eos_token_ids and (constraint is None or constraint.is_finished()):
+                    finish = "stop"
+                    break
+                piece = decoder.add(token)
+                if stop:
+                    held += piece
+                    hit = min((held.find(s) for s in stop if s in held), default=-1)
+                    if hit >= 0:
+                        if held[:hit]:
+                            text_parts.append(held[:hit])
+                            yield TextChunk(held[:hit], [token])
+                        finish = "stop_sequence"
+                        held = ""
+                        break
+                    keep = _longest_stop_prefix(held, stop)
+                    emit, held = held[: len(held) - keep], held[len(held) - keep :]
+                    piece = emit
+                if piece:
+                    text_parts.append(piece)
+                    yield TextChunk(piece, [token])
+                if constraint is not None and constraint.is_finished():
+                    finish = "stop"
+                    break
+                if len(generated) >= max_tokens:
+                    break  # finish stays "length"
+                logits = self._feed([token])
+        finally:
+            # Keep the bookkeeping exact even when the consumer abandons the stream.
+            state.history_tokens = tokens + generated
+
+        tail = decoder.flush() + held
+        if tail:
+            text_parts.append(tail)
+            yield TextChunk(tail, [])
+        if prompt_text is not None:
+            raw = b"".join(self.vocabulary.token_bytes[t] for t in generated)
+            try:
+                state.history_text = prompt_text + raw.decode("utf-8")
+            except UnicodeDecodeError:
+                state.history_text = None  # fall back to token-prefix matching
+
+        t_end = time.perf_counter()
+        prefill_s = (t_first or t_end) - t_start
+        stats.generated_tokens = len(generated)
+        stats.ttft_s = prefill_s
+        stats.prefill_tps = stats.prefilled_tokens / prefill_s if prefill_s > 0 else 0.0
+        if len(generated) > 1 and t_end > t_first:
+            stats.decode_tps = (len(generated) - 1) / (t_end - t_first)
+        stats.total_s = t_end - t_start
+        stats.peak_memory_bytes = int(mx.get_peak_memory())
+        stats.finish_reason = finish
+        if constraint is not None and generated:
+            stats.mask_us_per_token = mask_s * 1e6 / len(generated)
+        yield GenerationResult("".join(text_parts), generated, stats)
+
+
+def _longest_stop_prefix(text: str, stops: tuple[str, ...]) -> int:
+    """Length of the longest suffix of `text` that is a proper prefix of a stop string."""
+    best = 0
+    for s in stops:
+        for n in range(min(len(s) - 1, len(text)), best, -1):
+            if text.endswith(s[:n]):
+                best = n
+                break
+    return best
