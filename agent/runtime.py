@@ -94,6 +94,19 @@ class _CacheState:
     history_text: str | None = None  # exact text of history_tokens, when known
 
 
+def _default_sampling(path: Path) -> SamplingParams:
+    """The model's recommended sampling (generation_config.json), else LFM2's."""
+    import json
+
+    try:
+        config = json.loads((path / "generation_config.json").read_text())
+    except (OSError, ValueError):
+        return SamplingParams()
+    return SamplingParams.from_generation_config(config) if isinstance(config, dict) else (
+        SamplingParams()
+    )
+
+
 def _describe_quantization(config: dict[str, Any]) -> str:
     quant = config.get("quantization") or config.get("quantization_config")
     if not quant or "bits" not in quant:
@@ -117,6 +130,7 @@ class Model:
         hf_tokenizer = getattr(tokenizer, "_tokenizer", tokenizer)
         self.vocabulary: Vocabulary = build_vocabulary(hf_tokenizer, size=config.get("vocab_size"))
         self.eos_token_ids: frozenset[int] = frozenset(tokenizer.eos_token_ids)
+        self.default_sampling = _default_sampling(path)
         self._state = _CacheState()
         self._lock = threading.Lock()
 
@@ -280,7 +294,7 @@ class Model:
             yield from self._stream(
                 prompt,
                 max_tokens=max_tokens,
-                sampling=sampling or SamplingParams(),
+                sampling=sampling or self.default_sampling,
                 stop=tuple(s for s in stop if s),
                 constraint=constraint,
                 prefill_progress=prefill_progress,
@@ -423,11 +437,9 @@ class Model:
             text_parts.append(tail)
             yield TextChunk(tail, [])
         if prompt_text is not None:
-            raw = b"".join(self.vocabulary.token_bytes[t] for t in generated)
-            try:
-                state.history_text = prompt_text + raw.decode("utf-8")
-            except UnicodeDecodeError:
-                state.history_text = None  # fall back to token-prefix matching
+            # The text a caller sees (invalid UTF-8 from a weak model shows as U+FFFD);
+            # a next prompt that extends it reuses the tokens actually generated.
+            state.history_text = prompt_text + self.vocabulary.decode(generated)
 
         t_end = time.perf_counter()
         prefill_s = (t_first or t_end) - t_start

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import mlx.core as mx
 from mlx_lm.sample_utils import make_repetition_penalty, make_sampler
@@ -36,6 +36,34 @@ class SamplingParams:
             raise UserError(f"top_k must be >= 0, got {self.top_k}")
         if self.repetition_penalty <= 0:
             raise UserError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+
+    @classmethod
+    def from_generation_config(cls, config: dict) -> SamplingParams:
+        """Defaults from a model's generation_config.json (Hugging Face key names)."""
+        fields = {
+            "temperature": "temperature",
+            "top_p": "top_p",
+            "min_p": "min_p",
+            "top_k": "top_k",
+            "repetition_penalty": "repetition_penalty",
+        }
+        values = {
+            ours: config[theirs]
+            for theirs, ours in fields.items()
+            if isinstance(config.get(theirs), (int, float)) and not isinstance(config[theirs], bool)
+        }
+        if config.get("do_sample") is False:
+            values.update(temperature=0.0)
+        base = cls()
+        if values and "min_p" not in values:
+            values["min_p"] = 0.0  # a model that names its sampling does not ask for min_p
+        if values and "repetition_penalty" not in values:
+            values["repetition_penalty"] = 1.0
+        return replace(base, **values)
+
+    def with_overrides(self, **overrides: float | int | None) -> SamplingParams:
+        """A copy with the given fields replaced; None means keep."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     @classmethod
     def greedy(cls) -> SamplingParams:

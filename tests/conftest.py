@@ -4,13 +4,16 @@ lets a developer keep built models between runs)."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="edge-agent-tests-"))
+atexit.register(shutil.rmtree, _SESSION_TMP, ignore_errors=True)
 os.environ.setdefault("EDGE_AGENT_CACHE_DIR", str(_SESSION_TMP / "cache"))
 os.environ.setdefault("EDGE_AGENT_DATA_DIR", str(_SESSION_TMP / "data"))
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

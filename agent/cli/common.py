@@ -37,16 +37,16 @@ def add_model_arg(parser: argparse.ArgumentParser, default: str = DEFAULT_MODEL)
 
 
 def add_sampling_args(parser: argparse.ArgumentParser) -> None:
-    defaults = SamplingParams()
-    parser.add_argument("--temp", type=float, default=defaults.temperature, help="temperature")
-    parser.add_argument("--top-p", type=float, default=defaults.top_p)
-    parser.add_argument("--min-p", type=float, default=defaults.min_p)
-    parser.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
+    """Sampling flags; unset ones take the model's recommended values."""
+    parser.add_argument("--temp", type=float, default=None, help="temperature (0: greedy)")
+    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--min-p", type=float, default=None)
+    parser.add_argument("--repetition-penalty", type=float, default=None)
     parser.add_argument("--seed", type=int, default=None, help="random seed")
 
 
-def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
-    return SamplingParams(
+def sampling_from_args(args: argparse.Namespace, model: Model) -> SamplingParams:
+    return model.default_sampling.with_overrides(
         temperature=args.temp,
         top_p=args.top_p,
         min_p=args.min_p,

@@ -31,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     prompt_text = read_text_arg(args.prompt, "prompt")
-    sampling = sampling_from_args(args)
     model = load_with_progress(args.model)
+    sampling = sampling_from_args(args, model)
     if args.raw:
         prompt: str | list[dict] = prompt_text
     else:

@@ -28,7 +28,9 @@ from agent.models.tokenizer_build import cl100k_bpe, save_hf_tokenizer, train_sm
 from agent.progress import ProgressCallback, silent_progress
 
 # Bump when the recipe changes so stale cached builds are rebuilt.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
+# LiquidAI's recommended sampling for LFM2, as its Hub repos ship it.
+LFM2_GENERATION_CONFIG = {"temperature": 0.3, "min_p": 0.15, "repetition_penalty": 1.05}
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,7 @@ def build_tiny(recipe: TinyRecipe, out_dir: Path, progress: ProgressCallback = s
         save_model(work, model)
         config["torch_dtype"] = "bfloat16"
         save_config(config, work / "config.json")
+        (work / "generation_config.json").write_text(json.dumps(LFM2_GENERATION_CONFIG))
         (work / "edge_agent_build.json").write_text(
             json.dumps({"recipe": recipe.__dict__, "recipe_version": RECIPE_VERSION}, indent=2)
         )
