@@ -102,8 +102,10 @@ def _default_sampling(path: Path) -> SamplingParams:
         config = json.loads((path / "generation_config.json").read_text())
     except (OSError, ValueError):
         return SamplingParams()
-    return SamplingParams.from_generation_config(config) if isinstance(config, dict) else (
-        SamplingParams()
+    return (
+        SamplingParams.from_generation_config(config)
+        if isinstance(config, dict)
+        else (SamplingParams())
     )
 
 
@@ -348,6 +350,7 @@ class Model:
 
         try:
             logits = self._feed(tokens[cached:], prefill_progress)
+            mx.eval(logits)  # the prefill ends here, even if the first tokens are forced
             while True:
                 budget = max_tokens - len(generated)
                 if budget <= 0:
@@ -370,7 +373,7 @@ class Model:
                             constraint.advance(token)
                         generated.extend(forced)
                         stats.forced_tokens += len(forced)
-                        piece = decoder.add_many(forced)
+                        piece = decoder.add_many([t for t in forced if t not in self.eos_token_ids])
                         text_parts.append(piece)
                         if not t_first:
                             t_first = time.perf_counter()

@@ -1,0 +1,49 @@
+"""One constrained generation's position in a grammar (the runtime's DecodeConstraint)."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+
+from agent.constrained.grammar import CompiledGrammar
+
+
+class GrammarConstraint:
+    """Tracks the automaton state and answers the decode loop's questions.
+
+    Invariant: the tokens still needed to finish from the current state never exceed
+    the remaining budget. It holds at the start (checked before generating) and every
+    allowed or forced token preserves it, so the output always completes in budget.
+    """
+
+    def __init__(self, grammar: CompiledGrammar) -> None:
+        self.grammar = grammar
+        self.state = grammar.initial_state
+        self._finished = False
+        self._eos = grammar.vocab.eos_ids[0]
+
+    def forced_tokens(self, budget: int) -> list[int]:
+        forced = self.grammar.forced(self.state)
+        if forced.ends:
+            tokens = [*forced.tokens, self._eos]
+            return tokens if len(tokens) <= budget else []
+        if not forced.tokens:
+            return []
+        if len(forced.tokens) + self.grammar.min_tokens(forced.end_state) > budget:
+            return []
+        return list(forced.tokens)
+
+    def allowed_token_ids(self, budget: int) -> mx.array:
+        return self.grammar.allowed(self.state, budget)
+
+    def advance(self, token_id: int) -> None:
+        if self._finished:
+            raise RuntimeError("the grammar already finished")
+        target = self.grammar.next_state(self.state, token_id)
+        if target is None:
+            raise RuntimeError(f"token {token_id} is not allowed by the grammar here")
+        self.state = target
+        if token_id in self.grammar.vocab.eos_ids:
+            self._finished = True
+
+    def is_finished(self) -> bool:
+        return self._finished

@@ -1,0 +1,171 @@
+"""A compiled grammar for one tokenizer: allowed tokens, budgets and forced tokens.
+
+The token mask is a plain MLX gather/scatter on the logits, so it runs on every MLX
+backend (Outlines' own MLX path uses a Metal kernel and fails on CPU and CUDA).
+
+Per state the grammar caches the allowed ids as an `mx.array`; when the remaining
+budget is small it filters them to tokens whose next state can still finish in time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlx.core as mx
+import numpy as np
+
+from agent.constrained.vocabulary import GrammarVocabulary
+from schemas.automaton import Automaton
+
+_MAX_FORCED_BYTES = 4096
+_INF = 1 << 30
+
+
+@dataclass(frozen=True)
+class Forced:
+    """The tokens a state forces, where they lead, and whether the output then ends."""
+
+    tokens: tuple[int, ...]
+    end_state: int
+    ends: bool
+
+
+class CompiledGrammar:
+    """An automaton bound to a vocabulary, with per-state caches for decoding."""
+
+    def __init__(self, automaton: Automaton, vocab: GrammarVocabulary, regex: str) -> None:
+        self.automaton = automaton
+        self.index = automaton.index
+        self.vocab = vocab
+        self.regex = regex
+        self.distance = automaton.distance
+        self.complete = automaton.complete_states
+        self.max_distance = automaton.max_distance()
+        # The fast path (all allowed tokens, no filtering) is safe when every state a
+        # token can reach has a known distance.
+        self._fast_path_ok = automaton.exact or vocab.byte_complete
+        self._eos = mx.array(list(vocab.eos_ids), dtype=mx.int32)
+        self._allowed: dict[int, mx.array] = {}
+        self._ranked: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._bytes: dict[int, list[tuple[int, int]]] = {}
+        self._forced: dict[int, Forced] = {}
+
+    @property
+    def initial_state(self) -> int:
+        return self.automaton.initial_state
+
+    def min_tokens(self, state: int | None = None) -> int:
+        """Tokens (with end-of-sequence) needed from `state` to a complete output."""
+        return self.distance.get(self.initial_state if state is None else state, _INF)
+
+    # ------------------------------------------------------------- transitions
+    def next_state(self, state: int, token: int) -> int | None:
+        if token in self.vocab.eos_ids:
+            return self.index.get_next_state(state, self.vocab.end_id)
+        return self.index.get_next_state(state, token)
+
+    def is_final(self, state: int) -> bool:
+        return self.index.is_final_state(state)
+
+    # -------------------------------------------------------------------- masks
+    def allowed(self, state: int, budget: int) -> mx.array:
+        """Token ids allowed in `state` from which the output can end within `budget`."""
+        if self._fast_path_ok and budget >= 1 + self.max_distance:
+            cached = self._allowed.get(state)
+            if cached is None:
+                cached = self._allowed[state] = self._all_allowed(state)
+            return cached
+        ids, dists = self._ranked_tokens(state)
+        cut = int(np.searchsorted(dists, budget - 1, side="right"))
+        parts = [mx.array(ids[:cut])] if cut else []
+        if state in self.complete and budget >= 1:
+            parts.append(self._eos)
+        if not parts:
+            raise RuntimeError(f"no token can finish within {budget} tokens")  # unreachable
+        return parts[0] if len(parts) == 1 else mx.concatenate(parts)
+
+    def _all_allowed(self, state: int) -> mx.array:
+        end = self.vocab.end_id
+        ids = [t for t in self.index.get_allowed_tokens(state) if t < end]
+        arr = mx.array(np.asarray(ids, dtype=np.int32))
+        if state in self.complete:
+            arr = mx.concatenate([arr, self._eos]) if ids else self._eos
+        return arr
+
+    def _ranked_tokens(self, state: int) -> tuple[np.ndarray, np.ndarray]:
+        """Allowed non-end tokens sorted by the distance of their next state."""
+        cached = self._ranked.get(state)
+        if cached is not None:
+            return cached
+        end = self.vocab.end_id
+        ids, dists = [], []
+        for token in self.index.get_allowed_tokens(state):
+            if token >= end:
+                continue
+            target = self.index.get_next_state(state, token)
+            d = self.distance.get(target, _INF) if target is not None else _INF
+            if d < _INF:
+                ids.append(token)
+                dists.append(d)
+        order = np.argsort(np.asarray(dists, dtype=np.int64), kind="stable")
+        ranked = (
+            np.asarray(ids, dtype=np.int32)[order],
+            np.asarray(dists, dtype=np.int64)[order],
+        )
+        self._ranked[state] = ranked
+        return ranked
+
+    # ------------------------------------------------------------------ forcing
+    def _byte_successors(self, state: int) -> list[tuple[int, int]]:
+        cached = self._bytes.get(state)
+        if cached is None:
+            cached = []
+            for byte, token in enumerate(self.vocab.byte_ids):
+                if token is None:
+                    continue
+                target = self.index.get_next_state(state, token)
+                if target is not None:
+                    cached.append((byte, target))
+            self._bytes[state] = cached
+        return cached
+
+    def forced(self, state: int) -> Forced:
+        """The continuation the grammar leaves no choice about, tokenised greedily."""
+        cached = self._forced.get(state)
+        if cached is not None:
+            return cached
+        text = bytearray()
+        current = state
+        while current not in self.complete and len(text) < _MAX_FORCED_BYTES:
+            successors = self._byte_successors(current)
+            if len(successors) != 1:
+                break
+            byte, current = successors[0]
+            text.append(byte)
+        ends = current in self.complete and not self._byte_successors(current)
+        tokens, reached = self._tokenize_from(state, bytes(text))
+        if reached != current:
+            ends = False
+        forced = Forced(tuple(tokens), reached, ends)
+        self._forced[state] = forced
+        return forced
+
+    def _tokenize_from(self, state: int, text: bytes) -> tuple[list[int], int]:
+        """Greedy longest-match tokens of `text` that the automaton accepts from `state`."""
+        tokens: list[int] = []
+        pos = 0
+        longest = self.vocab.max_token_length
+        while pos < len(text):
+            for length in range(min(longest, len(text) - pos), 0, -1):
+                token = self.vocab.lookup.get(text[pos : pos + length])
+                if token is None:
+                    continue
+                target = self.index.get_next_state(state, token)
+                if target is not None:
+                    tokens.append(token)
+                    state = target
+                    pos += length
+                    break
+            else:
+                break  # no single token fits (vocabulary without that byte)
+        return tokens, state
