@@ -383,7 +383,8 @@ class Model:
                             break
                         if len(generated) >= max_tokens:
                             break  # finish stays "length"; never feed what is not needed
-                        logits = self._feed(forced)
+                        logits = self._feed(forced)  # one forward pass for the whole run
+                        stats.decode_forward_passes += 1
                         continue
 
                 if processors:
@@ -431,6 +432,7 @@ class Model:
                 if len(generated) >= max_tokens:
                     break  # finish stays "length"
                 logits = self._feed([token])
+                stats.decode_forward_passes += 1
         finally:
             # Keep the bookkeeping exact even when the consumer abandons the stream.
             state.history_tokens = tokens + generated

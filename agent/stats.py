@@ -25,6 +25,9 @@ class GenerationStats:
     compile_cached: bool = False
     mask_us_per_token: float = 0.0
     forced_tokens: int = 0
+    # Model calls after the prefill: fewer than the generated tokens when forced runs
+    # of tokens were fast-forwarded in one pass each.
+    decode_forward_passes: int = 0
 
     @property
     def prefilled_tokens(self) -> int:

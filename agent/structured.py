@@ -157,6 +157,18 @@ def load_schema(spec: Any) -> Any:
         ) from None
 
 
+def resolve_schema_early(schema: Any) -> None:
+    """Raise the schema's error (invalid, unsupported, unsatisfiable) without a model.
+
+    The CLI calls this before loading a model so that a bad schema costs milliseconds,
+    not a model load.
+    """
+    from schemas.compiler import schema_to_regex
+
+    if isinstance(schema, (dict, bool)):
+        schema_to_regex(schema)
+
+
 def extraction_messages(text: str, schema: Any) -> list[dict[str, str]]:
     schema_json = schema if isinstance(schema, (dict, bool)) else _schema_of(schema)
     return [

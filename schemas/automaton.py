@@ -155,16 +155,41 @@ def _cached_vocabulary(blob: bytes) -> Vocabulary:
     return _VOCAB_CACHE[key]
 
 
-def worker_main(conn) -> None:  # pragma: no cover - runs in the compile worker process
-    """Serve build requests on a pipe until told to stop (None)."""
+def _read_exact(stream, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = stream.read(n - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+def worker_serve(requests, replies) -> None:  # pragma: no cover - runs in the worker
+    """Serve length-prefixed pickled build requests until the input closes."""
     while True:
         try:
-            request = conn.recv()
+            size = int.from_bytes(_read_exact(requests, 8), "little")
+            request = pickle.loads(_read_exact(requests, size))
         except EOFError:
             return
-        if request is None:
-            return
         try:
-            conn.send(("ok", worker_build(*request)))
+            reply = ("ok", worker_build(*request))
         except Exception as exc:
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            reply = ("error", f"{type(exc).__name__}: {exc}")
+        blob = pickle.dumps(reply)
+        replies.write(len(blob).to_bytes(8, "little") + blob)
+        replies.flush()
+
+
+if __name__ == "__main__":  # pragma: no cover - the compile worker process
+    import os
+    import sys
+
+    # Replies go on a private copy of stdout; anything a library prints goes to stderr.
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    # Serve from the module under its real name so pickles name schemas.automaton.
+    from schemas.automaton import worker_serve as serve
+
+    serve(sys.stdin.buffer, replies)

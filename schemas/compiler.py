@@ -29,6 +29,7 @@ How keywords are handled:
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import re
 from collections.abc import Callable
@@ -824,7 +825,10 @@ class SchemaCompiler:
         except ValueError as exc:
             if "empty" in str(exc):
                 return None
-            raise UnsupportedSchemaError("multipleOf", path, str(exc)) from None
+            narrowed = _some_multiples(m, integer=True)
+            if narrowed is None:
+                raise UnsupportedSchemaError("multipleOf", path, str(exc)) from None
+            return narrowed
 
     def _number(self, m: Merged, path: str, refs: tuple[str, ...]) -> str | None:
         from schemas.numbers import number_regex
@@ -849,9 +853,12 @@ class SchemaCompiler:
         except ValueError as exc:
             if "empty" in str(exc):
                 return None
-            raise UnsupportedSchemaError(
-                "multipleOf" if m.multiple_of else "minimum/maximum", path, str(exc)
-            ) from None
+            narrowed = _some_multiples(m, integer=False) if m.multiple_of else None
+            if narrowed is None:
+                raise UnsupportedSchemaError(
+                    "multipleOf" if m.multiple_of else "minimum/maximum", path, str(exc)
+                ) from None
+            return narrowed
 
     def _string(self, m: Merged, path: str, refs: tuple[str, ...]) -> str | None:
         content = self._string_content(m, path)
@@ -1256,6 +1263,57 @@ class SchemaCompiler:
         array = rf"\[{ws}(?:{inner}(?:{sep}{inner})*)?{ws}\]"
         obj = rf"\{{{ws}(?:{rb.JSON_STRING}{ws}:{ws}{inner})?{ws}\}}"
         return rb.alternation([*scalars, array, obj])  # type: ignore[return-value]
+
+
+_MULTIPLES = 64  # how many multiples a narrowed multipleOf keeps
+
+
+def _some_multiples(m: Merged, integer: bool) -> str | None:
+    """A sound subset for a multipleOf the digit-level construction cannot express.
+
+    The values are the first multiples at or above the lower bound (or from 0, or
+    down from the upper bound), each checked by jsonschema itself, so floating-point
+    rounding can never let an invalid one through. None when none qualifies.
+    """
+    from fractions import Fraction
+
+    check: dict[str, Any] = {"type": "integer" if integer else "number"}
+    for key, value in (
+        ("minimum", m.minimum),
+        ("maximum", m.maximum),
+        ("exclusiveMinimum", m.exclusive_minimum),
+        ("exclusiveMaximum", m.exclusive_maximum),
+    ):
+        if value is not None:
+            check[key] = value
+    if m.multiple_of:
+        check["allOf"] = [{"multipleOf": k} for k in m.multiple_of]
+    validator = jsonschema.Draft202012Validator(check)
+    steps = [Fraction(str(k)) for k in m.multiple_of] or [Fraction(1)]
+    step = steps[0]
+    for other in steps[1:]:  # a common multiple of all steps
+        num = math.lcm(step.numerator * other.denominator, other.numerator * step.denominator)
+        step = Fraction(num, step.denominator * other.denominator)
+    lows = [v for v in (m.minimum, m.exclusive_minimum) if v is not None]
+    highs = [v for v in (m.maximum, m.exclusive_maximum) if v is not None]
+    if lows:
+        start = math.ceil(Fraction(str(max(lows))) / step)
+    elif highs:
+        start = math.floor(Fraction(str(min(highs))) / step) - _MULTIPLES + 1
+    else:
+        start = 0
+    literals = []
+    for c in range(start, start + 4 * _MULTIPLES):
+        exact = c * step
+        value: Any = int(exact) if exact.denominator == 1 else float(exact)
+        if not integer and isinstance(value, float) and not math.isfinite(value):
+            continue
+        text = json.dumps(value)
+        if validator.is_valid(json.loads(text)):
+            literals.append(rb.literal(text))
+        if len(literals) >= _MULTIPLES:
+            break
+    return rb.alternation(literals) if literals else None
 
 
 def check_schema(schema: Any) -> None:

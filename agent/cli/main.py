@@ -10,11 +10,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from agent.cli import generate, models, plan
+from agent.cli import extract, generate, models, plan
 from agent.cli.common import EXIT_USER_ERROR, CliParser
 from agent.errors import UserError
 
-COMMANDS = (generate, plan, models)
+COMMANDS = (generate, extract, plan, models)
 
 
 def build_parser() -> CliParser:

@@ -9,9 +9,11 @@ the regex, the vocabulary and the outlines-core version.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import pickle
+import select
+import subprocess
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -22,6 +24,7 @@ from pathlib import Path
 from agent.constrained.grammar import CompiledGrammar
 from agent.constrained.vocabulary import GrammarVocabulary
 from agent.paths import cache_dir
+from schemas.automaton import _read_exact
 from schemas.errors import SchemaCompileError, UnsatisfiableSchemaError
 
 DEFAULT_COMPILE_TIMEOUT = 30.0
@@ -40,51 +43,70 @@ class CompileInfo:
 
 
 class _Worker:
-    """One long-lived process that builds automata; replaced after a timeout."""
+    """One long-lived process that builds automata; replaced after a timeout.
+
+    It is a plain `python -m schemas.automaton` subprocess speaking length-prefixed
+    pickles on its stdin/stdout, not a multiprocessing child: spawn-style children
+    re-import the caller's main module, which breaks user scripts without a
+    `__main__` guard.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._conn = None
+        self._process: subprocess.Popen[bytes] | None = None
 
     def _start(self) -> None:
-        from schemas.automaton import worker_main
-
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
-        process = ctx.Process(target=worker_main, args=(child,), daemon=True)
-        process.start()
-        child.close()
-        self._process, self._conn = process, parent
+        root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "schemas.automaton"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
 
     def _stop(self) -> None:
         if self._process is not None:
             self._process.kill()
-            self._process.join(timeout=5)
-        if self._conn is not None:
-            self._conn.close()
-        self._process = self._conn = None
+            self._process.wait(timeout=5)
+            for stream in (self._process.stdin, self._process.stdout):
+                if stream is not None:
+                    stream.close()
+        self._process = None
+
+    def _crashed(self) -> SchemaCompileError:
+        self._stop()
+        return SchemaCompileError(
+            "the grammar compiler crashed (out of memory?); simplify the schema"
+        )
 
     def build(self, request: tuple, timeout: float) -> bytes:
         with self._lock:
-            if self._process is None or not self._process.is_alive():
+            if self._process is None or self._process.poll() is not None:
                 self._stop()
                 self._start()
-            assert self._conn is not None
-            self._conn.send(request)
-            if not self._conn.poll(timeout):
+            process = self._process
+            assert process is not None and process.stdin and process.stdout
+            blob = pickle.dumps(request)
+            try:
+                process.stdin.write(len(blob).to_bytes(8, "little") + blob)
+                process.stdin.flush()
+            except OSError:
+                raise self._crashed() from None
+            ready, _, _ = select.select([process.stdout], [], [], timeout)
+            if not ready:
                 self._stop()
                 raise GrammarCompileTimeout(
                     f"compiling the grammar took more than {timeout:g} s; simplify the "
                     "schema (fewer optional properties, smaller counts) or raise the timeout"
                 )
             try:
-                status, payload = self._conn.recv()
-            except EOFError:
-                self._stop()
-                raise SchemaCompileError(
-                    "the grammar compiler crashed (out of memory?); simplify the schema"
-                ) from None
+                size = int.from_bytes(_read_exact(process.stdout, 8), "little")
+                status, payload = pickle.loads(_read_exact(process.stdout, size))
+            except (EOFError, OSError):
+                raise self._crashed() from None
         if status != "ok":
             if "no transitions" in payload or "empty" in payload.lower():
                 raise UnsatisfiableSchemaError(
