@@ -33,7 +33,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import reduce
 from typing import Any
 
@@ -809,7 +809,14 @@ class SchemaCompiler:
         if m.exclusive_maximum is not None:
             b = _as_int_bound(m.exclusive_maximum, lower=False, exclusive=True)
             high = b if high is None else min(high, b)
-        if low is not None and high is not None and low > high:
+        # Unbounded sides stop at 16 digits: longer integers are valid JSON but lose
+        # precision in most parsers (JavaScript, float64) and break Python's int parsing
+        # beyond 4300 digits, so a sound subset keeps to safe integers.
+        if low is None:
+            low = min(-_SAFE_INT, high) if high is not None else -_SAFE_INT
+        if high is None:
+            high = max(_SAFE_INT, low)
+        if low > high:
             return None
         step = None
         if m.multiple_of:
@@ -838,6 +845,13 @@ class SchemaCompiler:
         )
         if not bounded and not m.multiple_of:
             return rb.NUMBER
+        # As for integers: an unbounded side stops at 16 digits (see _integer).
+        lows = [v for v in (m.minimum, m.exclusive_minimum) if v is not None]
+        highs = [v for v in (m.maximum, m.exclusive_maximum) if v is not None]
+        if not lows:
+            m = replace(m, minimum=min([-_SAFE_INT - 1, *highs]))
+        if not highs:
+            m = replace(m, maximum=max([_SAFE_INT + 1, *lows]))
         if len(m.multiple_of) > 1:
             if all(float(k).is_integer() for k in m.multiple_of):
                 return self._integer(m, path, refs)
@@ -1265,6 +1279,7 @@ class SchemaCompiler:
         return rb.alternation([*scalars, array, obj])  # type: ignore[return-value]
 
 
+_SAFE_INT = 10**15 - 1  # the largest magnitude an unbounded number side may reach
 _MULTIPLES = 64  # how many multiples a narrowed multipleOf keeps
 
 
