@@ -61,7 +61,11 @@ class DecodeConstraint(Protocol):
         """Tokens that are the only possible continuation now (may be empty)."""
 
     def allowed_token_ids(self, budget: int) -> mx.array:
-        """Ids that may be sampled now and still finish within `budget` tokens."""
+        """Ids that may be sampled now and still finish within `budget` tokens.
+
+        A constraint may also offer `token_mask(budget, width) -> bool mx.array`, which
+        the decode loop prefers: one `mx.where` instead of a scatter of the ids.
+        """
 
     def advance(self, token_id: int) -> None:
         """Move the grammar past `token_id`."""
@@ -393,10 +397,15 @@ class Model:
                         logits = processor(history, logits)
                 if constraint is not None:
                     t_mask = time.perf_counter()
-                    allowed = constraint.allowed_token_ids(budget)
-                    masked = mx.full(logits.shape, -mx.inf, dtype=logits.dtype)
-                    masked[:, allowed] = logits[:, allowed]
-                    logits = masked
+                    token_mask = getattr(constraint, "token_mask", None)
+                    if token_mask is not None:  # one vectorised select
+                        mask = token_mask(budget, logits.shape[-1])
+                        logits = mx.where(mask, logits, -mx.inf)
+                    else:
+                        allowed = constraint.allowed_token_ids(budget)
+                        masked = mx.full(logits.shape, -mx.inf, dtype=logits.dtype)
+                        masked[:, allowed] = logits[:, allowed]
+                        logits = masked
                     mask_s += time.perf_counter() - t_mask
                 logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
                 token = int(sampler(logprobs).item())

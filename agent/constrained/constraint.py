@@ -35,6 +35,9 @@ class GrammarConstraint:
     def allowed_token_ids(self, budget: int) -> mx.array:
         return self.grammar.allowed(self.state, budget)
 
+    def token_mask(self, budget: int, width: int) -> mx.array:
+        return self.grammar.token_mask(self.state, budget, width)
+
     def advance(self, token_id: int) -> None:
         if self._finished:
             raise RuntimeError("the grammar already finished")
