@@ -1,0 +1,21 @@
+"""Errors of the retriever; all are user-fixable, so the CLI prints one line, exit 2."""
+
+from __future__ import annotations
+
+from agent.errors import UserError
+
+
+class IndexNotFoundError(UserError):
+    """No index at the given directory."""
+
+
+class IndexCorruptError(UserError):
+    """The index file exists but is not a readable edge-agent index."""
+
+
+class IndexBusyError(UserError):
+    """Another process held the index's write lock for too long."""
+
+
+class EmbeddingsUnavailableError(UserError):
+    """Dense search asked of an index without vectors, or the model cannot be had."""
