@@ -1,0 +1,481 @@
+"""`Agent`: a model, tools and guards, run step by step as a stream of typed events.
+
+One run answers one prompt. Each step renders the conversation with the model's chat
+template (tools listed in the system turn), generates under the step's call constraint,
+parses the calls, runs them concurrently through the tool registry and appends the
+results as `tool` turns; a step without calls is the final answer. The conversation is
+rendered so that every step extends the previous prompt plus output, and the runtime's
+prompt cache then prefills only the new turn.
+
+`tool_choice` ("auto", "none", "required" or a tool name) applies to the first step of
+a run; with `reset_tool_choice=True` (the default, as in the OpenAI Agents SDK) later
+steps are "auto", because a choice that forced a call on every step could never end
+with an answer.
+
+`response_format` with tools: a step starts with either the call token or the first
+token of the JSON answer (the union of both grammars), so the model still decides
+between calling and answering, and its answer is the constrained JSON itself. This
+costs no extra step, unlike a separate constrained "answer" step after the last call,
+and never throws away a free-text answer; the price is that no free text (or
+reasoning) precedes the answer in that mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.call_constraint import CallTokens, ToolCallConstraint, calls_schema, compile_call_grammar
+from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
+from agent.constrained.constraint import GrammarConstraint
+from agent.constrained.grammar import CompiledGrammar
+from agent.constrained.output_types import OutputSpec
+from agent.errors import UserError
+from agent.events import (
+    Citation,
+    ErrorEvent,
+    Event,
+    FinalEvent,
+    ReasoningDelta,
+    RunStats,
+    StatsEvent,
+    TextDelta,
+    ToolCallEvent,
+    ToolResultEvent,
+)
+from agent.guards import (
+    CANCELLED,
+    CONTEXT_WINDOW,
+    ERROR,
+    TOKEN_BUDGET,
+    Limits,
+    RepeatGuard,
+    Stop,
+    max_steps_stop,
+    step_budget,
+)
+from agent.model_thread import run_on_model_thread, stream_on_model_thread
+from agent.output_split import OutputSplitter
+from agent.prompting import PromptLedger, render, system_prompt
+from agent.rag import CitationBook, rag_search_tool
+from agent.runtime import GenerationResult, Model, TextChunk
+from agent.sampling import SamplingParams
+from agent.sessions import Session, SessionStore
+from agent.structured import compile_output_type
+from agent.tool_parser import ParsedCall, parse_output
+from tools import ApprovalCallback, Tool, ToolCall, ToolRegistry, ToolResult
+
+CHOICES = ("auto", "none", "required")
+
+
+@dataclass
+class RunResult:
+    """Everything one run produced; `final` is the last event."""
+
+    final: FinalEvent
+    events: list[Event]
+
+    @property
+    def content(self) -> str:
+        return self.final.content
+
+    @property
+    def output(self) -> Any:
+        return self.final.output
+
+    @property
+    def stopped_by(self) -> str | None:
+        return self.final.stopped_by
+
+    @property
+    def stats(self) -> RunStats:
+        return self.final.stats
+
+    @property
+    def citations(self) -> tuple[Citation, ...]:
+        return self.final.citations
+
+    def of_type(self, cls: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, cls)]
+
+
+@dataclass
+class _Step:
+    """What one step left behind for the loop to act on."""
+
+    result: GenerationResult | None = None
+    text: str = ""
+    calls: list[ParsedCall] = field(default_factory=list)
+    answer_constrained: bool = False
+    stop: Stop | None = None
+
+
+class Agent:
+    """A model with tools, guards and (optionally) a persistent session."""
+
+    def __init__(
+        self,
+        model: Model | str,
+        tools: ToolRegistry | Iterable[Tool | Callable[..., Any]] | None = None,
+        *,
+        system: str | None = None,
+        max_steps: int = 8,
+        max_tokens: int = 4096,
+        tool_choice: str = "auto",
+        response_format: Any = None,
+        retriever: Any = None,
+        session: Session | str | None = None,
+        approve: ApprovalCallback | None = None,
+        sampling: SamplingParams | None = None,
+        max_identical_calls: int = 2,
+        context_window: int | None = None,
+        reset_tool_choice: bool = True,
+        rag_k: int = 4,
+        compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
+    ) -> None:
+        if isinstance(model, str):
+            from agent.loader import load_model
+
+            model = load_model(model, reuse=True)
+        self.model = model
+        self.limits = Limits(max_steps, max_tokens, max_identical_calls, context_window)
+        self._book = CitationBook()
+        self.registry = _build_registry(tools, retriever, self._book, rag_k)
+        self.tool_choice = _check_tool_choice(tool_choice, self.registry)
+        self.response_format = response_format
+        self.retriever = retriever
+        self.approve = approve
+        self.sampling = sampling or model.default_sampling
+        self.reset_tool_choice = reset_tool_choice
+        self.compile_timeout = compile_timeout
+        self.session = _open_session(session, model)
+        self._tokens = CallTokens.for_model(model)
+        self._answer: tuple[OutputSpec, CompiledGrammar] | None = None
+        if response_format is not None:  # compile now: a bad schema fails here, not mid-run
+            spec, grammar, _, _ = compile_output_type(
+                model, response_format, compile_timeout=compile_timeout
+            )
+            self._answer = (spec, grammar)
+        self.system = system_prompt(
+            system,
+            json_calls=len(self.registry) > 0,
+            rag=retriever is not None,
+            answer_schema=self._answer[0].json_schema if self._answer else None,
+        )
+        self.messages: list[dict[str, Any]] = self.session.history() if self.session else []
+        self._ledger = PromptLedger()
+        self._call_grammars: dict[str | None, CompiledGrammar] = {}
+        self._cancel = threading.Event()
+        self._running = False
+
+    # ------------------------------------------------------------------ public
+    def run(self, prompt: str) -> RunResult:
+        """Run to the end and return every event (for scripts; no event loop needed)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.arun(prompt))
+        raise RuntimeError("Agent.run() inside an event loop: use `await agent.arun(prompt)`")
+
+    async def arun(self, prompt: str) -> RunResult:
+        events: list[Event] = []
+        async for event in self.stream(prompt):
+            events.append(event)
+        assert isinstance(events[-1], FinalEvent)
+        return RunResult(events[-1], events)
+
+    def cancel(self) -> None:
+        """Stop the current run at the next token; it ends with stopped_by="cancelled"."""
+        self._cancel.set()
+
+    def reset(self) -> None:
+        """Forget the conversation (a new session, if one was attached, is not created)."""
+        self.messages = []
+        self._ledger = PromptLedger()
+
+    async def stream(self, prompt: str) -> AsyncIterator[Event]:
+        """The events of one run; the last is always a `FinalEvent`."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise UserError("the prompt is empty")
+        if self._running:
+            raise RuntimeError("this Agent is already running; one run at a time")
+        self._running = True
+        self._cancel.clear()
+        self._book.reset()
+        started = time.perf_counter()
+        stats = RunStats()
+        turn = self.session.begin_turn() if self.session else 0
+        ended = False
+        try:
+            self._add(turn, {"role": "user", "content": prompt})
+            stop: Stop | None = None
+            content, output = "", None
+            repeat = RepeatGuard(self.limits.max_identical_calls)
+            try:
+                for step in range(1, self.limits.max_steps + 1):
+                    state = _Step()
+                    mode, name = self._choice(step)
+                    async for event in self._generate(step, mode, name, state, turn, stats):
+                        yield event
+                    if state.stop is not None:
+                        stop = state.stop
+                        break
+                    assert state.result is not None
+                    finish = state.result.stats.finish_reason
+                    content = state.text
+                    if finish == "cancelled":
+                        stop = Stop(CANCELLED, "the run was cancelled")
+                        break
+                    if not state.calls:
+                        if finish == "length":
+                            stop = self._length_stop(stats)
+                        elif self._answer is not None:
+                            output, stop = self._parse_answer(state)
+                        break
+                    async for event in self._call_tools(step, state.calls, repeat, turn, stats):
+                        if isinstance(event, Stop):
+                            stop = event
+                        else:
+                            yield event
+                    if stop is not None:
+                        break
+                else:
+                    stop = max_steps_stop(self.limits.max_steps)
+            except Exception as exc:  # the run ends with an error event, never a traceback
+                message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+                yield ErrorEvent(message)
+                stop = Stop(ERROR, message)
+            stats.total_s = time.perf_counter() - started
+            if self.session:
+                self.session.end_turn(turn, stop.by if stop else None)
+            ended = True
+            yield FinalEvent(
+                content=content,
+                stats=stats,
+                stopped_by=stop.by if stop else None,
+                citations=self._book.citations(),
+                output=output,
+                reason=stop.message if stop else None,
+                session_id=self.session.id if self.session else None,
+            )
+        finally:
+            if self.session and not ended:  # the consumer walked away mid-run
+                self.session.end_turn(turn, CANCELLED)
+            self._running = False
+
+    # ------------------------------------------------------------ one step
+    def _choice(self, step: int) -> tuple[str, str | None]:
+        """("auto" | "none" | "required", tool name or None) for this step."""
+        if not len(self.registry):
+            return "none", None
+        choice = self.tool_choice
+        if step > 1 and self.reset_tool_choice and choice not in ("auto", "none"):
+            choice = "auto"
+        if choice in CHOICES:
+            return choice, None
+        return "required", choice
+
+    def _constraint(self, mode: str, name: str | None) -> tuple[Any, int, bool]:
+        """(constraint or None, fewest tokens the step needs, calls parsed bare)."""
+        answer = self._answer[1] if self._answer else None
+        tokens = self._tokens
+        if tokens is not None:
+            grammar = self._call_grammar(name) if mode != "none" else None
+            constraint = ToolCallConstraint(
+                tokens, mode=mode, call_grammar=grammar, answer_grammar=answer
+            )  # type: ignore[arg-type]
+            return constraint, constraint.min_tokens(), False
+        # A model without LFM2's call tokens: constrain what can be, parse the rest.
+        if mode == "required":
+            from agent.constrained.compile import compile_regex
+            from agent.constrained.output_types import resolve_output_type
+            from agent.structured import grammar_vocabulary
+            from schemas.compiler import RegexOptions
+
+            vocab = grammar_vocabulary(self.model)
+            spec = resolve_output_type(
+                calls_schema(self.registry.call_schema(name)),
+                vocab.size,
+                RegexOptions(whitespace=""),
+            )
+            grammar, _ = compile_regex(spec.regex, vocab, self.compile_timeout)
+            return GrammarConstraint(grammar), grammar.min_tokens(), True
+        if answer is not None and mode == "none":
+            return GrammarConstraint(answer), answer.min_tokens(), False
+        return None, 1, mode != "none"
+
+    def _call_grammar(self, name: str | None) -> CompiledGrammar:
+        grammar = self._call_grammars.get(name)
+        if grammar is None:
+            assert self._tokens is not None
+            grammar = compile_call_grammar(
+                self.model, self._tokens, self.registry.call_schema(name), self.compile_timeout
+            )
+            self._call_grammars[name] = grammar
+        return grammar
+
+    async def _generate(
+        self, step: int, mode: str, name: str | None, state: _Step, turn: int, stats: RunStats
+    ) -> AsyncIterator[Event]:
+        model = self.model
+        prompt = render(model, self.system, self.messages, self.registry.openai_tools())
+        prompt_tokens = self._ledger.count(model, prompt)
+        constraint, needed, bare = await run_on_model_thread(self._constraint, mode, name)
+        context = min(self.limits.context_window or model.context_length, model.context_length)
+        budget, stop = step_budget(
+            self.limits, stats.generated_tokens, prompt_tokens, context, needed
+        )
+        if stop is not None:
+            state.stop = stop
+            return
+        splitter = OutputSplitter()
+        text: list[str] = []
+        result: GenerationResult | None = None
+        async for item in stream_on_model_thread(
+            model,
+            prompt,
+            max_tokens=budget,
+            sampling=self.sampling,
+            constraint=constraint,
+            should_stop=self._cancel.is_set,
+        ):
+            if isinstance(item, TextChunk):
+                for event in _deltas(splitter.feed(item.text), step, text):
+                    yield event
+            else:
+                result = item
+        for event in _deltas(splitter.flush(), step, text):
+            yield event
+        assert result is not None
+        self._ledger.record(model, prompt, result.stats.prompt_tokens, result.token_ids)
+        stats.add_step(result.stats)
+        yield StatsEvent(result.stats, step)
+
+        answer_constrained = (
+            isinstance(constraint, ToolCallConstraint)
+            and constraint.answer_grammar is not None
+            and (
+                constraint.state == "answer"
+                or (constraint.state == "done" and not constraint.calls)
+            )
+        )
+        parsed = parse_output(result.text, bare=bare and not answer_constrained)
+        calls = parsed.calls if mode != "none" else []
+        state.result = result
+        state.text = "".join(text).strip()
+        state.calls = calls
+        state.answer_constrained = answer_constrained or (
+            isinstance(constraint, GrammarConstraint) and mode == "none"
+        )
+        self._add(
+            turn,
+            {"role": "assistant", "content": result.text},
+            {"step": step, "stats": result.stats.to_dict()},
+        )
+
+    async def _call_tools(
+        self,
+        step: int,
+        parsed: list[ParsedCall],
+        repeat: RepeatGuard,
+        turn: int,
+        stats: RunStats,
+    ) -> AsyncIterator[Event | Stop]:
+        calls = [ToolCall.new(p.name or "?", p.arguments) for p in parsed]
+        for call in calls:
+            yield ToolCallEvent(call.id, call.name, call.arguments, step)
+        stats.tool_calls += len(calls)
+        valid = [(c, p) for c, p in zip(calls, parsed, strict=True) if p.error is None]
+        stop = repeat.check([(c.name, c.arguments) for c, _ in valid])
+        if stop is not None:
+            yield stop
+            return
+        executed = await self.registry.execute_many([c for c, _ in valid], self.approve)
+        by_id = {r.call_id: r for r in executed}
+        for call, p in zip(calls, parsed, strict=True):
+            result = by_id.get(call.id) or ToolResult(
+                call.id, call.name, f"Error: {p.error}", p.error, 0.0
+            )
+            yield ToolResultEvent(
+                call.id, call.name, result.content, result.error, result.duration_s, step
+            )
+            self._add(
+                turn,
+                {"role": "tool", "content": result.content},
+                {"call_id": call.id, "name": call.name, "error": result.error},
+            )
+
+    # ------------------------------------------------------------ endings
+    def _length_stop(self, stats: RunStats) -> Stop:
+        if stats.generated_tokens >= self.limits.max_tokens:
+            return Stop(
+                TOKEN_BUDGET,
+                f"the answer was cut off at the run's {self.limits.max_tokens}-token budget; "
+                "raise max_tokens",
+            )
+        return Stop(
+            CONTEXT_WINDOW,
+            "the answer was cut off at the end of the context window; start a new session",
+        )
+
+    def _parse_answer(self, state: _Step) -> tuple[Any, Stop | None]:
+        assert self._answer is not None and state.result is not None
+        text = state.result.text if state.answer_constrained else state.text
+        try:
+            return self._answer[0].parse(text.strip()), None
+        except Exception as exc:
+            return None, Stop(ERROR, f"the final answer does not match response_format: {exc}")
+
+    def _add(self, turn: int, message: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
+        self.messages.append(message)
+        if self.session:
+            self.session.add_message(turn, message["role"], message["content"], meta)
+
+
+def _deltas(segments: Iterable[Any], step: int, text: list[str]) -> list[Event]:
+    events: list[Event] = []
+    for seg in segments:
+        if seg.kind == "text":
+            text.append(seg.text)
+            events.append(TextDelta(seg.text, step))
+        elif seg.kind == "reasoning":
+            events.append(ReasoningDelta(seg.text, step))
+    return events
+
+
+def _build_registry(
+    tools: ToolRegistry | Iterable[Tool | Callable[..., Any]] | None,
+    retriever: Any,
+    book: CitationBook,
+    rag_k: int,
+) -> ToolRegistry:
+    if isinstance(tools, ToolRegistry):
+        registry = ToolRegistry(tools.tools(), max_result_chars=tools.max_result_chars)
+    else:
+        registry = ToolRegistry(list(tools or ()))
+    if retriever is not None:
+        registry.register(rag_search_tool(retriever, book, rag_k))
+    return registry
+
+
+def _check_tool_choice(choice: str, registry: ToolRegistry) -> str:
+    if choice in ("auto", "none"):
+        return choice
+    if not len(registry):
+        raise UserError(f"tool_choice '{choice}' needs at least one tool, and none is registered")
+    if choice == "required" or choice in registry:
+        return choice
+    raise UserError(
+        f"tool_choice must be auto, required, none or a tool name ({', '.join(registry.names())}); "
+        f"got '{choice}'"
+    )
+
+
+def _open_session(session: Session | str | None, model: Model) -> Session | None:
+    if session is None or isinstance(session, Session):
+        return session
+    return SessionStore().open_or_create(session, model=model.name)

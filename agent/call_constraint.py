@@ -1,0 +1,238 @@
+"""The decode constraint of one agent step: free text, grammar-checked tool calls, answers.
+
+A step's output is a small state machine over the runtime's `DecodeConstraint` protocol:
+
+    start ──(auto)──> free ──<|tool_call_start|>──> call ──<|tool_call_end|>──> free
+      │                 └──<|im_end|>──> done
+      ├──(required / a tool name)──> call (start token forced) ──> done
+      └──(response_format)──> call | answer (JSON grammar) ──> done
+
+Inside `call` a compiled grammar accepts exactly a JSON array of call objects naming
+registered tools with valid arguments; its end token is `<|tool_call_end|>` (the grammar
+is compiled with that token as its "end of output"), so the call's end is the grammar's.
+Text outside calls is free, except that LFM2's structural tokens (turn and tool-list
+markers) are masked so a step cannot forge a new turn.
+
+Budget invariant (as in `GrammarConstraint`): the call-start token is only offered when
+the call's shortest completion fits in the tokens left, so a call is never truncated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import mlx.core as mx
+import numpy as np
+
+from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT, compile_regex
+from agent.constrained.constraint import GrammarConstraint
+from agent.constrained.grammar import CompiledGrammar
+from agent.constrained.output_types import resolve_output_type
+from agent.constrained.vocabulary import GrammarVocabulary
+from agent.models.chat_template import LFM2_SPECIAL_TOKENS
+from agent.runtime import Model
+from agent.tool_parser import CALL_END, CALL_START
+from schemas.compiler import RegexOptions
+
+State = Literal["start", "free", "call", "answer", "done"]
+ChoiceMode = Literal["auto", "none", "required"]
+
+
+@dataclass(frozen=True)
+class CallTokens:
+    """The ids the constraint needs from a model with LFM2's call tokens."""
+
+    call_start: int
+    call_end: int
+    eos_ids: frozenset[int]
+    blocked: frozenset[int]  # structural tokens never allowed in free text
+    vocab_size: int
+
+    @classmethod
+    def for_model(cls, model: Model) -> CallTokens | None:
+        """None when the vocabulary lacks the call tokens (calls are then parsed, not
+        constrained)."""
+        cached = getattr(model, "_call_tokens", False)
+        if cached is not False:
+            return cached
+        ids = _special_ids(model)
+        tokens = None
+        if CALL_START in ids and CALL_END in ids:
+            blocked = {i for name, i in ids.items() if name != CALL_START} - model.eos_token_ids
+            tokens = cls(
+                ids[CALL_START],
+                ids[CALL_END],
+                model.eos_token_ids,
+                frozenset(blocked),
+                len(model.vocabulary),
+            )
+        model._call_tokens = tokens  # type: ignore[attr-defined]
+        return tokens
+
+
+def _special_ids(model: Model) -> dict[str, int]:
+    """LFM2 structural tokens that exist in the model's vocabulary as single tokens."""
+    found: dict[str, int] = {}
+    token_bytes = model.vocabulary.token_bytes
+    for name in LFM2_SPECIAL_TOKENS:
+        ids = model.tokenizer.encode(name, add_special_tokens=False)
+        if len(ids) == 1 and token_bytes[ids[0]] == name.encode():
+            found[name] = int(ids[0])
+    return found
+
+
+def call_grammar_vocabulary(model: Model, tokens: CallTokens) -> GrammarVocabulary:
+    """The model's vocabulary with `<|tool_call_end|>` as the grammar's end token."""
+    vocab = getattr(model, "_call_grammar_vocabulary", None)
+    if vocab is None:
+        vocab = GrammarVocabulary.from_model_vocabulary(
+            model.vocabulary, frozenset({tokens.call_end})
+        )
+        model._call_grammar_vocabulary = vocab  # type: ignore[attr-defined]
+    return vocab
+
+
+def calls_schema(call_schema: dict[str, Any]) -> dict[str, Any]:
+    """LFM2's JSON call payload: a non-empty array of call objects."""
+    return {"type": "array", "items": call_schema, "minItems": 1}
+
+
+def compile_call_grammar(
+    model: Model,
+    tokens: CallTokens,
+    call_schema: dict[str, Any],
+    timeout: float = DEFAULT_COMPILE_TIMEOUT,
+) -> CompiledGrammar:
+    """The grammar of one call block's payload, ending with `<|tool_call_end|>`."""
+    vocab = call_grammar_vocabulary(model, tokens)
+    spec = resolve_output_type(calls_schema(call_schema), vocab.size, RegexOptions(whitespace=""))
+    grammar, _ = compile_regex(spec.regex, vocab, timeout)
+    return grammar
+
+
+class ToolCallConstraint:
+    """One step's constraint (see the module docstring for the states)."""
+
+    def __init__(
+        self,
+        tokens: CallTokens,
+        *,
+        mode: ChoiceMode,
+        call_grammar: CompiledGrammar | None,
+        answer_grammar: CompiledGrammar | None = None,
+    ) -> None:
+        if mode != "none" and call_grammar is None:
+            raise ValueError(f"tool_choice {mode!r} needs a call grammar")
+        self.tokens = tokens
+        self.mode: ChoiceMode = mode
+        self.call_grammar = call_grammar
+        self.answer_grammar = answer_grammar
+        self.state: State = "start"
+        self.calls = 0
+        self._inner: GrammarConstraint | None = None
+        free = np.setdiff1d(
+            np.arange(tokens.vocab_size, dtype=np.int32),
+            np.asarray(sorted(tokens.blocked | {tokens.call_start}), dtype=np.int32),
+        )
+        self._free = mx.array(free)
+        self._free_and_call = mx.array(np.append(free, np.int32(tokens.call_start)))
+        self._call_start = mx.array([tokens.call_start], dtype=mx.int32)
+        if mode == "required":
+            self.state = "call"  # entered by forcing the start token (see forced_tokens)
+            self._pending_start = True
+        else:
+            self._pending_start = False
+            if answer_grammar is None:
+                self.state = "free"
+            elif mode == "none":
+                self._enter_answer()
+
+    # ------------------------------------------------------------------ facts
+    def call_cost(self) -> int:
+        """Tokens the shortest call block takes, start and end tokens included."""
+        assert self.call_grammar is not None
+        return 1 + self.call_grammar.min_tokens()
+
+    def min_tokens(self) -> int:
+        """The fewest tokens this step can end in (the step must be given at least this)."""
+        if self.mode == "required":
+            return self.call_cost()
+        options = [1]  # free text can stop at once (end of turn, or the budget)
+        if self.answer_grammar is not None:
+            options = [self.answer_grammar.min_tokens()]
+            if self.mode == "auto":
+                options.append(self.call_cost())
+        return min(options)
+
+    def _call_fits(self, budget: int) -> bool:
+        return self.mode != "none" and self.call_cost() <= budget
+
+    # ------------------------------------------------- DecodeConstraint protocol
+    def forced_tokens(self, budget: int) -> list[int]:
+        if self._pending_start:
+            return [self.tokens.call_start] if self.call_cost() <= budget else []
+        if self._inner is not None:
+            return self._inner.forced_tokens(budget)
+        return []
+
+    def allowed_token_ids(self, budget: int) -> mx.array:
+        if self._inner is not None:
+            return self._inner.allowed_token_ids(budget)
+        if self.state == "free":
+            return self._free_and_call if self._call_fits(budget) else self._free
+        if self.state == "start":  # response_format with tools: a call or the answer
+            parts = []
+            assert self.answer_grammar is not None
+            if self.answer_grammar.min_tokens() <= budget:
+                parts.append(self.answer_grammar.allowed(self.answer_grammar.initial_state, budget))
+            if self._call_fits(budget):
+                parts.append(self._call_start)
+            if not parts:
+                raise RuntimeError(f"neither a call nor the answer fits in {budget} tokens")
+            return parts[0] if len(parts) == 1 else mx.concatenate(parts)
+        raise RuntimeError(f"no tokens are allowed in state {self.state}")
+
+    def advance(self, token_id: int) -> None:
+        if self.state == "done":
+            raise RuntimeError("the step already finished")
+        if self._pending_start:
+            if token_id != self.tokens.call_start:
+                raise RuntimeError("a required call must start with the call token")
+            self._pending_start = False
+            self._enter_call()
+            return
+        if self._inner is not None:
+            self._inner.advance(token_id)
+            if self._inner.is_finished():
+                self._inner = None
+                if self.state == "call":
+                    self.calls += 1
+                    # After a forced call or in a response_format step the turn ends;
+                    # in auto mode the model may go on writing (or call again).
+                    free_after = self.mode == "auto" and self.answer_grammar is None
+                    self.state = "free" if free_after else "done"
+                else:
+                    self.state = "done"
+            return
+        if token_id == self.tokens.call_start and self.mode != "none":
+            self._enter_call()
+        elif self.state == "start":
+            self._enter_answer()
+            self.advance(token_id)
+        elif token_id in self.tokens.eos_ids:
+            self.state = "done"
+
+    def is_finished(self) -> bool:
+        return self.state == "done"
+
+    # ---------------------------------------------------------------- helpers
+    def _enter_call(self) -> None:
+        assert self.call_grammar is not None
+        self.state = "call"
+        self._inner = GrammarConstraint(self.call_grammar)
+
+    def _enter_answer(self) -> None:
+        assert self.answer_grammar is not None
+        self.state = "answer"
+        self._inner = GrammarConstraint(self.answer_grammar)

@@ -1,0 +1,279 @@
+"""`edge-agent run`: one agent run from the terminal, as text or as JSON lines.
+
+Everything a user can get wrong (tool names, the tools module, the tool choice, the
+session id, the index) is checked before the model loads. With `--json`, stdout carries
+only the event objects, one per line, the last always `"final"`; progress, approvals
+and summaries go to stderr.
+
+Exit codes: 0 an answer, 3 a guard stopped the run, 1 the run failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import threading
+from typing import Any
+
+from agent.cli.common import (
+    EXIT_GUARD_STOP,
+    EXIT_OK,
+    add_model_arg,
+    add_sampling_args,
+    load_with_progress,
+    positive_int,
+    read_text_arg,
+    sampling_from_args,
+)
+from agent.errors import UserError
+from agent.events import (
+    ErrorEvent,
+    Event,
+    FinalEvent,
+    ReasoningDelta,
+    StatsEvent,
+    TextDelta,
+    ToolCallEvent,
+    ToolResultEvent,
+)
+from agent.guards import CANCELLED, ERROR
+
+EXIT_RUN_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the agent on a prompt, with tools")
+    p.add_argument("prompt", nargs="?", help="the prompt ('-' or omitted: read stdin)")
+    add_model_arg(p)
+    p.add_argument(
+        "--tool",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a tool to enable: a built-in (calculator, http_get, read_file, list_dir, now) "
+        "or one defined in --tools-module (repeat for several)",
+    )
+    p.add_argument(
+        "--tools-module",
+        action="append",
+        default=[],
+        metavar="FILE.py",
+        help="import a Python file and register every @tool in it",
+    )
+    p.add_argument(
+        "--tool-choice",
+        default="auto",
+        metavar="auto|required|none|NAME",
+        help="whether the first step must call a tool (default auto)",
+    )
+    p.add_argument("--max-steps", type=positive_int, default=8, help="model steps (default 8)")
+    p.add_argument(
+        "--max-tokens",
+        type=positive_int,
+        default=4096,
+        help="tokens the model may generate over the whole run (default 4096)",
+    )
+    p.add_argument("--system", default=None, help="a system prompt")
+    p.add_argument(
+        "--session", default=None, metavar="ID", help="continue (or start) the session ID"
+    )
+    p.add_argument(
+        "--response-format",
+        default=None,
+        metavar="SCHEMA",
+        help="constrain the final answer to a JSON Schema: a file, or a shipped schema name",
+    )
+    p.add_argument("--index", default=None, metavar="DIR", help="search this index (rag_search)")
+    p.add_argument("--json", action="store_true", help="print events as JSON lines")
+    p.add_argument(
+        "--yes", "-y", action="store_true", help="approve every tool that asks for approval"
+    )
+    add_sampling_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from agent.agent import Agent
+    from agent.sessions import SessionStore
+
+    prompt = read_text_arg(args.prompt, "prompt")
+    if not prompt.strip():
+        raise UserError("the prompt is empty")
+    tools = _select_tools(args.tool, args.tools_module)
+    _check_choice_early(args.tool_choice, [t.name for t in tools], args.index is not None)
+    response_format = _response_format(args.response_format)
+    retriever = _open_index(args.index) if args.index else None
+    store = SessionStore()
+    model = load_with_progress(args.model)
+    # An exact id resumes or starts that session (a prefix could resume the wrong one).
+    session = (
+        store.open_or_create(args.session, model=model.name)
+        if args.session
+        else store.create(model=model.name)
+    )
+    agent = Agent(
+        model,
+        tools,
+        system=args.system,
+        max_steps=args.max_steps,
+        max_tokens=args.max_tokens,
+        tool_choice=args.tool_choice,
+        response_format=response_format,
+        retriever=retriever,
+        session=session,
+        approve=_approval(args.yes),
+        sampling=sampling_from_args(args, model),
+    )
+    final = asyncio.run(_consume(agent, prompt, args.json))
+    if final.session_id and not args.json:
+        print(f"[session {final.session_id}]", file=sys.stderr)
+    if final.stopped_by is None:
+        return EXIT_OK
+    if final.stopped_by == ERROR:
+        return EXIT_RUN_FAILED
+    if final.stopped_by == CANCELLED:
+        return EXIT_INTERRUPTED
+    return EXIT_GUARD_STOP
+
+
+def _select_tools(names: list[str], modules: list[str]) -> list[Any]:
+    """Module tools (all, unless --tool picks some) plus the built-ins named by --tool."""
+    from tools import BUILTIN_TOOL_NAMES, ToolRegistry, builtin_tools
+
+    registry = ToolRegistry()
+    for path in modules:
+        registry.load_module(path)
+    from_modules = registry.names()
+    unknown = [n for n in names if n not in from_modules and n not in BUILTIN_TOOL_NAMES]
+    if unknown:
+        available = sorted({*BUILTIN_TOOL_NAMES, *from_modules})
+        raise UserError(f"unknown tool(s) {', '.join(unknown)}; available: {', '.join(available)}")
+    wanted_builtins = [n for n in dict.fromkeys(names) if n not in from_modules]
+    for t in builtin_tools(wanted_builtins):
+        registry.register(t)
+    if names and modules:
+        registry = registry.subset(dict.fromkeys(names))
+    return registry.tools()
+
+
+def _check_choice_early(choice: str, names: list[str], rag: bool) -> None:
+    if rag:
+        names = [*names, "rag_search"]
+    if choice in ("auto", "none"):
+        return
+    if not names:
+        raise UserError(
+            f"--tool-choice {choice} needs a tool: add --tool NAME or --tools-module FILE.py"
+        )
+    if choice != "required" and choice not in names:
+        raise UserError(
+            f"--tool-choice must be auto, required, none or an enabled tool "
+            f"({', '.join(names)}); got '{choice}'"
+        )
+
+
+def _response_format(spec: str | None) -> Any:
+    if spec is None:
+        return None
+    from agent.structured import load_schema, resolve_schema_early
+
+    schema = load_schema(spec)
+    resolve_schema_early(schema)
+    return schema
+
+
+def _open_index(path: str) -> Any:
+    try:
+        from agent.retriever import open_index
+    except ImportError:
+        raise UserError("retrieval is not available in this installation") from None
+    return open_index(path)
+
+
+def _approval(yes: bool) -> Any:
+    """--yes approves; a terminal asks (one prompt at a time); otherwise deny."""
+    from tools import approve_all, prompt_approval
+
+    if yes:
+        return approve_all
+    lock = threading.Lock()
+
+    def approve(call: Any, tool: Any) -> bool:
+        if not sys.stdin.isatty():
+            print(
+                f"edge-agent: tool '{tool.name}' needs approval and stdin is not a terminal: "
+                "denied (pass --yes to approve)",
+                file=sys.stderr,
+            )
+            return False
+        with lock:
+            return prompt_approval(call, tool)
+
+    return approve
+
+
+async def _consume(agent: Any, prompt: str, as_json: bool) -> FinalEvent:
+    final: FinalEvent | None = None
+    printer = _JsonPrinter() if as_json else _TextPrinter()
+    async for event in agent.stream(prompt):
+        printer.show(event)
+        if isinstance(event, FinalEvent):
+            final = event
+    assert final is not None
+    return final
+
+
+class _JsonPrinter:
+    def show(self, event: Event) -> None:
+        sys.stdout.write(json.dumps(event.to_dict(), ensure_ascii=False, default=str) + "\n")
+        sys.stdout.flush()
+
+
+class _TextPrinter:
+    """Answer text on stdout; reasoning, calls, results and stats on stderr."""
+
+    def __init__(self) -> None:
+        self._open_line = False
+
+    def show(self, event: Event) -> None:
+        err = sys.stderr
+        if isinstance(event, TextDelta):
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+            self._open_line = not event.text.endswith("\n")
+        elif isinstance(event, ReasoningDelta):
+            err.write(f"\x1b[2m{event.text}\x1b[0m" if err.isatty() else event.text)
+            err.flush()
+        elif isinstance(event, ToolCallEvent):
+            self._end_line()
+            args = json.dumps(event.arguments, ensure_ascii=False)
+            print(f"-> {event.name}({_clip(args)})", file=err)
+        elif isinstance(event, ToolResultEvent):
+            status = f"error: {event.error}" if event.error else _clip(event.content)
+            print(f"<- {event.name}: {status}", file=err)
+        elif isinstance(event, StatsEvent):
+            self._end_line()
+            print(f"[step {event.step}] {event.stats.summary()}", file=err)
+        elif isinstance(event, ErrorEvent):
+            self._end_line()
+            print(f"edge-agent: error: {event.message}", file=err)
+        elif isinstance(event, FinalEvent):
+            self._end_line()
+            for c in event.citations:
+                print(f"[{c.index}] {c.path}:{c.start}-{c.end}", file=err)
+            if event.stopped_by and event.stopped_by != ERROR:
+                print(f"edge-agent: stopped ({event.stopped_by}): {event.reason}", file=err)
+
+    def _end_line(self) -> None:
+        if self._open_line:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            self._open_line = False
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,322 @@
+"""Conversations that survive the process: SQLite (WAL) under the user data directory.
+
+A session is a list of turns; a turn is the user's prompt and everything the agent wrote
+and the tools returned while answering it. Messages are written as they happen, each in
+its own transaction, and a turn is marked finished only when its run ends. A process
+killed mid-turn therefore leaves a turn still marked `running`: it is kept for
+inspection (`sessions show`) but never replayed into the conversation, so resuming
+loses at most that turn and never feeds the model half of one.
+
+WAL mode lets one process write while others read (`sessions list` during a run), and
+`synchronous=NORMAL` is durable against a killed process (not against power loss,
+which is the usual trade-off for a local app).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.errors import UserError
+from agent.paths import data_dir
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS turns (
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    turn INTEGER NOT NULL,
+    status TEXT NOT NULL,            -- running | done | stopped
+    stopped_by TEXT,
+    started REAL NOT NULL,
+    ended REAL,
+    PRIMARY KEY (session_id, turn)
+);
+CREATE TABLE IF NOT EXISTS messages (
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    turn INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL,
+    PRIMARY KEY (session_id, turn, seq)
+);
+"""
+
+RUNNING, DONE, STOPPED = "running", "done", "stopped"
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class SessionNotFoundError(UserError):
+    """No session has that id (or the prefix matches several)."""
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: str
+    created: float
+    updated: float
+    title: str
+    model: str
+    turns: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created": self.created,
+            "updated": self.updated,
+            "title": self.title,
+            "model": self.model,
+            "turns": self.turns,
+        }
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    turn: int
+    seq: int
+    role: str
+    content: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def chat(self) -> dict[str, Any]:
+        """The message as the chat template takes it."""
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class TurnInfo:
+    turn: int
+    status: str
+    stopped_by: str | None
+    messages: tuple[StoredMessage, ...]
+
+
+def default_db_path() -> Path:
+    return data_dir() / "sessions.sqlite3"
+
+
+class SessionStore:
+    """All sessions in one database file; cheap to open, safe across processes."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise UserError(f"cannot open the session database {self.path}: {exc}") from None
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    # ------------------------------------------------------------- sessions
+    def create(self, session_id: str | None = None, *, model: str = "", title: str = "") -> Session:
+        sid = session_id or uuid.uuid4().hex[:12]
+        if not _SESSION_ID.match(sid):
+            raise UserError(
+                f"invalid session id '{sid}': use 1-64 letters, digits, '-', '_' or '.'"
+            )
+        now = time.time()
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM sessions WHERE id = ?", (sid,)).fetchone():
+                raise UserError(f"a session with id '{sid}' already exists")
+            db.execute(
+                "INSERT INTO sessions (id, created, updated, title, model) VALUES (?,?,?,?,?)",
+                (sid, now, now, title, model),
+            )
+        return Session(self, sid)
+
+    def open(self, session_id: str) -> Session:
+        """The session with this id, or the only one whose id starts with it."""
+        return Session(self, self.resolve(session_id))
+
+    def open_or_create(self, session_id: str, *, model: str = "") -> Session:
+        with self._connect() as db:
+            row = db.execute("SELECT id FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return Session(self, row[0]) if row else self.create(session_id, model=model)
+
+    def resolve(self, session_id: str) -> str:
+        with self._connect() as db:
+            if db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
+                return session_id
+            escaped = session_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            rows = db.execute(
+                "SELECT id FROM sessions WHERE id LIKE ? ESCAPE '\\'", (escaped + "%",)
+            ).fetchall()
+        if len(rows) == 1:
+            return rows[0][0]
+        if not rows:
+            raise SessionNotFoundError(
+                f"no session '{session_id}' (see `edge-agent sessions list`)"
+            )
+        raise SessionNotFoundError(
+            f"'{session_id}' matches {len(rows)} sessions; give more of the id"
+        )
+
+    def list(self) -> list[SessionInfo]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT s.id, s.created, s.updated, s.title, s.model, "
+                "(SELECT COUNT(*) FROM turns t WHERE t.session_id = s.id) "
+                "FROM sessions s ORDER BY s.updated DESC"
+            ).fetchall()
+        return [SessionInfo(*row) for row in rows]
+
+    def info(self, session_id: str) -> SessionInfo:
+        sid = self.resolve(session_id)
+        return next(s for s in self.list() if s.id == sid)
+
+    def delete(self, session_id: str) -> str:
+        sid = self.resolve(session_id)
+        with self._transaction() as db:
+            db.execute("DELETE FROM messages WHERE session_id = ?", (sid,))
+            db.execute("DELETE FROM turns WHERE session_id = ?", (sid,))
+            db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+        return sid
+
+    # ---------------------------------------------------------------- turns
+    def begin_turn(self, session_id: str) -> int:
+        now = time.time()
+        with self._transaction() as db:
+            (last,) = db.execute(
+                "SELECT COALESCE(MAX(turn), 0) FROM turns WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            turn = int(last) + 1
+            db.execute(
+                "INSERT INTO turns (session_id, turn, status, started) VALUES (?,?,?,?)",
+                (session_id, turn, RUNNING, now),
+            )
+            db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now, session_id))
+        return turn
+
+    def add_message(
+        self,
+        session_id: str,
+        turn: int,
+        role: str,
+        content: str,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        now = time.time()
+        with self._transaction() as db:
+            (seq,) = db.execute(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ? AND turn = ?",
+                (session_id, turn),
+            ).fetchone()
+            db.execute(
+                "INSERT INTO messages (session_id, turn, seq, role, content, meta, created) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (session_id, turn, seq, role, content, json.dumps(meta or {}), now),
+            )
+            if turn == 1 and seq == 1 and role == "user":
+                db.execute(
+                    "UPDATE sessions SET title = ? WHERE id = ? AND title = ''",
+                    (_title(content), session_id),
+                )
+            db.execute("UPDATE sessions SET updated = ? WHERE id = ?", (now, session_id))
+
+    def end_turn(self, session_id: str, turn: int, stopped_by: str | None) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE turns SET status = ?, stopped_by = ?, ended = ? "
+                "WHERE session_id = ? AND turn = ?",
+                (
+                    DONE if stopped_by is None else STOPPED,
+                    stopped_by,
+                    time.time(),
+                    session_id,
+                    turn,
+                ),
+            )
+
+    def turns(self, session_id: str) -> list[TurnInfo]:
+        with self._connect() as db:
+            turn_rows = db.execute(
+                "SELECT turn, status, stopped_by FROM turns WHERE session_id = ? ORDER BY turn",
+                (session_id,),
+            ).fetchall()
+            msg_rows = db.execute(
+                "SELECT turn, seq, role, content, meta FROM messages WHERE session_id = ? "
+                "ORDER BY turn, seq",
+                (session_id,),
+            ).fetchall()
+        by_turn: dict[int, list[StoredMessage]] = {}
+        for turn, seq, role, content, meta in msg_rows:
+            by_turn.setdefault(turn, []).append(
+                StoredMessage(turn, seq, role, content, json.loads(meta))
+            )
+        return [
+            TurnInfo(turn, status, stopped_by, tuple(by_turn.get(turn, ())))
+            for turn, status, stopped_by in turn_rows
+        ]
+
+
+def _title(prompt: str) -> str:
+    line = " ".join(prompt.split())
+    return line if len(line) <= 60 else line[:57] + "..."
+
+
+class Session:
+    """One conversation in a store: what an `Agent` resumes and appends to."""
+
+    def __init__(self, store: SessionStore, session_id: str) -> None:
+        self.store = store
+        self.id = session_id
+
+    def __repr__(self) -> str:
+        return f"Session({self.id!r})"
+
+    def history(self) -> list[dict[str, Any]]:
+        """Chat messages of every finished turn (interrupted turns are left out)."""
+        return [
+            m.chat() for t in self.store.turns(self.id) if t.status != RUNNING for m in t.messages
+        ]
+
+    def turns(self) -> list[TurnInfo]:
+        return self.store.turns(self.id)
+
+    def begin_turn(self) -> int:
+        return self.store.begin_turn(self.id)
+
+    def add_message(
+        self, turn: int, role: str, content: str, meta: dict[str, Any] | None = None
+    ) -> None:
+        self.store.add_message(self.id, turn, role, content, meta)
+
+    def end_turn(self, turn: int, stopped_by: str | None) -> None:
+        self.store.end_turn(self.id, turn, stopped_by)

@@ -1,0 +1,181 @@
+"""Sessions: SQLite persistence, resume, delete, and surviving a SIGKILL mid-turn."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel
+
+from agent import Agent
+from agent.errors import UserError
+from agent.sampling import SamplingParams
+from agent.sessions import SessionNotFoundError, SessionStore
+
+
+class Verdict(BaseModel):
+    answer: Literal["yes", "no"]
+
+
+def answering_agent(model, session) -> Agent:
+    """Ends every run with a real answer (the constrained JSON), in one short step."""
+    return Agent(
+        model,
+        response_format=Verdict,
+        max_tokens=100,
+        session=session,
+        sampling=SamplingParams(temperature=1.0, seed=0),
+    )
+
+
+def test_store_create_list_open_delete(data_dir):
+    store = SessionStore()
+    assert store.path.parent == data_dir
+    a = store.create(model="tiny")
+    b = store.create("work-1", model="tiny")
+    assert {s.id for s in store.list()} == {a.id, "work-1"}
+    assert store.open("work").id == "work-1"  # a unique prefix
+    with pytest.raises(SessionNotFoundError, match="no session"):
+        store.open("nope")
+    with pytest.raises(UserError, match="already exists"):
+        store.create("work-1")
+    with pytest.raises(UserError, match="invalid session id"):
+        store.create("has space")
+    turn = b.begin_turn()
+    b.add_message(turn, "user", "hello there")
+    b.add_message(turn, "assistant", "hi", {"step": 1})
+    b.end_turn(turn, None)
+    assert store.info("work-1").title == "hello there"
+    assert store.info("work-1").turns == 1
+    assert b.history() == [
+        {"role": "user", "content": "hello there"},
+        {"role": "assistant", "content": "hi"},
+    ]
+    assert store.delete("work-1") == "work-1"
+    assert [s.id for s in store.list()] == [a.id]
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
+
+
+def test_unfinished_turns_are_kept_but_never_replayed(data_dir):
+    session = SessionStore().create()
+    t1 = session.begin_turn()
+    session.add_message(t1, "user", "one")
+    session.add_message(t1, "assistant", "answer one")
+    session.end_turn(t1, None)
+    t2 = session.begin_turn()  # never ended: the process died
+    session.add_message(t2, "user", "two")
+    t3 = session.begin_turn()
+    session.add_message(t3, "user", "three")
+    session.add_message(t3, "assistant", "answer three")
+    session.end_turn(t3, "max_steps")
+    assert [t.status for t in session.turns()] == ["done", "running", "stopped"]
+    assert [m["content"] for m in session.history()] == [
+        "one",
+        "answer one",
+        "three",
+        "answer three",
+    ]
+
+
+def test_an_agent_resumes_a_session_by_id(data_dir, tiny):
+    first = answering_agent(tiny, "chat")
+    r1 = first.run("Is the sky blue?")
+    assert r1.stopped_by is None and r1.final.session_id == "chat"
+    again = answering_agent(tiny, "chat")  # a new process would do the same
+    assert again.messages == first.messages
+    r2 = again.run("Is grass red?")
+    assert r2.stats.prompt_tokens > r1.stats.prompt_tokens + r1.stats.generated_tokens
+    turns = SessionStore().open("chat").turns()
+    assert [t.status for t in turns] == ["done", "done"]
+    assert [m.role for m in turns[1].messages] == ["user", "assistant"]
+    assert turns[1].messages[1].meta["step"] == 1
+
+
+SLOW_TOOLS = """
+    import pathlib
+    import time
+    from typing import Literal
+
+    from tools import tool
+
+    MARKER = pathlib.Path({marker!r})
+
+    @tool(timeout=600)
+    def slow_lookup(key: Literal["a", "b"]) -> str:
+        \"\"\"Look something up, slowly.\"\"\"
+        MARKER.write_text("started")
+        time.sleep(300)
+        return "done"
+"""
+
+
+def test_a_session_survives_a_process_killed_mid_turn(data_dir, tmp_path, tiny):
+    store = SessionStore()
+    answering_agent(tiny, "survivor").run("Is water wet?")  # turn 1, finished
+
+    marker = tmp_path / "tool-started"
+    module = tmp_path / "slow_tools.py"
+    module.write_text(textwrap.dedent(SLOW_TOOLS.format(marker=str(marker))))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent.cli.main",
+            "run",
+            "Look up a",
+            "--model",
+            "tiny",
+            "--session",
+            "survivor",
+            "--tools-module",
+            str(module),
+            "--tool-choice",
+            "required",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            if proc.poll() is not None:
+                pytest.fail(f"the run ended early: {proc.stderr.read().decode()[-2000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("the tool never started")
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)  # mid-turn: the model called, the tool is running
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    with sqlite3.connect(store.path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    session = store.open("survivor")
+    turns = session.turns()
+    assert [t.status for t in turns] == ["done", "running"]
+    killed = turns[1].messages
+    assert [m.role for m in killed] == ["user", "assistant"]  # written as they happened
+    assert "<|tool_call_start|>" in killed[1].content
+    history_before = session.history()
+    assert [m["content"] for m in history_before][0] == "Is water wet?"
+    assert "Look up a" not in [m["content"] for m in history_before]
+
+    resumed = answering_agent(tiny, "survivor")
+    assert resumed.messages == history_before  # at most the killed turn was lost
+    result = resumed.run("Is fire hot?")
+    assert result.stopped_by is None
+    assert [t.status for t in session.turns()] == ["done", "running", "done"]
