@@ -247,3 +247,22 @@ def test_bm25_recall_at_5_on_labelled_set(labelled_index: Path) -> None:
         recall, misses = recall_at_k(index, LABELLED_QUERIES, k=5)
     assert len(LABELLED_DOCS) >= 12 and len(LABELLED_QUERIES) >= 20
     assert recall >= 0.85, misses
+
+
+def test_rag_qa_example_cites_retrieved_chunks(labelled_index: Path, tiny, capsys) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "rag_qa.py"
+    spec = importlib.util.spec_from_file_location("rag_qa_example", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    messages = example.build_messages("descale?", [SearchHit("a.md", 0, 5, 1.0, "citric acid", 7)])
+    assert "[1] (a.md:0-5)\ncitric acid" in messages[1]["content"]
+    code = example.main(
+        ["how to descale the espresso machine", "--index", str(labelled_index), "--max-tokens", "4"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    sources = out.split("Sources:\n")[1].splitlines()
+    assert sources[0].startswith("[1] ") and "espresso.md" in sources[0]
