@@ -15,6 +15,10 @@ from agent.stats import GenerationStats
 # Heavier parts load on first use: `schemas` imports `agent.errors`, and the CLI should
 # not pay for the grammar machinery when it only generates text.
 _LAZY = {
+    "Agent": "agent.agent",
+    "RunResult": "agent.agent",
+    "Session": "agent.sessions",
+    "SessionStore": "agent.sessions",
     "Regex": "agent.constrained.output_types",
     "BudgetTooSmallError": "agent.structured",
     "GenerationIncomplete": "agent.structured",
@@ -26,7 +30,9 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from agent.agent import Agent, RunResult
     from agent.constrained.output_types import Regex
+    from agent.sessions import Session, SessionStore
     from agent.structured import (
         BudgetTooSmallError,
         GenerationIncomplete,
@@ -48,6 +54,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "BUILTIN_MODELS",
     "DEFAULT_MODEL",
+    "Agent",
     "BudgetTooSmallError",
     "EdgeAgentError",
     "GenerationIncomplete",
@@ -58,7 +65,10 @@ __all__ = [
     "ModelNotFoundError",
     "ModelUnavailableError",
     "Regex",
+    "RunResult",
     "SamplingParams",
+    "Session",
+    "SessionStore",
     "StructuredResult",
     "TextChunk",
     "UserError",

@@ -175,8 +175,9 @@ class FinalEvent:
     """Always the last event of a run.
 
     `stopped_by` names the guard that ended the run (max_steps, token_budget,
-    repeated_call, context_window, cancelled, error) or is None for a real answer.
-    `output` is the parsed value when a response_format was given.
+    repeated_call, context_window, cancelled, error) or is None for a real answer;
+    `reason` then says why in a sentence. `output` is the parsed value when a
+    response_format was given; `session_id` the session the turn was saved in.
     """
 
     type: ClassVar[str] = "final"
@@ -185,6 +186,8 @@ class FinalEvent:
     stopped_by: str | None = None
     citations: tuple[Citation, ...] = field(default_factory=tuple)
     output: Any = None
+    reason: str | None = None
+    session_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -195,9 +198,19 @@ class FinalEvent:
         }
         if self.stopped_by is not None:
             data["stopped_by"] = self.stopped_by
+        if self.reason is not None:
+            data["reason"] = self.reason
         if self.output is not None:
-            data["output"] = self.output
+            data["output"] = _jsonable(self.output)
+        if self.session_id is not None:
+            data["session_id"] = self.session_id
         return data
+
+
+def _jsonable(value: Any) -> Any:
+    """A pydantic instance (a response_format model) as plain JSON data."""
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json") if callable(dump) else value
 
 
 Event = (
