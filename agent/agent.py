@@ -29,7 +29,13 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.call_constraint import CallTokens, ToolCallConstraint, calls_schema, compile_call_grammar
+from agent.call_constraint import (
+    DEFAULT_MAX_PARALLEL_CALLS,
+    CallTokens,
+    ToolCallConstraint,
+    calls_schema,
+    compile_call_grammar,
+)
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
 from agent.constrained.constraint import GrammarConstraint
 from agent.constrained.grammar import CompiledGrammar
@@ -134,6 +140,7 @@ class Agent:
         max_identical_calls: int = 2,
         context_window: int | None = None,
         reset_tool_choice: bool = True,
+        max_parallel_calls: int = DEFAULT_MAX_PARALLEL_CALLS,
         rag_k: int = 4,
         compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
     ) -> None:
@@ -151,6 +158,9 @@ class Agent:
         self.approve = approve
         self.sampling = sampling or model.default_sampling
         self.reset_tool_choice = reset_tool_choice
+        if not isinstance(max_parallel_calls, int) or max_parallel_calls < 1:
+            raise UserError(f"max_parallel_calls must be >= 1, got {max_parallel_calls!r}")
+        self.max_parallel_calls = max_parallel_calls
         self.compile_timeout = compile_timeout
         self.session = _open_session(session, model)
         self._tokens = CallTokens.for_model(model)
@@ -298,7 +308,7 @@ class Agent:
 
             vocab = grammar_vocabulary(self.model)
             spec = resolve_output_type(
-                calls_schema(self.registry.call_schema(name)),
+                calls_schema(self.registry.call_schema(name), self.max_parallel_calls),
                 vocab.size,
                 RegexOptions(whitespace=""),
             )
@@ -313,7 +323,11 @@ class Agent:
         if grammar is None:
             assert self._tokens is not None
             grammar = compile_call_grammar(
-                self.model, self._tokens, self.registry.call_schema(name), self.compile_timeout
+                self.model,
+                self._tokens,
+                self.registry.call_schema(name),
+                self.compile_timeout,
+                self.max_parallel_calls,
             )
             self._call_grammars[name] = grammar
         return grammar

@@ -93,9 +93,14 @@ def call_grammar_vocabulary(model: Model, tokens: CallTokens) -> GrammarVocabula
     return vocab
 
 
-def calls_schema(call_schema: dict[str, Any]) -> dict[str, Any]:
-    """LFM2's JSON call payload: a non-empty array of call objects."""
-    return {"type": "array", "items": call_schema, "minItems": 1}
+DEFAULT_MAX_PARALLEL_CALLS = 8
+
+
+def calls_schema(
+    call_schema: dict[str, Any], max_calls: int = DEFAULT_MAX_PARALLEL_CALLS
+) -> dict[str, Any]:
+    """LFM2's JSON call payload: an array of 1 to `max_calls` call objects."""
+    return {"type": "array", "items": call_schema, "minItems": 1, "maxItems": max_calls}
 
 
 def compile_call_grammar(
@@ -103,10 +108,12 @@ def compile_call_grammar(
     tokens: CallTokens,
     call_schema: dict[str, Any],
     timeout: float = DEFAULT_COMPILE_TIMEOUT,
+    max_calls: int = DEFAULT_MAX_PARALLEL_CALLS,
 ) -> CompiledGrammar:
     """The grammar of one call block's payload, ending with `<|tool_call_end|>`."""
     vocab = call_grammar_vocabulary(model, tokens)
-    spec = resolve_output_type(calls_schema(call_schema), vocab.size, RegexOptions(whitespace=""))
+    schema = calls_schema(call_schema, max_calls)
+    spec = resolve_output_type(schema, vocab.size, RegexOptions(whitespace=""))
     grammar, _ = compile_regex(spec.regex, vocab, timeout)
     return grammar
 

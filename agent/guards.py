@@ -32,7 +32,7 @@ class Limits:
 
     `max_tokens` is the total of tokens the model may generate over all steps of a run
     (prompt tokens are bounded by the context window instead); `max_identical_calls`
-    is how often one call (same tool, same arguments) may run within a run.
+    is in how many steps of a run one call (same tool, same arguments) may be made.
     """
 
     max_steps: int = 8
@@ -79,7 +79,11 @@ def call_key(name: str, arguments: Any) -> str:
 
 
 class RepeatGuard:
-    """Counts identical calls within a run."""
+    """Counts, per distinct call, the steps it was made in.
+
+    A model stuck in a loop re-issues the same call step after step; the same call
+    twice within one step (parallel duplicates) is waste, not a loop, and counts once.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -87,16 +91,16 @@ class RepeatGuard:
 
     def check(self, calls: list[tuple[str, Any]]) -> Stop | None:
         """The stop when running `calls` would exceed the limit; else records them."""
-        pending = Counter(call_key(n, a) for n, a in calls)
-        for key, count in pending.items():
-            if self._seen[key] + count > self.limit:
+        keys = {call_key(n, a) for n, a in calls}
+        for key in sorted(keys):
+            if self._seen[key] + 1 > self.limit:
                 name = key.split("\x00", 1)[0]
                 return Stop(
                     REPEATED_CALL,
-                    f"the model called '{name}' with the same arguments more than "
-                    f"{self.limit} time(s); stopped to avoid a loop",
+                    f"the model called '{name}' with the same arguments in more than "
+                    f"{self.limit} step(s); stopped to avoid a loop",
                 )
-        self._seen.update(pending)
+        self._seen.update(keys)
         return None
 
 

@@ -106,6 +106,14 @@ class TurnInfo:
     messages: tuple[StoredMessage, ...]
 
 
+def check_session_id(session_id: str) -> str:
+    if not _SESSION_ID.match(session_id):
+        raise UserError(
+            f"invalid session id '{session_id}': use 1-64 letters, digits, '-', '_' or '.'"
+        )
+    return session_id
+
+
 def default_db_path() -> Path:
     return data_dir() / "sessions.sqlite3"
 
@@ -146,11 +154,7 @@ class SessionStore:
 
     # ------------------------------------------------------------- sessions
     def create(self, session_id: str | None = None, *, model: str = "", title: str = "") -> Session:
-        sid = session_id or uuid.uuid4().hex[:12]
-        if not _SESSION_ID.match(sid):
-            raise UserError(
-                f"invalid session id '{sid}': use 1-64 letters, digits, '-', '_' or '.'"
-            )
+        sid = check_session_id(session_id or uuid.uuid4().hex[:12])
         now = time.time()
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM sessions WHERE id = ?", (sid,)).fetchone():

@@ -140,9 +140,12 @@ def test_repeated_identical_calls_stop_the_run(tiny):
     )
     result = agent.run("Are you there?")
     assert result.stopped_by == "repeated_call"
-    assert "heartbeat" in result.final.reason
-    assert len(runs) <= 2  # the call that would exceed the limit never ran
-    assert result.stats.steps < 10
+    assert "heartbeat" in result.final.reason and "2 step" in result.final.reason
+    assert result.stats.steps == 3  # the third step repeated the call once too often
+    results = result.of_type(ToolResultEvent)
+    assert {r.step for r in results} == {1, 2}  # the third step's calls never ran
+    assert len(runs) == len(results)
+    assert {c.step for c in result.of_type(ToolCallEvent)} == {1, 2, 3}
 
 
 def test_denied_approval_is_respected(tiny):
@@ -379,3 +382,28 @@ def test_bad_arguments_are_user_errors(tiny):
         Agent(tiny, max_steps=0)
     with pytest.raises(UserError, match="empty"):
         asyncio.run(Agent(tiny).arun("  "))
+
+
+def test_max_parallel_calls_caps_each_step(tiny):
+    for seed in range(4):
+        agent = Agent(
+            tiny,
+            [lookup],
+            tool_choice="lookup",
+            max_steps=1,
+            max_parallel_calls=1,
+            sampling=sampling(seed),
+        )
+        assert len(agent.run("Look up a and b").of_type(ToolCallEvent)) == 1
+
+
+def test_models_without_call_tokens_get_bare_constrained_calls(tiny):
+    """Backends whose vocabulary lacks LFM2's call tokens: a forced call is a bare JSON
+    array (still grammar-checked) and goes through the call parser."""
+    agent = Agent(tiny, [weather], tool_choice="required", max_steps=1, sampling=sampling(0))
+    agent._tokens = None  # as for a model without <|tool_call_start|>
+    result = agent.run("Weather in Oslo?")
+    calls = result.of_type(ToolCallEvent)
+    assert calls and all(weather.validation_errors(c.arguments) == [] for c in calls)
+    assert agent.messages[1]["content"].startswith('[{"name":"weather"')
+    assert all(r.error is None for r in result.of_type(ToolResultEvent))

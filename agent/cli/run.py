@@ -97,13 +97,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from agent.agent import Agent
-    from agent.sessions import SessionStore
+    from agent.sessions import SessionStore, check_session_id
 
     prompt = read_text_arg(args.prompt, "prompt")
     if not prompt.strip():
         raise UserError("the prompt is empty")
     tools = _select_tools(args.tool, args.tools_module)
     _check_choice_early(args.tool_choice, [t.name for t in tools], args.index is not None)
+    if args.session:
+        check_session_id(args.session)
     response_format = _response_format(args.response_format)
     retriever = _open_index(args.index) if args.index else None
     store = SessionStore()
@@ -127,7 +129,11 @@ def run(args: argparse.Namespace) -> int:
         approve=_approval(args.yes),
         sampling=sampling_from_args(args, model),
     )
-    final = asyncio.run(_consume(agent, prompt, args.json))
+    try:
+        final = asyncio.run(_consume(agent, prompt, args.json))
+    finally:
+        if retriever is not None:
+            retriever.close()
     if final.session_id and not args.json:
         print(f"[session {final.session_id}]", file=sys.stderr)
     if final.stopped_by is None:
@@ -186,11 +192,9 @@ def _response_format(spec: str | None) -> Any:
 
 
 def _open_index(path: str) -> Any:
-    try:
-        from agent.retriever import open_index
-    except ImportError:
-        raise UserError("retrieval is not available in this installation") from None
-    return open_index(path)
+    from agent.retriever import open_index
+
+    return open_index(path)  # IndexNotFoundError etc. are UserErrors
 
 
 def _approval(yes: bool) -> Any:
