@@ -96,6 +96,16 @@ def test_sqlite_vec_and_numpy_backends_agree(dense_index: Path, embedder) -> Non
         vec.close()
     assert [cid for cid, _ in fast] == [cid for cid, _ in exact]
     np.testing.assert_allclose([s for _, s in fast], [s for _, s in exact], atol=1e-5)
+    query_text = "remove limescale from a coffee machine"
+    with open_index(dense_index, "dense", vector_backend="sqlite-vec") as index:
+        assert index.vector_backend_name() == "sqlite-vec"
+        in_sqlite = index.search(query_text, 3)
+    with open_index(dense_index, "dense") as index:
+        assert index.vector_backend_name() == "numpy"
+        in_numpy = index.search(query_text, 3)
+    assert [h.chunk_id for h in in_numpy] == [h.chunk_id for h in in_sqlite]
+    assert in_numpy[0].path.endswith("espresso.md")
+    np.testing.assert_allclose([h.score for h in in_numpy], [h.score for h in in_sqlite], atol=1e-5)
 
 
 def test_cli_dense_search(dense_index: Path, capsys) -> None:
