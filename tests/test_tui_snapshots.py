@@ -63,6 +63,12 @@ def fixed_app() -> EdgeAgentApp:
     return app
 
 
+async def shown(app: EdgeAgentApp, events: list) -> None:
+    """Apply `events`, then put every buffered token on screen (no flush timing)."""
+    await app.apply_events(events)
+    await app.chat.flush()
+
+
 async def prepare(app: EdgeAgentApp) -> None:
     app.prompt_input.cursor_blink = False
     app.status.set_model(INFO)
@@ -100,14 +106,15 @@ def test_streaming(snap_compare):
         app = pilot.app
         await prepare(app)
         await app.begin_turn("Explain prompt caching in two sentences.")
-        await app.apply_events(
+        await shown(
+            app,
             [
                 ReasoningDelta("Short answer wanted; "),
                 ReasoningDelta("mention prefix reuse."),
                 TextDelta("Prompt caching keeps the **key/value state** "),
                 TextDelta("of a prompt prefix so the next call "),
                 TextDelta("only prefills the new tokens.\n\n- fewer"),
-            ]
+            ],
         )
         await pilot.pause()
 
@@ -119,7 +126,7 @@ def test_tool_card_running(snap_compare):
         app = pilot.app
         await prepare(app)
         await app.begin_turn("What's the weather in Lisbon?")
-        await app.apply_events(tool_turn_events(with_result=False))
+        await shown(app, tool_turn_events(with_result=False))
 
     assert snap_compare(fixed_app(), terminal_size=SIZE, run_before=run_before)
 
@@ -129,8 +136,9 @@ def test_tool_card_done_with_citations(snap_compare):
         app = pilot.app
         await prepare(app)
         await app.begin_turn("What's the weather in Lisbon?")
-        await app.apply_events(tool_turn_events(with_result=True))
-        await app.apply_events(
+        await shown(app, tool_turn_events(with_result=True))
+        await shown(
+            app,
             [
                 TextDelta("It is **21 °C** and clear in Lisbon [1]."),
                 StatsEvent(STEP_STATS),
@@ -139,7 +147,7 @@ def test_tool_card_done_with_citations(snap_compare):
                     RunStats(),
                     citations=(Citation(1, "docs/weather.md", 3, 9, 0.82, "..."),),
                 ),
-            ]
+            ],
         )
 
     assert snap_compare(fixed_app(), terminal_size=SIZE, run_before=run_before)
@@ -150,7 +158,8 @@ def test_error_and_stopped(snap_compare):
         app = pilot.app
         await prepare(app)
         await app.begin_turn("Read /etc/passwd")
-        await app.apply_events(
+        await shown(
+            app,
             [
                 ToolCallEvent("call-1", "read_file", {"path": "/etc/passwd"}),
                 ToolResultEvent(
@@ -163,7 +172,7 @@ def test_error_and_stopped(snap_compare):
                 TextDelta("I cannot read that file"),
                 ErrorEvent("the model produced an invalid tool call"),
                 FinalEvent("I cannot read that file", RunStats(), stopped_by="cancelled"),
-            ]
+            ],
         )
 
     assert snap_compare(fixed_app(), terminal_size=SIZE, run_before=run_before)
@@ -174,7 +183,7 @@ def test_approval_modal(snap_compare):
         app = pilot.app
         await prepare(app)
         await app.begin_turn("Save a note")
-        await app.apply_event(ToolCallEvent("call-1", "write_file", {"path": "notes.txt"}))
+        await shown(app, [ToolCallEvent("call-1", "write_file", {"path": "notes.txt"})])
         await app.push_screen(
             ApprovalScreen(
                 "write_file",

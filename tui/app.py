@@ -26,6 +26,7 @@ from agent.runtime import ModelInfo
 from tui.backend import ChatBackend
 from tui.commands import ChatCommands
 from tui.engine import AgentThread
+from tui.history import ReplayTurn
 from tui.widgets.approval import ApprovalScreen
 from tui.widgets.chat_pane import ChatPane
 from tui.widgets.loading import LoadingPanel
@@ -62,7 +63,7 @@ class LoadProgress(Message):
 
 class ModelLoaded(Message):
     def __init__(
-        self, spec: str, info: ModelInfo | None, error: str | None, history: list[dict[str, Any]]
+        self, spec: str, info: ModelInfo | None, error: str | None, history: list[ReplayTurn]
     ) -> None:
         super().__init__()
         self.spec = spec
@@ -204,10 +205,8 @@ class EdgeAgentApp(App[None]):
             self.post_message(LoadProgress(description, completed, total))
 
         try:
-            info = self.backend.load(spec, progress, self.approve)
-            history: list[dict[str, Any]] = []
-            if self.backend.session_id is not None:
-                history = self.backend.open_session(self.backend.session_id)
+            info = await self.backend.load(spec, progress, self.approve)
+            history = self.backend.history()
         except Exception as exc:
             self.post_message(ModelLoaded(spec, None, describe_error(exc), []))
         else:
@@ -304,10 +303,10 @@ class EdgeAgentApp(App[None]):
             await self.show_error(message.error, "Agent error")
         await self.chat.end_turn()
         self.status.end_turn()
+        self._refuse_pending_approval()
+        await self.refresh_sessions()  # a new session gets its title from the first prompt
         self.generating = False
         self.stopping = False
-        self._refuse_pending_approval()
-        await self.refresh_sessions()
 
     async def show_error(self, message: str, title: str = "Error") -> None:
         """An error as a notification and a card in the chat; the app goes on."""

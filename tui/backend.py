@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from agent.events import Event
 from agent.progress import ProgressCallback
 from agent.runtime import ModelInfo
+from tui.history import ReplayTurn
 from tui.widgets.sessions import SessionItem
 
 # (tool name, arguments, tool description) -> allowed?
@@ -22,7 +23,7 @@ Approver = Callable[[str, dict[str, Any], str], Awaitable[bool]]
 class ChatBackend(Protocol):
     model_spec: str
 
-    def load(self, spec: str, progress: ProgressCallback, approve: Approver) -> ModelInfo:
+    async def load(self, spec: str, progress: ProgressCallback, approve: Approver) -> ModelInfo:
         """Load (or switch to) model `spec` and build the agent around it."""
 
     def stream(self, prompt: str) -> AsyncIterator[Event]:
@@ -39,8 +40,11 @@ class ChatBackend(Protocol):
 
     def sessions(self) -> Sequence[SessionItem]: ...
 
-    def open_session(self, session_id: str) -> list[dict[str, Any]]:
-        """Make `session_id` current; return its messages to show."""
+    def history(self) -> list[ReplayTurn]:
+        """The current session's finished turns, to show."""
+
+    def open_session(self, session_id: str) -> list[ReplayTurn]:
+        """Make `session_id` current; return its turns to show."""
 
     def new_session(self) -> None: ...
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from agent.events import Event
+from tui.history import ReplayTurn
 from tui.widgets.error_card import ErrorCard
 from tui.widgets.message import AnswerMessage, UserMessage
 from tui.widgets.turn import AssistantTurn
@@ -91,24 +91,28 @@ class ChatPane(VerticalScroll):
         await self.mount(card)
         return card
 
+    async def flush(self) -> None:
+        """Put every buffered token on screen now (snapshots, benchmarks)."""
+        for message in self.query(AnswerMessage):
+            await message.flush()
+
     async def clear(self) -> None:
         self.turn = None
         await self.remove_children()
         await self.mount(Welcome(WELCOME))
 
-    async def load_history(self, messages: Iterable[dict[str, Any]]) -> None:
-        """Show a stored conversation (user and assistant messages, text only)."""
+    async def load_history(self, turns: Iterable[ReplayTurn]) -> None:
+        """Show a stored conversation, replayed through the same widgets as a live run."""
         await self.remove_children()
         self.turn = None
-        shown = 0
-        for message in messages:
-            role, content = message.get("role"), message.get("content") or ""
-            if role == "user":
-                await self.mount(UserMessage(str(content)))
-                shown += 1
-            elif role == "assistant" and str(content).strip():
-                await self.mount(AnswerMessage(str(content)))
-                shown += 1
+        shown = False
+        for replay in turns:
+            shown = True
+            await self.add_user(replay.prompt)
+            await self.start_turn()
+            for event in replay.events:
+                await self.handle(event)
+            await self.end_turn()
         if not shown:
             await self.mount(Welcome(WELCOME))
         self.anchor()

@@ -31,8 +31,10 @@ class AnswerMessage(Markdown):
 
     `write` only buffers; a background task appends what arrived at most
     `flush_interval_s` apart with `Markdown.append`, which re-parses just the last
-    block. Per token the UI pays a list append, and the markdown work is done about
-    30 times a second however fast tokens come (see benchmarks/tui.py).
+    block. Per token the UI pays a list append, and the markdown work (parse, layout,
+    render) is done 10 times a second however fast tokens come. Flushing 30 times a
+    second halved the tiny model's decode rate on 2 cores: the UI thread's Python
+    competes with the model thread's for the GIL (see benchmarks/tui.py).
     """
 
     DEFAULT_CSS = """
@@ -43,7 +45,7 @@ class AnswerMessage(Markdown):
     }
     """
 
-    flush_interval_s = 1 / 30
+    flush_interval_s = 0.1
 
     def __init__(self, markdown: str = "") -> None:
         super().__init__(markdown)
@@ -82,6 +84,13 @@ class AnswerMessage(Markdown):
             # At most one append per interval, unless finish() wants it all now.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._am_closing.wait(), self.flush_interval_s)
+
+    async def flush(self) -> None:
+        """Append what is buffered now, without waiting for the next interval."""
+        if self._am_pending:
+            text = "".join(self._am_pending)
+            self._am_pending.clear()
+            await self.append(text)
 
     async def finish(self) -> None:
         """Put everything written on screen; a later write starts a new flush task."""

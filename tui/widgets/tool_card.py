@@ -95,14 +95,15 @@ class ToolCard(Vertical):
     async def finish(self, event: ToolResultEvent) -> None:
         self.result = event
         self._stop_spinner()
-        took = fmt.duration(event.duration_s)
+        # A replayed result has no duration (the store does not keep it).
+        took = f" in {fmt.duration(event.duration_s)}" if event.duration_s > 0 else ""
         if event.error is not None:
             self.add_class("-failed")
-            self.border_subtitle = f"✗ failed in {took}"
+            self.border_subtitle = f"✗ failed{took}"
             await self.mount(Static(Content(event.error), classes="tool-error"))
         else:
             self.add_class("-done")
-            self.border_subtitle = f"✓ {took}"
+            self.border_subtitle = f"✓ done{took}"
             await self.mount(Static(result_content(event.content), classes="tool-result"))
 
     def cancel(self) -> None:

@@ -82,6 +82,7 @@ class AssistantTurn(Vertical):
         self.cards: dict[str, ToolCard] = {}
         self.final: FinalEvent | None = None
         self.errors: list[str] = []
+        self.deltas = 0  # text and reasoning deltas received
         self._open: AnswerMessage | None = None
 
     @property
@@ -94,8 +95,10 @@ class AssistantTurn(Vertical):
 
     async def handle(self, event: Event) -> None:
         if isinstance(event, TextDelta):
+            self.deltas += 1
             await self._text(event.text)
         elif isinstance(event, ReasoningDelta):
+            self.deltas += 1
             await self._reasoning(event)
         elif isinstance(event, ToolCallEvent):
             await self._close_segment()
@@ -167,4 +170,6 @@ class AssistantTurn(Vertical):
             await self.mount(Citations(event.citations))
         if event.stopped_by is not None:
             label = STOP_LABELS.get(event.stopped_by, f"stopped: {event.stopped_by}")
-            await self.mount(StopMarker(f"⏹ {label}"))
+            if event.reason and event.stopped_by not in ("cancelled", "error"):
+                label = f"{label} ({event.reason})"
+            await self.mount(StopMarker(Content(f"⏹ {label}")))

@@ -1,0 +1,389 @@
+"""Pilot tests of the chat app with the real agent, the tiny model and a private
+session store: every interaction of `edge-agent chat` end to end (prompt, streaming,
+stop, history, sessions, approval, palette, loading, errors).
+
+The tiny model has random weights, so tests assert on structure and state (what the
+widgets show, what the store holds, how a run ended), never on the words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from agent.events import FinalEvent, TextDelta
+from agent.sessions import SessionStore
+from tui.agent_backend import AgentBackend, ChatOptions
+from tui.app import EdgeAgentApp
+from tui.widgets.approval import ApprovalScreen
+from tui.widgets.chat_pane import Welcome
+from tui.widgets.error_card import ErrorCard
+from tui.widgets.message import UserMessage
+from tui.widgets.tool_card import ToolCard
+from tui.widgets.turn import StopMarker
+
+SIZE = (100, 32)
+
+
+def run_async(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test body in its own event loop (no asyncio plugin needed)."""
+
+    @functools.wraps(test)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return wrapper
+
+
+SEED = {"seed": 7, "temperature": 0.8}
+
+
+@pytest.fixture
+def store(tmp_path) -> SessionStore:
+    return SessionStore(tmp_path / "sessions.sqlite3")
+
+
+def make_app(store: SessionStore, **options) -> EdgeAgentApp:
+    options.setdefault("max_tokens", 24)
+    options.setdefault("sampling_overrides", SEED)
+    return EdgeAgentApp(AgentBackend(ChatOptions(model="tiny", **options), store))
+
+
+async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {condition}")
+        await pilot.pause(0.02)
+
+
+async def ready(pilot) -> EdgeAgentApp:
+    app = pilot.app
+    await wait_for(pilot, lambda: app.ready)
+    return app
+
+
+async def send(pilot, prompt: str) -> None:
+    """Type `prompt` and press Enter; returns once the turn has started."""
+    app = pilot.app
+    before = app.turn_id
+    app.prompt_input.focus()
+    app.prompt_input.value = prompt
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.turn_id > before)
+
+
+async def answer(pilot, prompt: str) -> FinalEvent:
+    """Send `prompt` and wait for the end of its turn; the turn's FinalEvent."""
+    app = pilot.app
+    await send(pilot, prompt)
+    await wait_for(pilot, lambda: not app.generating)
+    final = app.chat.turns[-1].final
+    assert final is not None
+    return final
+
+
+@run_async
+async def test_prompt_streams_answer_with_live_status(store):
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        assert "tiny · 3-bit" in app.status.model_label
+        final = await answer(pilot, "Say hello")
+        turn = app.chat.turns[-1]
+        assert [m.text for m in app.chat.query(UserMessage)] == ["Say hello"]
+        assert final.stats.generated_tokens > 0
+        # The streamed deltas and the final answer agree, and all of it reached the screen.
+        assert turn.answer_text.strip() == final.content.strip()
+        if turn.segments:
+            assert turn.segments[-1].source == turn.segments[-1].text
+        status = app.status
+        assert status.turn.generated_tokens == final.stats.generated_tokens
+        assert status.session.prompt_tokens == final.stats.prompt_tokens
+        assert status.first_ttft_s is not None and status.first_ttft_s > 0
+        assert "decode" in status.speed_text() and "grammar" in status.counts_text()
+        # The turn is stored in a new session, listed in the sidebar with its title.
+        sessions = store.list()
+        assert len(sessions) == 1 and sessions[0].title == "Say hello"
+        assert [i.id for i in app.sidebar.items] == [sessions[0].id]
+
+
+@run_async
+async def test_ui_stays_responsive_while_generating(store):
+    app = make_app(store, max_tokens=1000)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await send(pilot, "Write a long story")
+        turn = app.chat.turns[-1]
+        await wait_for(pilot, lambda: turn.deltas > 0)
+        app.prompt_input.focus()
+        await pilot.press("a")  # a key is handled while tokens stream
+        assert app.prompt_input.value == "a"
+        assert app.generating
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not app.generating)
+
+
+@pytest.mark.parametrize("key", ["escape", "ctrl+c"])
+@run_async
+async def test_stop_keeps_partial_answer_marked_stopped(store, key):
+    app = make_app(store, max_tokens=1000)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await send(pilot, "Write a long story")  # runs to the token budget with this seed
+        turn = app.chat.turns[-1]
+        await wait_for(pilot, lambda: turn.deltas > 0)
+        await pilot.press(key)
+        await wait_for(pilot, lambda: not app.generating)
+        assert turn.final is not None and turn.final.stopped_by == "cancelled"
+        assert turn.final.stats.generated_tokens < 1000
+        # The partial answer (or reasoning) stays on screen.
+        assert turn.answer_text or (turn.reasoning is not None and turn.reasoning.text)
+        assert "stopped" in str(turn.query_one(StopMarker).render())
+        assert app.is_running
+        # The model is free again: the next prompt (in a new session with a small
+        # budget, to keep the test short) gets a full answer.
+        app.backend.options.max_tokens = 8
+        await app.action_new_session()
+        final = await answer(pilot, "Hi")
+        assert final.stopped_by != "cancelled" and final.stats.generated_tokens > 0
+
+
+@run_async
+async def test_prompt_history_up_and_down(store):
+    app = make_app(store, max_tokens=4)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await answer(pilot, "first question")
+        await answer(pilot, "second question")
+        box = app.prompt_input
+        box.focus()
+        box.value = "draft"
+        await pilot.press("up")
+        assert box.value == "second question"
+        await pilot.press("up")
+        assert box.value == "first question"
+        await pilot.press("up")
+        assert box.value == "first question"
+        await pilot.press("down")
+        assert box.value == "second question"
+        await pilot.press("down")
+        assert box.value == "draft"
+
+
+NOTES_MODULE = '''
+from tools import tool
+
+@tool(requires_approval=True)
+def save_note(priority: int) -> str:
+    """Save a note with a priority.
+
+    Args:
+        priority: how urgent the note is.
+    """
+    from pathlib import Path
+    Path(__file__).with_name("saved.txt").write_text(str(priority))
+    return f"saved with priority {priority}"
+'''
+
+
+@run_async
+async def test_approval_modal_allows_and_denies(store, tmp_path):
+    from tools import ToolRegistry
+
+    module = tmp_path / "notes_tools.py"
+    module.write_text(NOTES_MODULE)
+    tools = ToolRegistry().load_module(module)
+    app = make_app(store, tools=tools, tool_choice="required", max_tokens=48, max_steps=1)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await send(pilot, "Save a note")
+        await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        assert app.screen.tool_name == "save_note"
+        assert "Save a note with a priority." in app.screen.description
+        await pilot.press("n")
+        await wait_for(pilot, lambda: not app.generating)
+        card = app.chat.turns[-1].query_one(ToolCard)
+        assert card.state == "failed" and card.result.error == "denied by the user"
+        assert not (tmp_path / "saved.txt").exists()
+
+        await send(pilot, "Save it now")
+        await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.generating)
+        card = app.chat.turns[-1].query_one(ToolCard)
+        assert card.state == "done", card.result
+        saved = (tmp_path / "saved.txt").read_text()
+        assert card.result.content == f"saved with priority {saved}"
+        assert card.call.arguments == {"priority": int(saved)}
+        assert card.border_subtitle.startswith("✓ done in ")
+
+
+@run_async
+async def test_stop_during_approval_denies_and_ends_turn(store, tmp_path):
+    from tools import ToolRegistry
+
+    module = tmp_path / "notes_tools.py"
+    module.write_text(NOTES_MODULE)
+    tools = ToolRegistry().load_module(module)
+    app = make_app(store, tools=tools, tool_choice="required", max_tokens=48, max_steps=1)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await send(pilot, "Save a note")
+        await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        app.action_stop()  # Ctrl+C is a priority binding: it reaches the app over the modal
+        await wait_for(pilot, lambda: not app.generating)
+        assert not isinstance(app.screen, ApprovalScreen)
+        assert not (tmp_path / "saved.txt").exists()
+
+
+@run_async
+async def test_sessions_sidebar_new_open_delete(store):
+    app = make_app(store, max_tokens=4)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await answer(pilot, "about apples")
+        first = app.backend.session_id
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: app.backend.session_id is None)
+        assert app.chat.query(Welcome)
+        await answer(pilot, "about pears")
+        second = app.backend.session_id
+        assert second not in (None, first)
+        assert [i.id for i in app.sidebar.items] == [second, first]
+
+        # Open the first session from the sidebar: its turn is shown again.
+        app.sidebar.query_one("ListView").focus()
+        app.sidebar.query_one("ListView").index = 1
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.backend.session_id == first)
+        assert [m.text for m in app.chat.query(UserMessage)] == ["about apples"]
+        assert app.chat.turns[-1].final is not None
+
+        # Delete the second one.
+        app.sidebar.query_one("ListView").index = 0
+        app.sidebar.query_one("ListView").focus()
+        await pilot.press("delete")
+        await wait_for(pilot, lambda: [i.id for i in app.sidebar.items] == [first])
+        assert [s.id for s in store.list()] == [first]
+        assert app.backend.session_id == first
+
+
+@run_async
+async def test_resume_session_on_start(store):
+    app = make_app(store, max_tokens=4)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        first_answer = await answer(pilot, "remember the number 42")
+        sid = app.backend.session_id
+
+    resumed = make_app(store, max_tokens=4, session=sid)
+    async with resumed.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await wait_for(pilot, lambda: bool(resumed.chat.turns))
+        assert [m.text for m in resumed.chat.query(UserMessage)] == ["remember the number 42"]
+        assert resumed.chat.turns[0].answer_text.strip() == first_answer.content.strip()
+        # The agent continues the same conversation, in the same stored session.
+        await answer(pilot, "which number?")
+        assert resumed.backend.session_id == sid
+        assert len(store.turns(sid)) == 2
+        assert resumed.backend.agent.messages[0]["content"] == "remember the number 42"
+
+
+@run_async
+async def test_command_palette_entries(store):
+    app = make_app(store, max_tokens=4)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        from tui.commands import chat_commands
+
+        titles = [c.title for c in chat_commands(app)]
+        for expected in ("New session", "Toggle reasoning", "Clear", "Switch model: smollm2"):
+            assert expected in titles
+        assert "Switch model: tiny" not in titles  # the current model
+
+        async def run_command(text: str) -> None:
+            await pilot.press("ctrl+p")
+            await pilot.pause()
+            await pilot.press(*text)
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await pilot.pause()
+
+        assert app.chat.show_reasoning
+        await run_command("toggle reasoning")
+        assert not app.chat.show_reasoning
+
+        await answer(pilot, "something")
+        assert app.chat.query(UserMessage)
+        await run_command("clear")
+        assert not app.chat.query(UserMessage) and app.chat.query(Welcome)
+
+        await run_command("new session")
+        await wait_for(pilot, lambda: app.backend.session_id is None)
+
+
+@run_async
+async def test_switch_model_loads_with_progress_and_bad_model_is_an_error(store):
+    progress: list[str] = []
+
+    class Recording(EdgeAgentApp):
+        def on_load_progress(self, message) -> None:
+            progress.append(message.description)
+            super().on_load_progress(message)
+
+    app = Recording(AgentBackend(ChatOptions(model="tiny", max_tokens=4), store))
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.loading.active  # shown from the start
+        await ready(pilot)
+        assert not app.loading.active
+        assert "Loading tiny" in progress
+
+        # A model that does not exist: an error card and a notification, the app goes on
+        # with the model it has.
+        app.switch_model("no-such-model-dir")
+        await wait_for(pilot, lambda: app.loading_spec is None)
+        cards = app.chat.query(ErrorCard)
+        assert len(cards) == 1 and "no-such-model-dir" in cards[0].message
+        assert any(n.severity == "error" for n in app._notifications)
+        assert app.is_running and app.ready
+        final = await answer(pilot, "still there?")
+        assert final.stats.generated_tokens > 0
+
+
+@run_async
+async def test_failed_model_load_keeps_app_alive(store):
+    app = EdgeAgentApp(AgentBackend(ChatOptions(model="./missing-model"), store))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: bool(app.chat.query(ErrorCard)))
+        assert not app.ready and not app.loading.active
+        assert "missing-model" in app.chat.query_one(ErrorCard).message
+        app.prompt_input.value = "hello"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not app.generating and app.is_running
+        assert "not loaded" in list(app._notifications)[-1].message
+
+
+@run_async
+async def test_events_reach_widgets_in_order(store):
+    """Every TextDelta of a turn ends up in the answer, in order (no lost or stale events)."""
+    app = make_app(store, max_tokens=48)
+    seen: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        original = app.apply_event
+
+        async def spy(event):
+            if isinstance(event, TextDelta):
+                seen.append(event.text)
+            await original(event)
+
+        app.apply_event = spy  # type: ignore[method-assign]
+        await answer(pilot, "Tell me something")
+        assert "".join(seen) == app.chat.turns[-1].answer_text

@@ -1,0 +1,149 @@
+"""The real backend: a model, the `Agent` around it, and the session store.
+
+Everything here runs on the app's agent thread (engine.py); generation itself goes to
+the agent's model thread (agent.model_thread), loading too, so MLX arrays are only
+ever made and used there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.agent import Agent
+from agent.events import Event
+from agent.loader import load_model
+from agent.model_thread import run_on_model_thread
+from agent.models.registry import BUILTIN_MODELS
+from agent.progress import ProgressCallback
+from agent.runtime import Model, ModelInfo
+from agent.sessions import Session, SessionStore
+from tools import Tool, ToolCall
+from tui.backend import Approver
+from tui.history import ReplayTurn, replay_turns
+from tui.widgets.sessions import SessionItem
+
+
+@dataclass
+class ChatOptions:
+    """What `edge-agent chat` and `edge-agent demo` configure; checked before the UI."""
+
+    model: str
+    tools: list[Tool] = field(default_factory=list)
+    retriever: Any = None
+    session: str | None = None  # resume (or start) this session id
+    system: str | None = None
+    max_steps: int = 8
+    max_tokens: int = 4096
+    tool_choice: str = "auto"
+    # Sampling flags given by the user, applied over the model's own defaults.
+    sampling_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+class AgentBackend:
+    """One Agent per session: opening or starting a session builds a fresh one
+    (same model, tools and retriever), so its conversation is the session's."""
+
+    def __init__(self, options: ChatOptions, store: SessionStore | None = None) -> None:
+        self.options = options
+        self.model_spec = options.model
+        self.store = store or SessionStore()
+        self.model: Model | None = None
+        self.agent: Agent | None = None
+        self._session: Session | None = None
+        self._approver: Approver | None = None
+        self._wanted_session = options.session
+
+    # ------------------------------------------------------------------ model
+    async def load(self, spec: str, progress: ProgressCallback, approve: Approver) -> ModelInfo:
+        model = await run_on_model_thread(_load, spec, progress)
+        self.model = model
+        self.model_spec = spec
+        self._approver = approve
+        if self._wanted_session is not None:
+            sid, self._wanted_session = self._wanted_session, None
+            # An exact id resumes or starts that session, like `edge-agent run --session`.
+            self._session = self.store.open_or_create(sid, model=model.name)
+        self.agent = self._make_agent()
+        return model.info
+
+    def models(self) -> Sequence[str]:
+        return list(dict.fromkeys([self.model_spec, *BUILTIN_MODELS]))
+
+    def _make_agent(self) -> Agent:
+        assert self.model is not None
+        o = self.options
+        return Agent(
+            self.model,
+            o.tools,
+            system=o.system,
+            max_steps=o.max_steps,
+            max_tokens=o.max_tokens,
+            tool_choice=o.tool_choice,
+            retriever=o.retriever,
+            session=self._session,
+            approve=self._approve,
+            sampling=self.model.default_sampling.with_overrides(**o.sampling_overrides),
+        )
+
+    async def _approve(self, call: ToolCall, tool: Tool) -> bool:
+        if self._approver is None:
+            return False
+        return await self._approver(call.name, dict(call.arguments), tool.description)
+
+    # ------------------------------------------------------------------ turns
+    async def stream(self, prompt: str) -> AsyncIterator[Event]:
+        if self.agent is None:
+            raise RuntimeError("no model is loaded")
+        if self._session is None:  # a new conversation is stored from its first prompt
+            assert self.model is not None
+            self._session = self.store.create(model=self.model.name)
+            self.agent = self._make_agent()
+        async for event in self.agent.stream(prompt):
+            yield event
+
+    def cancel(self) -> None:
+        if self.agent is not None:
+            self.agent.cancel()
+
+    # --------------------------------------------------------------- sessions
+    @property
+    def session_id(self) -> str | None:
+        return self._session.id if self._session is not None else None
+
+    def sessions(self) -> Sequence[SessionItem]:
+        return [
+            SessionItem(s.id, s.title or "(empty)", f"{_when(s.updated)} · {s.turns} turn(s)")
+            for s in self.store.list()
+        ]
+
+    def history(self) -> list[ReplayTurn]:
+        return replay_turns(self._session.turns()) if self._session is not None else []
+
+    def open_session(self, session_id: str) -> list[ReplayTurn]:
+        self._session = self.store.open(session_id)
+        if self.model is not None:
+            self.agent = self._make_agent()
+        return self.history()
+
+    def new_session(self) -> None:
+        self._session = None
+        if self.model is not None:
+            self.agent = self._make_agent()
+
+    def delete_session(self, session_id: str) -> None:
+        deleted = self.store.delete(session_id)
+        if deleted == self.session_id:
+            self.new_session()
+
+
+def _load(spec: str, progress: ProgressCallback) -> Model:
+    # No reuse: a model loaded again replaces the previous copy instead of keeping two,
+    # and loading always reports its progress.
+    return load_model(spec, progress)
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%b %d %H:%M", time.localtime(ts))
