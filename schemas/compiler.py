@@ -545,11 +545,19 @@ class SchemaCompiler:
         """Conjuncts generating values of `branch` that match none of `others`, or None."""
         nodes = [*rest, branch]
         forbid: set[str] = set()
+        required: set[str] = set()
         for other in others:
             verdict = self._excludes(nodes, other, path, refs)
             if verdict is None:
-                return None
+                key = self._distinguishing_key(nodes, other, path, refs)
+                if key is None or key in forbid:
+                    return None
+                required.add(key)
+                nodes = [*nodes, Node({"required": [key]}, branch.resolver)]
+                continue
             forbid |= verdict
+        if forbid & required:
+            return None
         if forbid:
             nodes.append(Node({_FORBID: sorted(forbid)}, branch.resolver))
         return nodes
@@ -608,6 +616,47 @@ class SchemaCompiler:
                             re.search(p, key) for p in part["patterns"]
                         ):
                             return set()
+        return None
+
+    def _distinguishing_key(
+        self, nodes: list[Node], other: Node, path: str, refs: tuple[str, ...]
+    ) -> str | None:
+        """A property that, once required here, no value of `other` can share.
+
+        Typical of tagged unions: each branch declares its own tag (`"kind": {"const":
+        "a"}`) or its own properties under `additionalProperties: false`, but makes none
+        of them required, so `{}` would match every branch. Requiring the tag (or an own
+        property the other branch forbids) makes the branches disjoint.
+        """
+        try:
+            mine_c, _ = self._expand(nodes, path, refs)
+            theirs_c, _ = self._expand([other], path, refs)
+        except _Unsat:
+            return None
+        mine = self._merge(mine_c, path)
+        theirs = self._merge(theirs_c, path)
+        if self._generated_types(mine) != {"object"}:
+            return None
+        candidates = [k for k in sorted(self._declared_keys(mine)) if k not in mine.forbidden]
+        for key in candidates:  # a key they forbid outright
+            if key in theirs.forbidden:
+                return key
+            for part in theirs.object_parts:
+                if (
+                    part["additional"] is False
+                    and key not in part["properties"]
+                    and not any(re.search(p, key) for p in part["patterns"])
+                ):
+                    return key
+        for key in candidates:  # a key whose values cannot agree
+            mine_vals = self._enum_of_property(mine, key)
+            their_schema = self._property_nodes(theirs, key)
+            if (
+                mine_vals
+                and their_schema is not None
+                and all(not self._validates(v, their_schema) for v in mine_vals)
+            ):
+                return key
         return None
 
     def _enum_of_property(self, m: Merged, key: str) -> list[Any] | None:
@@ -912,6 +961,11 @@ class SchemaCompiler:
             fmin, fmax = content_length_bounds(fragment)
             if fmin >= low and (high is None or (fmax is not None and fmax <= high)):
                 return fragment
+            from schemas.regex_ast import clamp_length
+
+            clamped = clamp_length(fragment, low, high)
+            if clamped is not None:
+                return clamped
             raise UnsupportedSchemaError(
                 "pattern/format with minLength/maxLength",
                 path,
@@ -1286,8 +1340,8 @@ _MULTIPLES = 64  # how many multiples a narrowed multipleOf keeps
 def _some_multiples(m: Merged, integer: bool) -> str | None:
     """A sound subset for a multipleOf the digit-level construction cannot express.
 
-    The values are the first multiples at or above the lower bound (or from 0, or
-    down from the upper bound), each checked by jsonschema itself, so floating-point
+    The values are the multiples from 0 up (or, when the range excludes zero, the first
+    ones inside it), each checked by jsonschema itself, so floating-point
     rounding can never let an invalid one through. None when none qualifies.
     """
     from fractions import Fraction
@@ -1311,12 +1365,11 @@ def _some_multiples(m: Merged, integer: bool) -> str | None:
         step = Fraction(num, step.denominator * other.denominator)
     lows = [v for v in (m.minimum, m.exclusive_minimum) if v is not None]
     highs = [v for v in (m.maximum, m.exclusive_maximum) if v is not None]
-    if lows:
+    start = 0  # small values first when the range holds zero
+    if lows and max(lows) > 0:
         start = math.ceil(Fraction(str(max(lows))) / step)
-    elif highs:
+    elif highs and min(highs) < 0:
         start = math.floor(Fraction(str(min(highs))) / step) - _MULTIPLES + 1
-    else:
-        start = 0
     literals = []
     for c in range(start, start + 4 * _MULTIPLES):
         exact = c * step
@@ -1356,6 +1409,31 @@ def schema_to_regex(schema: Any, options: RegexOptions | None = None) -> str:
 
 # (max_string_length, max_items) tried in turn until the token index fits its budget.
 NARROWING_STEPS = ((256, 64), (128, 32), (64, 16), (32, 8), (16, 4))
+# When the regex itself is too large (recursive $refs unrolled, free-form values nested
+# deep), fewer unrollings and shallower free values are tried in turn: each is a
+# subset of the previous language, so output stays valid.
+SIZE_STEPS: tuple[dict[str, int], ...] = (
+    {},
+    {"max_ref_depth": 2},
+    {"max_ref_depth": 1, "any_value_depth": 1},
+    {"max_ref_depth": 1, "any_value_depth": 1, "max_alternatives": 64, "max_items": 8},
+)
+
+
+def _schema_to_regex_within_size(schema: Any, options: RegexOptions) -> str:
+    from dataclasses import replace
+
+    error: UnsupportedSchemaError | None = None
+    for step in SIZE_STEPS:
+        narrowed = {k: min(v, getattr(options, k)) for k, v in step.items()}
+        try:
+            return schema_to_regex(schema, replace(options, **narrowed))
+        except UnsupportedSchemaError as exc:
+            if exc.construct != "size":
+                raise
+            error = error or exc
+    assert error is not None
+    raise error
 
 
 def schema_to_regex_for_vocab(
@@ -1384,7 +1462,7 @@ def schema_to_regex_for_vocab(
             max_string_length=min(base.max_string_length, string_cap),
             max_items=min(base.max_items, items_cap),
         )
-        regex = schema_to_regex(schema, opts)
+        regex = _schema_to_regex_within_size(schema, opts)
         est = estimate_states(regex)
         if (est.wide + est.narrow) * vocab_size <= budget:
             break

@@ -216,3 +216,98 @@ def estimate_states(regex: str) -> StateEstimate:
         return _states(parse(regex))
     finally:
         sys.setrecursionlimit(limit)
+
+
+def _top_items(text: str) -> list[tuple[str, Node, int, int | None]] | None:
+    """The top-level sequence of `text` as (atom text, atom, lo, hi), or None.
+
+    None when the fragment is not a plain sequence (a top-level alternation, or stacked
+    quantifiers). A fragment that is one unquantified group is looked into.
+    """
+    parser = _Parser(text)
+    items: list[tuple[str, Node, int, int | None]] = []
+    while parser.i < len(text):
+        if text[parser.i] in "|)":
+            return None
+        start = parser.i
+        atom = parser._atom()
+        atom_text = text[start : parser.i]
+        quantified = parser._quantified(atom)
+        if quantified is atom:
+            lo, hi = 1, 1
+        elif quantified[1] is atom:
+            lo, hi = quantified[2], quantified[3]
+        else:
+            return None  # stacked quantifiers
+        items.append((atom_text, atom, lo, hi))
+    if len(items) == 1 and items[0][2:] == (1, 1) and items[0][0].startswith("(?:"):
+        return _top_items(items[0][0][3:-1])
+    return items
+
+
+def _quantifier(lo: int, hi: int | None) -> str:
+    if (lo, hi) == (1, 1):
+        return ""
+    if hi is None:
+        return f"{{{lo},}}"
+    return f"{{{lo}}}" if lo == hi else f"{{{lo},{hi}}}"
+
+
+def clamp_length(fragment: str, low: int, high: int | None) -> str | None:
+    """A sub-language of `fragment` whose strings all have `low..high` characters.
+
+    Works on fragments that are a sequence of fixed-width atoms with quantifiers (what
+    `^[a-z0-9_.]+$` or `^[A-Z]{2}-\\d+$` become): each quantifier is narrowed within its
+    own range, spreading the length budget evenly over the variable parts. Every string
+    of the result matches the fragment, so this is sound; None when it cannot be done.
+    """
+    if "\\\\" in fragment:
+        return None  # escapes decode to fewer characters than they are written with
+    try:
+        items = _top_items(fragment)
+    except (ValueError, IndexError):
+        return None
+    if not items:
+        return None
+    widths = []
+    for _, atom, _, _ in items:
+        a, b = _lengths(atom)
+        if a != b or b is None:
+            return None
+        widths.append(a)
+    los = [lo for _, _, lo, _ in items]
+    his: list[float] = [float("inf") if hi is None else hi for _, _, _, hi in items]
+    variable = [i for i, w in enumerate(widths) if w > 0 and his[i] > los[i]]
+    new_lo = list(los)
+    new_hi = list(his)
+    if high is not None:
+        spare = high - sum(w * lo for w, lo in zip(widths, los, strict=True))
+        if spare < 0:
+            return None
+        new_hi = [float(lo) if i in variable else his[i] for i, lo in enumerate(los)]
+        growing = True
+        while growing:  # one repetition at a time, round robin
+            growing = False
+            for i in variable:
+                if new_hi[i] < his[i] and widths[i] <= spare:
+                    new_hi[i] += 1
+                    spare -= widths[i]
+                    growing = True
+    deficit = low - sum(w * lo for w, lo in zip(widths, new_lo, strict=True))
+    while deficit > 0:
+        raised = False
+        for i in variable:
+            if deficit > 0 and new_lo[i] < new_hi[i]:
+                new_lo[i] += 1
+                deficit -= widths[i]
+                raised = True
+        if not raised:
+            return None
+    out = []
+    for (text, _, _, _), lo, hi in zip(items, new_lo, new_hi, strict=True):
+        out.append(text + _quantifier(int(lo), None if hi == float("inf") else int(hi)))
+    result = "".join(out)
+    lo_total, hi_total = _lengths(parse(result))
+    if lo_total < low or (high is not None and (hi_total is None or hi_total > high)):
+        return None
+    return result
