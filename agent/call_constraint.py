@@ -20,6 +20,7 @@ the call's shortest completion fits in the tokens left, so a call is never trunc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import mlx.core as mx
@@ -69,6 +70,18 @@ class CallTokens:
             )
         model._call_tokens = tokens  # type: ignore[attr-defined]
         return tokens
+
+    @cached_property
+    def free_ids(self) -> mx.array:
+        """Every id free text may use: all but the structural tokens and call-start."""
+        blocked = np.asarray(sorted(self.blocked | {self.call_start}), dtype=np.int32)
+        return mx.array(np.setdiff1d(np.arange(self.vocab_size, dtype=np.int32), blocked))
+
+    @cached_property
+    def free_and_call_ids(self) -> mx.array:
+        ids = mx.concatenate([self.free_ids, mx.array([self.call_start], dtype=mx.int32)])
+        mx.eval(ids)  # never left lazy: it is cached and may be used from another thread
+        return ids
 
 
 def _special_ids(model: Model) -> dict[str, int]:
@@ -138,12 +151,8 @@ class ToolCallConstraint:
         self.state: State = "start"
         self.calls = 0
         self._inner: GrammarConstraint | None = None
-        free = np.setdiff1d(
-            np.arange(tokens.vocab_size, dtype=np.int32),
-            np.asarray(sorted(tokens.blocked | {tokens.call_start}), dtype=np.int32),
-        )
-        self._free = mx.array(free)
-        self._free_and_call = mx.array(np.append(free, np.int32(tokens.call_start)))
+        self._free = tokens.free_ids
+        self._free_and_call = tokens.free_and_call_ids
         self._call_start = mx.array([tokens.call_start], dtype=mx.int32)
         if mode == "required":
             self.state = "call"  # entered by forcing the start token (see forced_tokens)

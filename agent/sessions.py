@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -119,38 +120,46 @@ def default_db_path() -> Path:
 
 
 class SessionStore:
-    """All sessions in one database file; cheap to open, safe across processes."""
+    """All sessions in one database file, safe across processes and threads.
+
+    One connection per store, opened once: reconnecting (and re-asserting WAL mode)
+    for every message cost tens of milliseconds per agent step.
+    """
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else default_db_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=10, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise UserError(f"cannot open the session database {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        try:
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise UserError(f"cannot open the session database {self.path}: {exc}") from None
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            yield db
-        finally:
-            db.close()
+        with self._lock:
+            yield self._db
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield db
+                yield self._db
             except BaseException:
-                db.execute("ROLLBACK")
+                self._db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
+            self._db.execute("COMMIT")
 
     # ------------------------------------------------------------- sessions
     def create(self, session_id: str | None = None, *, model: str = "", title: str = "") -> Session:

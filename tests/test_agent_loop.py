@@ -273,10 +273,10 @@ def test_each_step_prefills_only_its_new_turn(tiny):
         new_turn = tiny.tokenizer.encode(prompt[len(prev_text) :], add_special_tokens=False)
         prev, cur = stats[k - 1], stats[k]
         assert cur.prompt_tokens == prev.prompt_tokens + prev.generated_tokens + len(new_turn)
-        # The cache holds all of step k-1 but its last token(s): the sampled (or
-        # grammar-forced) tail that ended the step is never fed to the model.
+        # The cache holds all of step k-1 but its tail: the last sampled token, or the
+        # grammar-forced run that ended the call (`"}]<|tool_call_end|>`), is never fed.
         unfed = prev.prompt_tokens + prev.generated_tokens - cur.cached_prompt_tokens
-        assert 1 <= unfed <= 4
+        assert 1 <= unfed <= 8
         assert cur.prefilled_tokens == len(new_turn) + unfed
 
 
