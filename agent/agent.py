@@ -110,6 +110,17 @@ class RunResult:
 
 
 @dataclass
+class _Plan:
+    """A step's constraint, the fewest tokens it needs, and how its output is read."""
+
+    constraint: Any
+    needed: int
+    bare: bool = False  # calls may be a bare payload (no call tokens in the vocabulary)
+    call_only: bool = False  # the whole output is a call payload
+    answer_only: bool = False  # the whole output is the response_format answer
+
+
+@dataclass
 class _Step:
     """What one step left behind for the loop to act on."""
 
@@ -289,16 +300,19 @@ class Agent:
             return choice, None
         return "required", choice
 
-    def _constraint(self, mode: str, name: str | None) -> tuple[Any, int, bool]:
-        """(constraint or None, fewest tokens the step needs, calls parsed bare)."""
+    def _plan(self, mode: str, name: str | None) -> _Plan:
+        """How this step is decoded and parsed (compiles grammars: run it off the loop)."""
         answer = self._answer[1] if self._answer else None
         tokens = self._tokens
         if tokens is not None:
             grammar = self._call_grammar(name) if mode != "none" else None
             constraint = ToolCallConstraint(
-                tokens, mode=mode, call_grammar=grammar, answer_grammar=answer
-            )  # type: ignore[arg-type]
-            return constraint, constraint.min_tokens(), False
+                tokens,
+                mode=mode,  # type: ignore[arg-type]
+                call_grammar=grammar,
+                answer_grammar=answer,
+            )
+            return _Plan(constraint, constraint.min_tokens())
         # A model without LFM2's call tokens: constrain what can be, parse the rest.
         if mode == "required":
             from agent.constrained.compile import compile_regex
@@ -313,10 +327,10 @@ class Agent:
                 RegexOptions(whitespace=""),
             )
             grammar, _ = compile_regex(spec.regex, vocab, self.compile_timeout)
-            return GrammarConstraint(grammar), grammar.min_tokens(), True
+            return _Plan(GrammarConstraint(grammar), grammar.min_tokens(), True, True)
         if answer is not None and mode == "none":
-            return GrammarConstraint(answer), answer.min_tokens(), False
-        return None, 1, mode != "none"
+            return _Plan(GrammarConstraint(answer), answer.min_tokens(), answer_only=True)
+        return _Plan(None, 1, bare=mode != "none")
 
     def _call_grammar(self, name: str | None) -> CompiledGrammar:
         grammar = self._call_grammars.get(name)
@@ -338,10 +352,11 @@ class Agent:
         model = self.model
         prompt = render(model, self.system, self.messages, self.registry.openai_tools())
         prompt_tokens = self._ledger.count(model, prompt)
-        constraint, needed, bare = await run_on_model_thread(self._constraint, mode, name)
+        plan = await run_on_model_thread(self._plan, mode, name)
+        constraint = plan.constraint
         context = min(self.limits.context_window or model.context_length, model.context_length)
         budget, stop = step_budget(
-            self.limits, stats.generated_tokens, prompt_tokens, context, needed
+            self.limits, stats.generated_tokens, prompt_tokens, context, plan.needed
         )
         if stop is not None:
             state.stop = stop
@@ -358,8 +373,9 @@ class Agent:
             should_stop=self._cancel.is_set,
         ):
             if isinstance(item, TextChunk):
-                for event in _deltas(splitter.feed(item.text), step, text):
-                    yield event
+                if not plan.call_only:  # a bare JSON call is reported as calls, not text
+                    for event in _deltas(splitter.feed(item.text), step, text):
+                        yield event
             else:
                 result = item
         for event in _deltas(splitter.flush(), step, text):
@@ -377,14 +393,12 @@ class Agent:
                 or (constraint.state == "done" and not constraint.calls)
             )
         )
-        parsed = parse_output(result.text, bare=bare and not answer_constrained)
+        parsed = parse_output(result.text, bare=plan.bare and not answer_constrained)
         calls = parsed.calls if mode != "none" else []
         state.result = result
         state.text = "".join(text).strip()
         state.calls = calls
-        state.answer_constrained = answer_constrained or (
-            isinstance(constraint, GrammarConstraint) and mode == "none"
-        )
+        state.answer_constrained = answer_constrained or plan.answer_only
         self._add(
             turn,
             {"role": "assistant", "content": result.text},

@@ -45,13 +45,39 @@ def system_prompt(
     return "\n".join(parts)
 
 
+TOOL_LIST = "List of tools: <|tool_list_start|>{tools}<|tool_list_end|>"
+_PROBE_TOOL = "edge_agent_probe_tool"
+
+
+def template_lists_tools(model: Model) -> bool:
+    """Whether the model's chat template renders a `tools` list (many silently drop it)."""
+    cached = getattr(model, "_template_lists_tools", None)
+    if cached is None:
+        probe = {
+            "type": "function",
+            "function": {"name": _PROBE_TOOL, "description": "", "parameters": {}},
+        }
+        text = model.chat_prompt([{"role": "user", "content": "hi"}], tools=[probe])
+        cached = _PROBE_TOOL in text
+        model._template_lists_tools = cached  # type: ignore[attr-defined]
+    return cached
+
+
 def render(
     model: Model,
     system: str,
     messages: list[dict[str, Any]],
     tools: list[dict[str, Any]] | None,
 ) -> str:
-    """The whole conversation as the prompt text of the next assistant turn."""
+    """The whole conversation as the prompt text of the next assistant turn.
+
+    A template that ignores `tools` gets the list in LFM2's format at the end of the
+    system prompt instead, so the model still knows what it can call.
+    """
+    if tools and not template_lists_tools(model):
+        listing = TOOL_LIST.format(tools=json.dumps(tools, ensure_ascii=False))
+        system = f"{system}\n{listing}" if system else listing
+        tools = None
     full = [{"role": "system", "content": system}] if system else []
     return model.chat_prompt([*full, *messages], tools=tools or None)
 

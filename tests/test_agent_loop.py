@@ -406,4 +406,5 @@ def test_models_without_call_tokens_get_bare_constrained_calls(tiny):
     calls = result.of_type(ToolCallEvent)
     assert calls and all(weather.validation_errors(c.arguments) == [] for c in calls)
     assert agent.messages[1]["content"].startswith('[{"name":"weather"')
+    assert result.of_type(TextDelta) == []  # the payload is reported as calls, not text
     assert all(r.error is None for r in result.of_type(ToolResultEvent))
