@@ -24,6 +24,7 @@ from tui.widgets.approval import ApprovalScreen
 from tui.widgets.chat_pane import Welcome
 from tui.widgets.error_card import ErrorCard
 from tui.widgets.message import UserMessage
+from tui.widgets.sessions import SessionsSidebar
 from tui.widgets.tool_card import ToolCard
 from tui.widgets.turn import StopMarker
 
@@ -223,6 +224,13 @@ async def test_approval_modal_allows_and_denies(store, tmp_path):
         assert card.call.arguments == {"priority": int(saved)}
         assert card.border_subtitle.startswith("✓ done in ")
 
+        # Reopened from the store, the session shows both cards again.
+        await app.open_session(SessionsSidebar.Open(app.backend.session_id))
+        replayed = app.chat.query(ToolCard)
+        assert [c.state for c in replayed] == ["failed", "done"]
+        assert replayed[1].result.content == card.result.content
+        assert replayed[1].call.arguments == card.call.arguments
+
 
 @run_async
 async def test_stop_during_approval_denies_and_ends_turn(store, tmp_path):
@@ -288,6 +296,9 @@ async def test_resume_session_on_start(store):
         await wait_for(pilot, lambda: bool(resumed.chat.turns))
         assert [m.text for m in resumed.chat.query(UserMessage)] == ["remember the number 42"]
         assert resumed.chat.turns[0].answer_text.strip() == first_answer.content.strip()
+        # The session's token counts continue from the stored steps.
+        assert resumed.status.session.generated_tokens == first_answer.stats.generated_tokens
+        assert resumed.status.session.prompt_tokens == first_answer.stats.prompt_tokens
         # The agent continues the same conversation, in the same stored session.
         await answer(pilot, "which number?")
         assert resumed.backend.session_id == sid

@@ -228,7 +228,7 @@ class EdgeAgentApp(App[None]):
         self.status.set_model(message.info)
         self.notify(f"{message.spec} is ready", timeout=3)
         if message.history:
-            await self.chat.load_history(message.history)
+            await self.show_history(message.history)
         await self.refresh_sessions()
 
     def switch_model(self, spec: str) -> None:
@@ -307,6 +307,11 @@ class EdgeAgentApp(App[None]):
         await self.refresh_sessions()  # a new session gets its title from the first prompt
         self.generating = False
         self.stopping = False
+
+    async def show_history(self, history: list[ReplayTurn]) -> None:
+        """A resumed session: its turns in the chat, its token counts in the status bar."""
+        await self.chat.load_history(history)
+        self.status.reset_session(stats for turn in history for stats in turn.step_stats())
 
     async def show_error(self, message: str, title: str = "Error") -> None:
         """An error as a notification and a card in the chat; the app goes on."""
@@ -396,8 +401,7 @@ class EdgeAgentApp(App[None]):
         except Exception as exc:
             await self.show_error(describe_error(exc), "Session")
             return
-        await self.chat.load_history(history)
-        self.status.reset_session()
+        await self.show_history(history)
         await self.refresh_sessions()
         self.prompt_input.focus()
 

@@ -9,19 +9,21 @@ calls and results, and the widgets show a resumed session exactly as it looked.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from agent.events import (
     Event,
     FinalEvent,
     ReasoningDelta,
     RunStats,
+    StatsEvent,
     TextDelta,
     ToolCallEvent,
     ToolResultEvent,
 )
 from agent.output_split import OutputSplitter
 from agent.sessions import RUNNING, StoredMessage, TurnInfo
+from agent.stats import GenerationStats
 from agent.tool_parser import parse_output
 
 
@@ -31,6 +33,9 @@ class ReplayTurn:
 
     prompt: str
     events: list[Event] = field(default_factory=list)
+
+    def step_stats(self) -> list[GenerationStats]:
+        return [e.stats for e in self.events if isinstance(e, StatsEvent)]
 
 
 def replay_turns(turns: Iterable[TurnInfo]) -> list[ReplayTurn]:
@@ -59,6 +64,7 @@ def _replay(turn: TurnInfo) -> ReplayTurn | None:
 
 def _assistant(message: StoredMessage, events: list[Event]) -> tuple[str, list[tuple[str, dict]]]:
     step = int(message.meta.get("step", 0) or 0)
+    stats = _stats(message.meta.get("stats"))
     splitter = OutputSplitter()
     text: list[str] = []
     for segment in [*splitter.feed(message.content), *splitter.flush()]:
@@ -67,8 +73,21 @@ def _assistant(message: StoredMessage, events: list[Event]) -> tuple[str, list[t
             events.append(TextDelta(segment.text, step))
         elif segment.kind == "reasoning":
             events.append(ReasoningDelta(segment.text, step))
+    if stats is not None:
+        events.append(StatsEvent(stats, step))
     parsed = parse_output(message.content, bare=False)
     return "".join(text).strip(), [(c.name, c.arguments) for c in parsed.calls]
+
+
+def _stats(data: object) -> GenerationStats | None:
+    """The step's statistics as the agent stored them (extra keys are derived ones)."""
+    if not isinstance(data, dict):
+        return None
+    known = {f.name for f in fields(GenerationStats)}
+    try:
+        return GenerationStats(**{k: v for k, v in data.items() if k in known})
+    except TypeError:
+        return None
 
 
 def _tool(message: StoredMessage, pending: list[tuple[str, dict]]) -> list[Event]:

@@ -10,11 +10,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from agent.cli import chat, extract, generate, ingest, models, plan, run, search, sessions
+from agent.cli import chat, demo, extract, generate, ingest, models, plan, run, search, sessions
 from agent.cli.common import EXIT_USER_ERROR, CliParser
 from agent.errors import UserError
 
-COMMANDS = (generate, extract, run, chat, sessions, plan, models, ingest, search)
+COMMANDS = (demo, chat, generate, extract, run, sessions, plan, models, ingest, search)
 
 
 def build_parser() -> CliParser:

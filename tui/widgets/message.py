@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from textual.widgets import Markdown, Static
 
@@ -29,12 +30,14 @@ class UserMessage(Static):
 class AnswerMessage(Markdown):
     """Answer text that grows token by token.
 
-    `write` only buffers; a background task appends what arrived at most
-    `flush_interval_s` apart with `Markdown.append`, which re-parses just the last
-    block. Per token the UI pays a list append, and the markdown work (parse, layout,
-    render) is done 10 times a second however fast tokens come. Flushing 30 times a
-    second halved the tiny model's decode rate on 2 cores: the UI thread's Python
-    competes with the model thread's for the GIL (see benchmarks/tui.py).
+    `write` only buffers; a background task appends what arrived with
+    `Markdown.append`, which re-parses just the last block. Per token the UI pays a
+    list append; the markdown work (parse, layout, render) runs at most 10 times a
+    second, and less often when it is expensive: the pause after a flush is at least
+    `cost_factor` times what the flush cost, so a long answer (whose layout grows with
+    its length) never takes more than about a quarter of a core. The UI thread's
+    Python competes with the model thread's for the GIL, and flushing 30 times a
+    second halved the tiny model's decode rate on 2 cores (see benchmarks/tui.py).
     """
 
     DEFAULT_CSS = """
@@ -46,6 +49,7 @@ class AnswerMessage(Markdown):
     """
 
     flush_interval_s = 0.1
+    cost_factor = 3.0
 
     def __init__(self, markdown: str = "") -> None:
         super().__init__(markdown)
@@ -73,17 +77,30 @@ class AnswerMessage(Markdown):
         while True:
             await self._am_wake.wait()
             self._am_wake.clear()
+            cost = 0.0
             if self._am_pending:
+                started = time.perf_counter()
                 text = "".join(self._am_pending)
                 self._am_pending.clear()
                 await self.append(text)
+                if not self._am_closing.is_set():
+                    await self._refreshed()
+                cost = time.perf_counter() - started
             if self._am_closing.is_set():
                 if not self._am_pending:
                     return
                 continue  # written while the last append ran
-            # At most one append per interval, unless finish() wants it all now.
+            # Wait before the next append, unless finish() wants it all now.
+            pause = max(self.flush_interval_s, self.cost_factor * cost)
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._am_closing.wait(), self.flush_interval_s)
+                await asyncio.wait_for(self._am_closing.wait(), pause)
+
+    async def _refreshed(self) -> None:
+        """Until the screen has laid out and drawn the last append (at most 1 s)."""
+        done = asyncio.get_running_loop().create_future()
+        self.call_after_refresh(lambda: done.done() or done.set_result(None))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(done, 1.0)
 
     async def flush(self) -> None:
         """Append what is buffered now, without waiting for the next interval."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
@@ -116,9 +116,11 @@ class StatusBar(Vertical):
         self.generating = False
         self.refresh_text()
 
-    def reset_session(self, totals: Totals | None = None) -> None:
-        """A new or resumed session: counts restart (or continue from `totals`)."""
-        self.session = totals or Totals()
+    def reset_session(self, steps: Iterable[GenerationStats] = ()) -> None:
+        """A new session (counts restart) or a resumed one (its stored steps count)."""
+        self.session = Totals()
+        for stats in steps:
+            self.session.add(stats)
         self.turn = Totals()
         self.first_ttft_s = None
         self.last = None
