@@ -238,6 +238,9 @@ class Agent:
             repeat = RepeatGuard(self.limits.max_identical_calls)
             try:
                 for step in range(1, self.limits.max_steps + 1):
+                    if self._cancel.is_set():  # cancelled while tools ran
+                        stop = Stop(CANCELLED, "the run was cancelled")
+                        break
                     state = _Step()
                     mode, name = self._choice(step)
                     async for event in self._generate(step, mode, name, state, turn, stats):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -228,3 +229,28 @@ def test_console_script_text_mode(data_dir, tools_module):
     assert "-> lookup({" in proc.stderr and "<- lookup: value of" in proc.stderr
     assert "stopped (max_steps)" in proc.stderr and "[session " in proc.stderr
     assert "Traceback" not in proc.stderr and "terminate called" not in proc.stderr
+
+
+def test_ctrl_c_cancels_cleanly_and_still_ends_with_final(data_dir):
+    argv = ["run", "Tell me a long story", "--model", "tiny", "--max-tokens", "100000"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli.main", *argv, "--json", "--session", "story"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        first = json.loads(proc.stdout.readline())  # generation is under way
+        assert first["type"] == "text"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    final = json.loads(out.splitlines()[-1])
+    assert final["type"] == "final" and final["stopped_by"] == "cancelled"
+    assert "Traceback" not in err
+    assert main(["sessions", "show", "story", "--json"]) == 0

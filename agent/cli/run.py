@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import threading
 from typing import Any
@@ -222,12 +223,33 @@ def _approval(yes: bool) -> Any:
 async def _consume(agent: Any, prompt: str, as_json: bool) -> FinalEvent:
     final: FinalEvent | None = None
     printer = _JsonPrinter() if as_json else _TextPrinter()
-    async for event in agent.stream(prompt):
-        printer.show(event)
-        if isinstance(event, FinalEvent):
-            final = event
+    restore = _cancel_on_first_interrupt(agent)
+    try:
+        async for event in agent.stream(prompt):
+            printer.show(event)
+            if isinstance(event, FinalEvent):
+                final = event
+    finally:
+        restore()
     assert final is not None
     return final
+
+
+def _cancel_on_first_interrupt(agent: Any) -> Any:
+    """Ctrl-C cancels the run cleanly (the JSON stream still ends with its "final");
+    a second Ctrl-C interrupts at once."""
+    loop = asyncio.get_running_loop()
+
+    def first() -> None:
+        print("edge-agent: cancelling (Ctrl-C again to quit now)", file=sys.stderr)
+        agent.cancel()
+        loop.remove_signal_handler(signal.SIGINT)
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, first)
+    except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+        return lambda: None
+    return lambda: loop.remove_signal_handler(signal.SIGINT)
 
 
 class _JsonPrinter:
