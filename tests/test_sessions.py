@@ -171,7 +171,7 @@ def test_a_session_survives_a_process_killed_mid_turn(data_dir, tmp_path, tiny):
     assert [m.role for m in killed] == ["user", "assistant"]  # written as they happened
     assert "<|tool_call_start|>" in killed[1].content
     history_before = session.history()
-    assert [m["content"] for m in history_before][0] == "Is water wet?"
+    assert history_before[0]["content"] == "Is water wet?"
     assert "Look up a" not in [m["content"] for m in history_before]
 
     resumed = answering_agent(tiny, "survivor")
