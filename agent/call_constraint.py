@@ -77,6 +77,22 @@ class CallTokens:
         blocked = np.asarray(sorted(self.blocked | {self.call_start}), dtype=np.int32)
         return mx.array(np.setdiff1d(np.arange(self.vocab_size, dtype=np.int32), blocked))
 
+    def free_mask(self, width: int, with_call: bool) -> mx.array:
+        """`free_ids` (plus call-start when `with_call`) as a boolean mask of `width`.
+
+        The decode loop applies a mask with one `mx.where`; scattering ~100k free ids
+        into the logits every token cost ~9% of decode speed on a 100k vocabulary.
+        """
+        cache = self.__dict__.setdefault("_masks", {})
+        key = (width, with_call)
+        if key not in cache:
+            mask = np.zeros(width, dtype=np.bool_)
+            mask[: self.vocab_size] = True
+            mask[sorted(self.blocked | {self.call_start})] = False
+            mask[self.call_start] = with_call
+            cache[key] = mx.array(mask)
+        return cache[key]
+
     @cached_property
     def free_and_call_ids(self) -> mx.array:
         ids = mx.concatenate([self.free_ids, mx.array([self.call_start], dtype=mx.int32)])
@@ -208,6 +224,15 @@ class ToolCallConstraint:
                 raise RuntimeError(f"neither a call nor the answer fits in {budget} tokens")
             return parts[0] if len(parts) == 1 else mx.concatenate(parts)
         raise RuntimeError(f"no tokens are allowed in state {self.state}")
+
+    def token_mask(self, budget: int, width: int) -> mx.array:
+        if self._inner is not None:
+            return self._inner.token_mask(budget, width)
+        if self.state == "free":
+            return self.tokens.free_mask(width, self._call_fits(budget))
+        mask = np.zeros(width, dtype=np.bool_)
+        mask[np.asarray(self.allowed_token_ids(budget))] = True
+        return mx.array(mask)
 
     def advance(self, token_id: int) -> None:
         if self.state == "done":

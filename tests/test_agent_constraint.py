@@ -7,6 +7,7 @@ import json
 from typing import Literal
 
 import mlx.core as mx
+import numpy as np
 import pytest
 
 from agent.call_constraint import CallTokens, ToolCallConstraint, compile_call_grammar
@@ -123,6 +124,11 @@ def test_auto_mode_calls_are_valid_once_the_model_starts_one(tiny, call_parts):
             if self.state == "free" and tokens.call_start in set(allowed.tolist()):
                 return mx.array([tokens.call_start], dtype=mx.int32)
             return allowed
+
+        def token_mask(self, budget, width):  # the decode loop prefers masks
+            mask = np.zeros(width, dtype=np.bool_)
+            mask[np.asarray(self.allowed_token_ids(budget))] = True
+            return mx.array(mask)
 
     constraint = Biased(tokens, mode="auto", call_grammar=grammar)
     result = _generate(tiny, constraint, 150, seed=1)
