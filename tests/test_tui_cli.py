@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from agent.cli.demo import demo_documents, demo_index_dir, project_root
+from agent.cli.demo import build_demo_index, demo_documents, demo_index_dir, project_root
 from agent.cli.main import main
 
 
@@ -47,9 +47,22 @@ def test_demo_headless_prints_the_events_of_a_rag_run(capsys, data_dir):
     call = next(e for e in events if e["type"] == "tool_call")
     assert call["name"] == "rag_search" and isinstance(call["arguments"]["query"], str)
     assert types.index("tool_result") > types.index("tool_call")
-    assert code == (0 if events[-1].get("stopped_by") is None else 3)
+    assert code == (1 if events[-1].get("stopped_by") in ("error", "cancelled") else 0)
     assert "demo index:" in err and "tool call(s)" in err
     # The index is built once; a second demo finds every file unchanged.
     assert (demo_index_dir() / "index.sqlite3").exists() or any(demo_index_dir().iterdir())
     main(["demo", "--headless", "--model", "tiny", "--max-tokens", "8"])
     assert "0 added, 0 updated" in capsys.readouterr().err
+
+
+def test_demo_index_is_rebuilt_when_the_documents_change(capsys, data_dir):
+    from agent.progress import silent_progress
+
+    build_demo_index(silent_progress)
+    build_demo_index(silent_progress)
+    assert "0 added, 0 updated" in capsys.readouterr().err
+    manifest = demo_index_dir().parent / "demo-index.json"
+    manifest.write_text(json.dumps({"docs": ["/elsewhere/OLD.md"], "chunk_tokens": 1}))
+    build_demo_index(silent_progress)
+    added = capsys.readouterr().err
+    assert f"{len(demo_documents())} added" in added

@@ -38,6 +38,7 @@ class ChatOptions:
     max_steps: int = 8
     max_tokens: int = 4096
     tool_choice: str = "auto"
+    rag_k: int = 4  # passages per rag_search
     # Sampling flags given by the user, applied over the model's own defaults.
     sampling_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -83,6 +84,7 @@ class AgentBackend:
             max_tokens=o.max_tokens,
             tool_choice=o.tool_choice,
             retriever=o.retriever,
+            rag_k=o.rag_k,
             session=self._session,
             approve=self._approve,
             sampling=self.model.default_sampling.with_overrides(**o.sampling_overrides),
