@@ -20,6 +20,12 @@ def test_chat_bad_index_is_one_line_exit_2(capsys, tmp_path):
     assert len(err) == 1 and "nowhere" in err[0]
 
 
+def test_chat_bad_session_id_is_one_line_exit_2(capsys, data_dir):
+    assert main(["chat", "--model", "tiny", "--session", "no spaces/allowed"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "invalid session id" in err[0]
+
+
 def test_chat_and_demo_need_a_terminal(capsys):
     # pytest's stdin is not a terminal: a clear error instead of a broken screen.
     assert main(["chat", "--model", "tiny"]) == 2

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from agent.cli.common import add_model_arg, add_sampling_args, positive_int
 from agent.errors import UserError
+
+if TYPE_CHECKING:
+    from tui.agent_backend import ChatOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,13 +63,18 @@ def require_terminal() -> None:
         )
 
 
-def chat_options(args: argparse.Namespace, model: str) -> object:
+def chat_options(args: argparse.Namespace, model: str) -> ChatOptions:
     """ChatOptions from the flags; every user mistake raises UserError here."""
     from agent.cli.run import _open_index, _select_tools
     from tui.agent_backend import ChatOptions
 
     tools = _select_tools(args.tool, args.tools_module)
     retriever = _open_index(args.index) if args.index else None
+    session = getattr(args, "session", None)
+    if session is not None:  # a bad id is exit 2 here, not a broken app later
+        from agent.sessions import SessionStore
+
+        session = SessionStore().open_or_create(session).id
     overrides = {
         "temperature": args.temp,
         "top_p": args.top_p,
@@ -77,7 +86,7 @@ def chat_options(args: argparse.Namespace, model: str) -> object:
         model=model,
         tools=tools,
         retriever=retriever,
-        session=getattr(args, "session", None),
+        session=session,
         system=args.system,
         max_steps=args.max_steps,
         max_tokens=args.max_tokens,
@@ -91,5 +100,5 @@ def run(args: argparse.Namespace) -> int:
 
     options = chat_options(args, args.model)
     require_terminal()
-    EdgeAgentApp(AgentBackend(options)).run()  # type: ignore[arg-type]
+    EdgeAgentApp(AgentBackend(options)).run()
     return 0
