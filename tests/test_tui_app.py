@@ -108,6 +108,7 @@ async def test_prompt_streams_answer_with_live_status(store):
         assert status.session.prompt_tokens == final.stats.prompt_tokens
         assert status.first_ttft_s is not None and status.first_ttft_s > 0
         assert "decode" in status.speed_text() and "grammar" in status.counts_text()
+        assert status.rates and list(status.query_one("#rate").data) == list(status.rates)
         # The turn is stored in a new session, listed in the sidebar with its title.
         sessions = store.list()
         assert len(sessions) == 1 and sessions[0].title == "Say hello"
@@ -364,6 +365,20 @@ async def test_switch_model_loads_with_progress_and_bad_model_is_an_error(store)
         assert any(n.severity == "error" for n in app._notifications)
         assert app.is_running and app.ready
         final = await answer(pilot, "still there?")
+        assert final.stats.generated_tokens > 0
+
+        # A real switch: the same weights from their directory, a new Model and Agent.
+        from agent.models.registry import BUILTIN_MODELS
+
+        directory = str(BUILTIN_MODELS["tiny"].path)
+        old_agent = app.backend.agent
+        progress.clear()
+        app.switch_model(directory)
+        await wait_for(pilot, lambda: app.loading_spec is None)
+        assert app.backend.model_spec == directory and app.backend.agent is not old_agent
+        assert app.status.model_label.startswith(directory)
+        assert f"Loading {directory}" in progress
+        final = await answer(pilot, "and now?")
         assert final.stats.generated_tokens > 0
 
 
