@@ -32,14 +32,14 @@ from typing import Literal
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from agent import Agent, SamplingParams, load_model  # noqa: E402
-from agent.events import FinalEvent, StatsEvent, ToolResultEvent  # noqa: E402
-from agent.prompting import render  # noqa: E402
-from agent.sessions import SessionStore  # noqa: E402
-from tools import tool  # noqa: E402
+from agent import Agent, SamplingParams, load_model
+from agent.events import FinalEvent, StatsEvent, ToolResultEvent
+from agent.prompting import render
+from agent.sessions import SessionStore
+from tools import tool
 
 sys.path.insert(0, str(_HERE))
-from _machine import machine_description  # noqa: E402
+from _machine import machine_description
 
 SAMPLING = SamplingParams(temperature=0.8, min_p=0.0, repetition_penalty=1.0, seed=0)
 PROMPT = "Check the status of the three services, one at a time, then summarise."

@@ -22,7 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+_HERE = Path(__file__).resolve().parent
+# benchmarks/agent.py would shadow the `agent` package: keep this folder last on the path.
+sys.path[:] = [
+    str(_HERE.parent),
+    *(p for p in sys.path if Path(p or ".").resolve() != _HERE),
+    str(_HERE),
+]
 
 from _machine import machine_description
 

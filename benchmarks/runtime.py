@@ -14,7 +14,13 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+_HERE = Path(__file__).resolve().parent
+# benchmarks/agent.py would shadow the `agent` package: keep this folder last on the path.
+sys.path[:] = [
+    str(_HERE.parent),
+    *(p for p in sys.path if Path(p or ".").resolve() != _HERE),
+    str(_HERE),
+]
 
 from _machine import machine_description
 
@@ -96,6 +102,12 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--context", type=int, default=2000)
+    parser.add_argument(
+        "--cache-models",
+        nargs="+",
+        default=None,
+        help="models for the cache-reuse table (default: --models)",
+    )
     args = parser.parse_args()
 
     print(f"Machine: {machine_description()}\n")
@@ -110,7 +122,7 @@ def main() -> None:
     print(f"\nTime to first token of the next turn in a ~{args.context}-token conversation:\n")
     print("| model | prompt tokens | from cache | cold TTFT (ms) | warm TTFT (ms) | cold / warm |")
     print("|---|---:|---:|---:|---:|---:|")
-    for spec in args.models:
+    for spec in args.cache_models or args.models:
         r = cache_reuse(spec, args.context, args.runs)
         print(
             f"| {r['model']} | {r['prompt_tokens']} | {r['cached_tokens']} | "

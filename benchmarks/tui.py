@@ -30,13 +30,13 @@ from pathlib import Path
 
 _HERE = str(Path(__file__).resolve().parent)
 sys.path.insert(0, _HERE)
-from _machine import machine_description  # noqa: E402
+from _machine import machine_description
 
 # This script's name would shadow the `tui` package: import it from the project.
 sys.path[:] = [p for p in sys.path if p not in ("", _HERE) and Path(p).resolve() != Path(_HERE)]
 
-from agent.events import FinalEvent, RunStats, TextDelta  # noqa: E402
-from tui.app import AgentEventPosted, EdgeAgentApp  # noqa: E402
+from agent.events import FinalEvent, RunStats, TextDelta
+from tui.app import AgentEventPosted, EdgeAgentApp
 
 SIZE = (100, 40)
 SECTION = """## Part {n}

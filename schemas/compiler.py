@@ -32,6 +32,7 @@ import contextlib
 import json
 import math
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import reduce
@@ -92,6 +93,7 @@ class RegexOptions:
     max_string_length: int = 256  # strings: cap on counted length bounds
     max_alternatives: int = 256  # anyOf/oneOf/enum expansion budget
     max_regex_length: int = 2_000_000
+    max_seconds: float = 10.0  # expanding one schema (e.g. $refs fanning out at every level)
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,7 @@ class SchemaCompiler:
         self._validators: dict[int, Any] = {}
         self.ws = self.options.whitespace
         self._alternatives = 0
+        self._deadline = time.monotonic() + self.options.max_seconds
 
     # ----------------------------------------------------------------- entry
     def compile(self) -> str:
@@ -452,6 +455,10 @@ class SchemaCompiler:
     # ---------------------------------------------------------------- values
     def value(self, nodes: list[Node], path: str, refs: tuple[str, ...]) -> str | None:
         """Regex for values satisfying every node; None when there are none."""
+        if time.monotonic() > self._deadline:
+            raise UnsupportedSchemaError(
+                "size", path, f"expanding the schema took over {self.options.max_seconds:g} s"
+            )
         try:
             conjuncts, refs = self._expand(nodes, path, refs)
             regex = self._value(conjuncts, path, refs)
@@ -1429,8 +1436,8 @@ def _schema_to_regex_within_size(schema: Any, options: RegexOptions) -> str:
         try:
             return schema_to_regex(schema, replace(options, **narrowed))
         except UnsupportedSchemaError as exc:
-            if exc.construct != "size":
-                raise
+            if exc.construct != "size" or "took over" in str(exc):
+                raise  # narrower options would not make a slow expansion fast enough
             error = error or exc
     assert error is not None
     raise error

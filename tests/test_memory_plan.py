@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 import copy
-import random
+import subprocess
+import sys
 
 import pytest
 
-from agent import SamplingParams, UserError
+from agent import UserError
 from agent.memory_plan import config_for_spec, plan_memory, reference_config
+
+_MEASURE = """
+import random, sys
+from agent import SamplingParams, load_model
+context = int(sys.argv[1])
+model = load_model("tiny")
+rng = random.Random(context)
+prompt = [rng.randrange(20, 1000) for _ in range(context - 4)]
+result = model.generate(prompt, max_tokens=4, sampling=SamplingParams(seed=0))
+print(result.stats.peak_memory_bytes)
+"""
 
 
 @pytest.mark.parametrize("context", [1024, 4096])
-def test_estimate_is_within_25_percent_of_measured_peak(fresh_tiny, context):
+def test_estimate_is_within_25_percent_of_measured_peak(tiny, context):
+    # Measured in a fresh process: MLX's peak counts every array alive in the process,
+    # and other tests keep other models loaded.
     config, _ = config_for_spec("tiny")
     estimate = plan_memory(config, context).peak_bytes
-    rng = random.Random(context)
-    prompt = [rng.randrange(20, 1000) for _ in range(context - 4)]
-    result = fresh_tiny.generate(prompt, max_tokens=4, sampling=SamplingParams(seed=0))
-    measured = result.stats.peak_memory_bytes
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(context)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    measured = int(proc.stdout.strip().splitlines()[-1])
     assert abs(estimate - measured) / measured <= 0.25, (estimate, measured)
 
 
