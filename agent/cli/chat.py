@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from agent.cli.common import add_model_arg, add_sampling_args, positive_int
+from agent.cli.common import add_agent_args, add_model_arg
 from agent.errors import UserError
 
 if TYPE_CHECKING:
@@ -26,35 +26,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def add_agent_args(p: argparse.ArgumentParser) -> None:
-    """The agent flags `chat` and `demo` share with `edge-agent run`."""
-    p.add_argument("--index", default=None, metavar="DIR", help="search this index (rag_search)")
-    p.add_argument(
-        "--tool",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a tool to enable: a built-in (calculator, http_get, read_file, list_dir, now) "
-        "or one defined in --tools-module (repeat for several)",
-    )
-    p.add_argument(
-        "--tools-module",
-        action="append",
-        default=[],
-        metavar="FILE.py",
-        help="import a Python file and register every @tool in it",
-    )
-    p.add_argument("--system", default=None, help="a system prompt")
-    p.add_argument("--max-steps", type=positive_int, default=8, help="model steps per answer")
-    p.add_argument(
-        "--max-tokens",
-        type=positive_int,
-        default=4096,
-        help="tokens the model may generate per answer, over all its steps (default 4096)",
-    )
-    add_sampling_args(p)
-
-
 def require_terminal() -> None:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise UserError(
@@ -65,11 +36,11 @@ def require_terminal() -> None:
 
 def chat_options(args: argparse.Namespace, model: str) -> ChatOptions:
     """ChatOptions from the flags; every user mistake raises UserError here."""
-    from agent.cli.run import _open_index, _select_tools
+    from agent.cli.run import open_index_arg, select_tools
     from tui.agent_backend import ChatOptions
 
-    tools = _select_tools(args.tool, args.tools_module)
-    retriever = _open_index(args.index) if args.index else None
+    tools = select_tools(args.tool, args.tools_module)
+    retriever = open_index_arg(args.index) if args.index else None
     session = getattr(args, "session", None)
     if session is not None:  # a bad id is exit 2 here, not a broken app later
         from agent.sessions import SessionStore

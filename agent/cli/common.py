@@ -91,3 +91,32 @@ def read_file_arg(path: str, what: str) -> str:
         raise UserError(f"{what} '{path}' is not UTF-8 text") from None
     except OSError as exc:
         raise UserError(f"cannot read {what} '{path}': {exc.strerror}") from None
+
+
+def add_agent_args(p: argparse.ArgumentParser) -> None:
+    """The agent flags `run`, `chat` and `demo` share."""
+    p.add_argument("--index", default=None, metavar="DIR", help="search this index (rag_search)")
+    p.add_argument(
+        "--tool",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a tool to enable: a built-in (calculator, http_get, read_file, list_dir, now) "
+        "or one defined in --tools-module (repeat for several)",
+    )
+    p.add_argument(
+        "--tools-module",
+        action="append",
+        default=[],
+        metavar="FILE.py",
+        help="import a Python file and register every @tool in it",
+    )
+    p.add_argument("--system", default=None, help="a system prompt")
+    p.add_argument("--max-steps", type=positive_int, default=8, help="model steps per answer")
+    p.add_argument(
+        "--max-tokens",
+        type=positive_int,
+        default=4096,
+        help="tokens the model may generate per answer, over all its steps (default 4096)",
+    )
+    add_sampling_args(p)

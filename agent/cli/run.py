@@ -21,10 +21,9 @@ from typing import Any
 from agent.cli.common import (
     EXIT_GUARD_STOP,
     EXIT_OK,
+    add_agent_args,
     add_model_arg,
-    add_sampling_args,
     load_with_progress,
-    positive_int,
     read_text_arg,
     sampling_from_args,
 )
@@ -50,34 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("prompt", nargs="?", help="the prompt ('-' or omitted: read stdin)")
     add_model_arg(p)
     p.add_argument(
-        "--tool",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a tool to enable: a built-in (calculator, http_get, read_file, list_dir, now) "
-        "or one defined in --tools-module (repeat for several)",
-    )
-    p.add_argument(
-        "--tools-module",
-        action="append",
-        default=[],
-        metavar="FILE.py",
-        help="import a Python file and register every @tool in it",
-    )
-    p.add_argument(
         "--tool-choice",
         default="auto",
         metavar="auto|required|none|NAME",
         help="whether the first step must call a tool (default auto)",
     )
-    p.add_argument("--max-steps", type=positive_int, default=8, help="model steps (default 8)")
-    p.add_argument(
-        "--max-tokens",
-        type=positive_int,
-        default=4096,
-        help="tokens the model may generate over the whole run (default 4096)",
-    )
-    p.add_argument("--system", default=None, help="a system prompt")
     p.add_argument(
         "--session", default=None, metavar="ID", help="continue (or start) the session ID"
     )
@@ -87,12 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="SCHEMA",
         help="constrain the final answer to a JSON Schema: a file, or a shipped schema name",
     )
-    p.add_argument("--index", default=None, metavar="DIR", help="search this index (rag_search)")
     p.add_argument("--json", action="store_true", help="print events as JSON lines")
     p.add_argument(
         "--yes", "-y", action="store_true", help="approve every tool that asks for approval"
     )
-    add_sampling_args(p)
+    add_agent_args(p)
     p.set_defaults(func=run)
 
 
@@ -103,12 +78,12 @@ def run(args: argparse.Namespace) -> int:
     prompt = read_text_arg(args.prompt, "prompt")
     if not prompt.strip():
         raise UserError("the prompt is empty")
-    tools = _select_tools(args.tool, args.tools_module)
+    tools = select_tools(args.tool, args.tools_module)
     _check_choice_early(args.tool_choice, [t.name for t in tools], args.index is not None)
     if args.session:
         check_session_id(args.session)
     response_format = _response_format(args.response_format)
-    retriever = _open_index(args.index) if args.index else None
+    retriever = open_index_arg(args.index) if args.index else None
     store = SessionStore()
     model = load_with_progress(args.model)
     # An exact id resumes or starts that session (a prefix could resume the wrong one).
@@ -146,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_GUARD_STOP
 
 
-def _select_tools(names: list[str], modules: list[str]) -> list[Any]:
+def select_tools(names: list[str], modules: list[str]) -> list[Any]:
     """Module tools (all, unless --tool picks some) plus the built-ins named by --tool."""
     from tools import BUILTIN_TOOL_NAMES, ToolRegistry, builtin_tools
 
@@ -192,7 +167,7 @@ def _response_format(spec: str | None) -> Any:
     return schema
 
 
-def _open_index(path: str) -> Any:
+def open_index_arg(path: str) -> Any:
     from agent.retriever import open_index
 
     return open_index(path)  # IndexNotFoundError etc. are UserErrors
