@@ -37,9 +37,8 @@ from agent.call_constraint import (
     compile_call_grammar,
 )
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
-from agent.constrained.constraint import GrammarConstraint
-from agent.constrained.grammar import CompiledGrammar
-from agent.constrained.output_types import OutputSpec
+from agent.constrained.engine import Grammar
+from agent.constrained.select import CompiledOutput
 from agent.errors import UserError
 from agent.events import (
     Citation,
@@ -175,21 +174,20 @@ class Agent:
         self.compile_timeout = compile_timeout
         self.session = _open_session(session, model)
         self._tokens = CallTokens.for_model(model)
-        self._answer: tuple[OutputSpec, CompiledGrammar] | None = None
+        self._answer: CompiledOutput | None = None
         if response_format is not None:  # compile now: a bad schema fails here, not mid-run
-            spec, grammar, _, _ = compile_output_type(
+            self._answer = compile_output_type(
                 model, response_format, compile_timeout=compile_timeout
             )
-            self._answer = (spec, grammar)
         self.system = system_prompt(
             system,
             json_calls=len(self.registry) > 0,
             rag=retriever is not None,
-            answer_schema=self._answer[0].json_schema if self._answer else None,
+            answer_schema=self._answer.spec.json_schema if self._answer else None,
         )
         self.messages: list[dict[str, Any]] = self.session.history() if self.session else []
         self._ledger = PromptLedger()
-        self._call_grammars: dict[str | None, CompiledGrammar] = {}
+        self._call_grammars: dict[str | None, Grammar] = {}
         self._cancel = threading.Event()
         self._running = False
 
@@ -305,7 +303,7 @@ class Agent:
 
     def _plan(self, mode: str, name: str | None) -> _Plan:
         """How this step is decoded and parsed (compiles grammars: run it off the loop)."""
-        answer = self._answer[1] if self._answer else None
+        answer = self._answer.grammar if self._answer else None
         tokens = self._tokens
         if tokens is not None:
             grammar = self._call_grammar(name) if mode != "none" else None
@@ -318,24 +316,16 @@ class Agent:
             return _Plan(constraint, constraint.min_tokens())
         # A model without LFM2's call tokens: constrain what can be, parse the rest.
         if mode == "required":
-            from agent.constrained.compile import compile_regex
-            from agent.constrained.output_types import resolve_output_type
-            from agent.structured import grammar_vocabulary
-            from schemas.compiler import RegexOptions
-
-            vocab = grammar_vocabulary(self.model)
-            spec = resolve_output_type(
-                calls_schema(self.registry.call_schema(name), self.max_parallel_calls),
-                vocab.size,
-                RegexOptions(whitespace=""),
-            )
-            grammar, _ = compile_regex(spec.regex, vocab, self.compile_timeout)
-            return _Plan(GrammarConstraint(grammar), grammar.min_tokens(), True, True)
+            schema = calls_schema(self.registry.call_schema(name), self.max_parallel_calls)
+            grammar = compile_output_type(
+                self.model, schema, compile_timeout=self.compile_timeout
+            ).grammar
+            return _Plan(grammar.start(), grammar.min_tokens(), True, True)
         if answer is not None and mode == "none":
-            return _Plan(GrammarConstraint(answer), answer.min_tokens(), answer_only=True)
+            return _Plan(answer.start(), answer.min_tokens(), answer_only=True)
         return _Plan(None, 1, bare=mode != "none")
 
-    def _call_grammar(self, name: str | None) -> CompiledGrammar:
+    def _call_grammar(self, name: str | None) -> Grammar:
         grammar = self._call_grammars.get(name)
         if grammar is None:
             assert self._tokens is not None
@@ -457,7 +447,7 @@ class Agent:
         assert self._answer is not None and state.result is not None
         text = state.result.text if state.answer_constrained else state.text
         try:
-            return self._answer[0].parse(text.strip()), None
+            return self._answer.spec.parse(text.strip()), None
         except Exception as exc:
             return None, Stop(ERROR, f"the final answer does not match response_format: {exc}")
 

@@ -19,22 +19,22 @@ the call's shortest completion fits in the tokens left, so a call is never trunc
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Literal
 
 import mlx.core as mx
 import numpy as np
 
-from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT, compile_regex
-from agent.constrained.constraint import GrammarConstraint
-from agent.constrained.grammar import CompiledGrammar
+from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
+from agent.constrained.engine import Constraint, Grammar
 from agent.constrained.output_types import resolve_output_type
-from agent.constrained.vocabulary import GrammarVocabulary
+from agent.constrained.select import EngineChoice, compile_output
+from agent.constrained.target import target_for
 from agent.models.chat_template import LFM2_SPECIAL_TOKENS
 from agent.runtime import Model
 from agent.tool_parser import CALL_END, CALL_START
-from schemas.compiler import RegexOptions
 
 State = Literal["start", "free", "call", "answer", "done"]
 ChoiceMode = Literal["auto", "none", "required"]
@@ -54,9 +54,9 @@ class CallTokens:
     def for_model(cls, model: Model) -> CallTokens | None:
         """None when the vocabulary lacks the call tokens (calls are then parsed, not
         constrained)."""
-        cached = getattr(model, "_call_tokens", False)
-        if cached is not False:
-            return cached
+        with _CALL_TOKENS_LOCK:
+            if model in _CALL_TOKENS:
+                return _CALL_TOKENS[model]
         ids = _special_ids(model)
         tokens = None
         if CALL_START in ids and CALL_END in ids:
@@ -68,21 +68,13 @@ class CallTokens:
                 frozenset(blocked),
                 len(model.vocabulary),
             )
-        model._call_tokens = tokens  # type: ignore[attr-defined]
+        with _CALL_TOKENS_LOCK:
+            _CALL_TOKENS[model] = tokens
         return tokens
 
-    @cached_property
-    def free_ids(self) -> mx.array:
-        """Every id free text may use: all but the structural tokens and call-start."""
-        blocked = np.asarray(sorted(self.blocked | {self.call_start}), dtype=np.int32)
-        return mx.array(np.setdiff1d(np.arange(self.vocab_size, dtype=np.int32), blocked))
-
     def free_mask(self, width: int, with_call: bool) -> mx.array:
-        """`free_ids` (plus call-start when `with_call`) as a boolean mask of `width`.
-
-        The decode loop applies a mask with one `mx.where`; scattering ~100k free ids
-        into the logits every token cost ~9% of decode speed on a 100k vocabulary.
-        """
+        """Free text: every id but the structural tokens (and call-start unless
+        `with_call`), as a boolean mask of `width` for one `mx.where`."""
         cache = self.__dict__.setdefault("_masks", {})
         key = (width, with_call)
         if key not in cache:
@@ -91,13 +83,17 @@ class CallTokens:
             mask[sorted(self.blocked | {self.call_start})] = False
             mask[self.call_start] = with_call
             cache[key] = mx.array(mask)
+            mx.eval(cache[key])  # never left lazy: it is cached and shared across threads
         return cache[key]
 
-    @cached_property
-    def free_and_call_ids(self) -> mx.array:
-        ids = mx.concatenate([self.free_ids, mx.array([self.call_start], dtype=mx.int32)])
-        mx.eval(ids)  # never left lazy: it is cached and may be used from another thread
-        return ids
+    def one_hot(self, width: int, token: int) -> mx.array:
+        mask = np.zeros(width, dtype=np.bool_)
+        mask[token] = True
+        return mx.array(mask)
+
+
+_CALL_TOKENS: weakref.WeakKeyDictionary[Model, CallTokens | None] = weakref.WeakKeyDictionary()
+_CALL_TOKENS_LOCK = threading.Lock()
 
 
 def _special_ids(model: Model) -> dict[str, int]:
@@ -109,17 +105,6 @@ def _special_ids(model: Model) -> dict[str, int]:
         if len(ids) == 1 and token_bytes[ids[0]] == name.encode():
             found[name] = int(ids[0])
     return found
-
-
-def call_grammar_vocabulary(model: Model, tokens: CallTokens) -> GrammarVocabulary:
-    """The model's vocabulary with `<|tool_call_end|>` as the grammar's end token."""
-    vocab = getattr(model, "_call_grammar_vocabulary", None)
-    if vocab is None:
-        vocab = GrammarVocabulary.from_model_vocabulary(
-            model.vocabulary, frozenset({tokens.call_end})
-        )
-        model._call_grammar_vocabulary = vocab  # type: ignore[attr-defined]
-    return vocab
 
 
 DEFAULT_MAX_PARALLEL_CALLS = 8
@@ -138,13 +123,14 @@ def compile_call_grammar(
     call_schema: dict[str, Any],
     timeout: float = DEFAULT_COMPILE_TIMEOUT,
     max_calls: int = DEFAULT_MAX_PARALLEL_CALLS,
-) -> CompiledGrammar:
+    engine: EngineChoice = "auto",
+) -> Grammar:
     """The grammar of one call block's payload, ending with `<|tool_call_end|>`."""
-    vocab = call_grammar_vocabulary(model, tokens)
-    schema = calls_schema(call_schema, max_calls)
-    spec = resolve_output_type(schema, vocab.size, RegexOptions(whitespace=""))
-    grammar, _ = compile_regex(spec.regex, vocab, timeout)
-    return grammar
+    spec = resolve_output_type(calls_schema(call_schema, max_calls))
+    compiled = compile_output(
+        spec, target_for(model), end_ids=(tokens.call_end,), engine=engine, timeout=timeout
+    )
+    return compiled.grammar
 
 
 class ToolCallConstraint:
@@ -155,8 +141,8 @@ class ToolCallConstraint:
         tokens: CallTokens,
         *,
         mode: ChoiceMode,
-        call_grammar: CompiledGrammar | None,
-        answer_grammar: CompiledGrammar | None = None,
+        call_grammar: Grammar | None,
+        answer_grammar: Grammar | None = None,
     ) -> None:
         if mode != "none" and call_grammar is None:
             raise ValueError(f"tool_choice {mode!r} needs a call grammar")
@@ -166,12 +152,10 @@ class ToolCallConstraint:
         self.answer_grammar = answer_grammar
         self.state: State = "start"
         self.calls = 0
-        self._inner: GrammarConstraint | None = None
-        self._free = tokens.free_ids
-        self._free_and_call = tokens.free_and_call_ids
-        self._call_start = mx.array([tokens.call_start], dtype=mx.int32)
+        self._inner: Constraint | None = None
+        self._answer_probe: Constraint | None = None  # the answer, before it is chosen
         if mode == "required":
-            self.state = "call"  # entered by forcing the start token (see forced_tokens)
+            self.state = "call"  # entered by forcing the start token (see forced)
             self._pending_start = True
         else:
             self._pending_start = False
@@ -200,39 +184,56 @@ class ToolCallConstraint:
     def _call_fits(self, budget: int) -> bool:
         return self.mode != "none" and self.call_cost() <= budget
 
-    # ------------------------------------------------- DecodeConstraint protocol
-    def forced_tokens(self, budget: int) -> list[int]:
-        if self._pending_start:
-            return [self.tokens.call_start] if self.call_cost() <= budget else []
-        if self._inner is not None:
-            return self._inner.forced_tokens(budget)
-        return []
+    def _answer_fits(self, budget: int) -> bool:
+        return self.answer_grammar is not None and self.answer_grammar.min_tokens() <= budget
 
-    def allowed_token_ids(self, budget: int) -> mx.array:
+    # ------------------------------------------------------- Constraint protocol
+    def forced(self, budget: int) -> list[int]:
+        if self._pending_start:
+            if self.call_cost() > budget:
+                return []
+            self.advance(self.tokens.call_start)
+            return [self.tokens.call_start]
         if self._inner is not None:
-            return self._inner.allowed_token_ids(budget)
-        if self.state == "free":
-            return self._free_and_call if self._call_fits(budget) else self._free
-        if self.state == "start":  # response_format with tools: a call or the answer
-            parts = []
-            assert self.answer_grammar is not None
-            if self.answer_grammar.min_tokens() <= budget:
-                parts.append(self.answer_grammar.allowed(self.answer_grammar.initial_state, budget))
-            if self._call_fits(budget):
-                parts.append(self._call_start)
-            if not parts:
-                raise RuntimeError(f"neither a call nor the answer fits in {budget} tokens")
-            return parts[0] if len(parts) == 1 else mx.concatenate(parts)
-        raise RuntimeError(f"no tokens are allowed in state {self.state}")
+            forced = self._inner.forced(budget)
+            if forced:
+                self._after_inner()
+            return forced
+        return []
 
     def token_mask(self, budget: int, width: int) -> mx.array:
         if self._inner is not None:
             return self._inner.token_mask(budget, width)
         if self.state == "free":
             return self.tokens.free_mask(width, self._call_fits(budget))
-        mask = np.zeros(width, dtype=np.bool_)
-        mask[np.asarray(self.allowed_token_ids(budget))] = True
-        return mx.array(mask)
+        if self.state == "start":  # response_format with tools: a call or the answer
+            parts = []
+            if self._answer_fits(budget):
+                parts.append(self._probe().token_mask(budget, width))
+            if self._call_fits(budget):
+                parts.append(self.tokens.one_hot(width, self.tokens.call_start))
+            if not parts:
+                raise RuntimeError(f"neither a call nor the answer fits in {budget} tokens")
+            return parts[0] if len(parts) == 1 else mx.logical_or(parts[0], parts[1])
+        raise RuntimeError(f"no tokens are allowed in state {self.state}")
+
+    def check(self, token: int, budget: int) -> bool:
+        if self._inner is not None:
+            return self._inner.check(token, budget)
+        if self.state == "start" and not (
+            token == self.tokens.call_start and self._call_fits(budget)
+        ):
+            return self._answer_fits(budget) and self._probe().check(token, budget)
+        return True
+
+    def fallback(self, budget: int) -> int:
+        if self._inner is not None:
+            return self._inner.fallback(budget)
+        if self.state == "start":
+            if self._answer_fits(budget):
+                return self._probe().fallback(budget)
+            return self.tokens.call_start
+        return min(self.tokens.eos_ids)  # free text may always end the turn
 
     def advance(self, token_id: int) -> None:
         if self.state == "done":
@@ -245,16 +246,7 @@ class ToolCallConstraint:
             return
         if self._inner is not None:
             self._inner.advance(token_id)
-            if self._inner.is_finished():
-                self._inner = None
-                if self.state == "call":
-                    self.calls += 1
-                    # After a forced call or in a response_format step the turn ends;
-                    # in auto mode the model may go on writing (or call again).
-                    free_after = self.mode == "auto" and self.answer_grammar is None
-                    self.state = "free" if free_after else "done"
-                else:
-                    self.state = "done"
+            self._after_inner()
             return
         if token_id == self.tokens.call_start and self.mode != "none":
             self._enter_call()
@@ -268,12 +260,32 @@ class ToolCallConstraint:
         return self.state == "done"
 
     # ---------------------------------------------------------------- helpers
+    def _after_inner(self) -> None:
+        assert self._inner is not None
+        if not self._inner.is_finished():
+            return
+        self._inner = None
+        if self.state == "call":
+            self.calls += 1
+            # After a forced call or in a response_format step the turn ends; in auto
+            # mode the model may go on writing (or call again).
+            free_after = self.mode == "auto" and self.answer_grammar is None
+            self.state = "free" if free_after else "done"
+        else:
+            self.state = "done"
+
+    def _probe(self) -> Constraint:
+        if self._answer_probe is None:
+            assert self.answer_grammar is not None
+            self._answer_probe = self.answer_grammar.start()
+        return self._answer_probe
+
     def _enter_call(self) -> None:
         assert self.call_grammar is not None
         self.state = "call"
-        self._inner = GrammarConstraint(self.call_grammar)
+        self._inner = self.call_grammar.start()
 
     def _enter_answer(self) -> None:
         assert self.answer_grammar is not None
         self.state = "answer"
-        self._inner = GrammarConstraint(self.answer_grammar)
+        self._inner = self._probe()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from agent.stopping import partial_tail
 from agent.tool_parser import CALL_END, CALL_START
 
 THINK_START = "<think>"
@@ -53,7 +54,7 @@ class OutputSplitter:
                 self.mode = nxt
                 buffer = buffer[at + len(marker) :]
                 continue
-            keep = _partial_marker_tail(buffer, [m for m, _ in exits])
+            keep = partial_tail(buffer, [m for m, _ in exits])
             emit = buffer[: len(buffer) - keep]
             if emit:
                 out.append(Segment(self.mode, emit))
@@ -64,14 +65,3 @@ class OutputSplitter:
     def flush(self) -> list[Segment]:
         held, self._held = self._held, ""
         return [Segment(self.mode, held)] if held else []
-
-
-def _partial_marker_tail(text: str, markers: list[str]) -> int:
-    """Length of the longest suffix of `text` that is a proper prefix of a marker."""
-    best = 0
-    for marker in markers:
-        for n in range(min(len(marker) - 1, len(text)), best, -1):
-            if text.endswith(marker[:n]):
-                best = n
-                break
-    return best

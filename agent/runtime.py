@@ -27,6 +27,7 @@ from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_p
 from agent.errors import UserError
 from agent.sampling import SamplingParams
 from agent.stats import GenerationStats
+from agent.stopping import partial_tail
 from agent.vocab import IncrementalDecoder, Vocabulary, build_vocabulary
 
 Message = dict[str, Any]
@@ -55,23 +56,29 @@ StreamItem = TextChunk | GenerationResult
 
 
 class DecodeConstraint(Protocol):
-    """What the decode loop needs from a grammar (see agent.constrained)."""
+    """What the decode loop needs from a grammar (implemented in agent.constrained)."""
 
-    def forced_tokens(self, budget: int) -> list[int]:
-        """Tokens that are the only possible continuation now (may be empty)."""
+    def forced(self, budget: int) -> list[int]:
+        """Tokens that are the only way on from here, already taken (may be empty)."""
 
-    def allowed_token_ids(self, budget: int) -> mx.array:
-        """Ids that may be sampled now and still finish within `budget` tokens.
+    def token_mask(self, budget: int, width: int) -> mx.array:
+        """A boolean (width,) mask of the tokens that may be sampled now."""
 
-        A constraint may also offer `token_mask(budget, width) -> bool mx.array`, which
-        the decode loop prefers: one `mx.where` instead of a scatter of the ids.
-        """
+    def check(self, token: int, budget: int) -> bool:
+        """Whether a sampled token may be taken; refused ones are sampled again."""
 
-    def advance(self, token_id: int) -> None:
-        """Move the grammar past `token_id`."""
+    def fallback(self, budget: int) -> int:
+        """A token that may always be taken now (after repeated refusals)."""
+
+    def advance(self, token: int) -> None:
+        """Take `token`."""
 
     def is_finished(self) -> bool:
-        """True once the grammar has accepted end-of-sequence."""
+        """True once the grammar has taken an end token."""
+
+
+# Samples drawn again when a constraint refuses a sampled token, before its fallback.
+RESAMPLES = 3
 
 
 @dataclass(frozen=True)
@@ -320,6 +327,7 @@ class Model:
         prefill_progress: Callable[[int, int], None] | None,
         should_stop: Callable[[], bool] | None,
     ) -> Iterator[StreamItem]:
+        """The text layer: token ids -> text, stop strings, statistics."""
         t_start = time.perf_counter()
         tokens, prompt_text = self._prompt_tokens(prompt)
         if not tokens:
@@ -332,10 +340,6 @@ class Model:
         if sampling.seed is not None:
             mx.random.seed(sampling.seed)
         mx.reset_peak_memory()
-        sampler = sampling.sampler()
-        processors = sampling.logits_processors()
-        context = sampling.repetition_context_size
-
         state = self._state
         state.history_text = None  # unknown until this call completes
         cached = self._reuse_cache(tokens)
@@ -344,105 +348,43 @@ class Model:
             cached_prompt_tokens=cached,
             constrained=constraint is not None,
         )
+        run = _Decode(finish="length")
         decoder = IncrementalDecoder(self.vocabulary)
         generated: list[int] = []
         text_parts: list[str] = []
         held = ""  # text withheld because it may be the start of a stop sequence
-        finish = "length"
-        t_first = 0.0
-        mask_s = 0.0
-
+        steps = self._decode(
+            tokens, cached, generated, run, max_tokens, sampling, constraint,
+            prefill_progress, should_stop,
+        )  # fmt: skip
         try:
-            logits = self._feed(tokens[cached:], prefill_progress)
-            mx.eval(logits)  # the prefill ends here, even if the first tokens are forced
-            while True:
-                budget = max_tokens - len(generated)
-                if budget <= 0:
-                    finish = "length"
-                    break
-                if should_stop is not None and should_stop():
-                    finish = "cancelled"
-                    break
-                if constraint is not None and constraint.is_finished():
-                    finish = "stop"
-                    break
-
-                if constraint is not None:
-                    t_mask = time.perf_counter()
-                    forced = constraint.forced_tokens(budget)
-                    mask_s += time.perf_counter() - t_mask
-                    if forced:
-                        forced = forced[:budget]
-                        for token in forced:
-                            constraint.advance(token)
-                        generated.extend(forced)
-                        stats.forced_tokens += len(forced)
-                        piece = decoder.add_many([t for t in forced if t not in self.eos_token_ids])
+            for step_tokens, forced in steps:
+                if not run.t_first:
+                    run.t_first = time.perf_counter()
+                piece = decoder.add_many([t for t in step_tokens if t not in self.eos_token_ids])
+                if forced:
+                    stats.forced_tokens += len(step_tokens)
+                    if piece:
                         text_parts.append(piece)
-                        if not t_first:
-                            t_first = time.perf_counter()
-                        yield TextChunk(piece, forced, forced=True)
-                        if constraint.is_finished():
-                            finish = "stop"
-                            break
-                        if len(generated) >= max_tokens:
-                            break  # finish stays "length"; never feed what is not needed
-                        logits = self._feed(forced)  # one forward pass for the whole run
-                        stats.decode_forward_passes += 1
-                        continue
-
-                if processors:
-                    history = mx.array((tokens + generated)[-context:])
-                    for processor in processors:
-                        logits = processor(history, logits)
-                if constraint is not None:
-                    t_mask = time.perf_counter()
-                    token_mask = getattr(constraint, "token_mask", None)
-                    if token_mask is not None:  # one vectorised select
-                        mask = token_mask(budget, logits.shape[-1])
-                        logits = mx.where(mask, logits, -mx.inf)
-                    else:
-                        allowed = constraint.allowed_token_ids(budget)
-                        masked = mx.full(logits.shape, -mx.inf, dtype=logits.dtype)
-                        masked[:, allowed] = logits[:, allowed]
-                        logits = masked
-                    mask_s += time.perf_counter() - t_mask
-                logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-                token = int(sampler(logprobs).item())
-                if not t_first:
-                    t_first = time.perf_counter()
-                generated.append(token)
-                if constraint is not None:
-                    constraint.advance(token)
-
-                if token in self.eos_token_ids and (constraint is None or constraint.is_finished()):
-                    finish = "stop"
-                    break
-                piece = decoder.add(token)
+                    yield TextChunk(piece, step_tokens, forced=True)
+                    continue
                 if stop:
                     held += piece
                     hit = min((held.find(s) for s in stop if s in held), default=-1)
                     if hit >= 0:
                         if held[:hit]:
                             text_parts.append(held[:hit])
-                            yield TextChunk(held[:hit], [token])
-                        finish = "stop_sequence"
+                            yield TextChunk(held[:hit], step_tokens)
+                        run.finish = "stop_sequence"
                         held = ""
                         break
-                    keep = _longest_stop_prefix(held, stop)
-                    emit, held = held[: len(held) - keep], held[len(held) - keep :]
-                    piece = emit
+                    keep = partial_tail(held, stop)
+                    piece, held = held[: len(held) - keep], held[len(held) - keep :]
                 if piece:
                     text_parts.append(piece)
-                    yield TextChunk(piece, [token])
-                if constraint is not None and constraint.is_finished():
-                    finish = "stop"
-                    break
-                if len(generated) >= max_tokens:
-                    break  # finish stays "length"
-                logits = self._feed([token])
-                stats.decode_forward_passes += 1
+                    yield TextChunk(piece, step_tokens)
         finally:
+            steps.close()
             # Keep the bookkeeping exact even when the consumer abandons the stream.
             state.history_tokens = tokens + generated
 
@@ -456,26 +398,124 @@ class Model:
             state.history_text = prompt_text + self.vocabulary.decode(generated)
 
         t_end = time.perf_counter()
-        prefill_s = (t_first or t_end) - t_start
+        prefill_s = (run.t_first or t_end) - t_start
         stats.generated_tokens = len(generated)
         stats.ttft_s = prefill_s
         stats.prefill_tps = stats.prefilled_tokens / prefill_s if prefill_s > 0 else 0.0
-        if len(generated) > 1 and t_end > t_first:
-            stats.decode_tps = (len(generated) - 1) / (t_end - t_first)
+        if len(generated) > 1 and t_end > run.t_first:
+            stats.decode_tps = (len(generated) - 1) / (t_end - run.t_first)
         stats.total_s = t_end - t_start
         stats.peak_memory_bytes = int(mx.get_peak_memory())
-        stats.finish_reason = finish
+        stats.finish_reason = run.finish
+        stats.decode_forward_passes = run.forward_passes
         if constraint is not None and generated:
-            stats.mask_us_per_token = mask_s * 1e6 / len(generated)
+            stats.mask_us_per_token = run.constraint_s * 1e6 / len(generated)
         yield GenerationResult("".join(text_parts), generated, stats)
 
+    def _decode(
+        self,
+        tokens: list[int],
+        cached: int,
+        generated: list[int],
+        run: _Decode,
+        max_tokens: int,
+        sampling: SamplingParams,
+        constraint: DecodeConstraint | None,
+        prefill_progress: Callable[[int, int], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> Iterator[tuple[list[int], bool]]:
+        """The token layer: yields (ids, forced) per step, appending them to `generated`.
 
-def _longest_stop_prefix(text: str, stops: tuple[str, ...]) -> int:
-    """Length of the longest suffix of `text` that is a proper prefix of a stop string."""
-    best = 0
-    for s in stops:
-        for n in range(min(len(s) - 1, len(text)), best, -1):
-            if text.endswith(s[:n]):
-                best = n
-                break
-    return best
+        Each forward pass is started with `mx.async_eval` before the grammar computes the
+        next mask, so mask work (llguidance releases the GIL) overlaps the model, as in
+        mlx-lm's `generate_step`. `run.finish` says why it stopped.
+        """
+        sampler = sampling.sampler()
+        processors = sampling.logits_processors()
+        context = sampling.repetition_context_size
+        logits = self._feed(tokens[cached:], prefill_progress)
+        mx.eval(logits)  # the prefill ends here, even if the first tokens are forced
+        while True:
+            budget = max_tokens - len(generated)
+            if budget <= 0:
+                run.finish = "length"
+                return
+            if should_stop is not None and should_stop():
+                run.finish = "cancelled"
+                return
+            if constraint is not None and constraint.is_finished():
+                run.finish = "stop"
+                return
+            if constraint is not None:
+                t0 = time.perf_counter()
+                forced = constraint.forced(budget)
+                run.constraint_s += time.perf_counter() - t0
+                if forced:
+                    generated.extend(forced)
+                    yield forced, True
+                    if constraint.is_finished():
+                        run.finish = "stop"
+                        return
+                    if len(generated) >= max_tokens:
+                        return  # finish stays "length"; never feed what is not needed
+                    logits = self._feed(forced)  # one forward pass for the whole run
+                    mx.async_eval(logits)
+                    run.forward_passes += 1
+                    continue
+            if processors:
+                history = mx.array((tokens + generated)[-context:])
+                for processor in processors:
+                    logits = processor(history, logits)
+            if constraint is not None:
+                t0 = time.perf_counter()
+                logits = mx.where(constraint.token_mask(budget, logits.shape[-1]), logits, -mx.inf)
+                run.constraint_s += time.perf_counter() - t0
+            logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+            token = int(sampler(logprobs).item())
+            if constraint is not None:
+                t0 = time.perf_counter()
+                if not constraint.check(token, budget):
+                    token = _resample(logprobs, token, sampler, constraint, budget)
+                constraint.advance(token)
+                run.constraint_s += time.perf_counter() - t0
+            generated.append(token)
+            yield [token], False
+            if token in self.eos_token_ids and (constraint is None or constraint.is_finished()):
+                run.finish = "stop"
+                return
+            if constraint is not None and constraint.is_finished():
+                run.finish = "stop"
+                return
+            if len(generated) >= max_tokens:
+                return  # finish stays "length"
+            logits = self._feed([token])
+            mx.async_eval(logits)
+            run.forward_passes += 1
+
+
+@dataclass
+class _Decode:
+    """What the token layer tells the text layer about one generation."""
+
+    finish: str
+    t_first: float = 0.0
+    constraint_s: float = 0.0
+    forward_passes: int = 0
+
+
+def _resample(
+    logprobs: mx.array,
+    token: int,
+    sampler: Callable[[mx.array], mx.array],
+    constraint: DecodeConstraint,
+    budget: int,
+) -> int:
+    """Another sample without the refused token(s); the constraint's fallback at last."""
+    for _ in range(RESAMPLES):
+        logprobs[:, token] = -mx.inf
+        if not bool(mx.isfinite(logprobs).any().item()):
+            break
+        token = int(sampler(logprobs).item())
+        if constraint.check(token, budget):
+            return token
+    return constraint.fallback(budget)

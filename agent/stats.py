@@ -23,6 +23,7 @@ class GenerationStats:
     constrained: bool = False
     compile_ms: float = 0.0
     compile_cached: bool = False
+    grammar_engine: str = ""  # "llguidance" or "regex"
     mask_us_per_token: float = 0.0
     forced_tokens: int = 0
     # Model calls after the prefill: fewer than the generated tokens when forced runs
@@ -54,9 +55,10 @@ class GenerationStats:
             f"peak {self.peak_memory_bytes / 2**20:.0f} MiB",
         ]
         if self.constrained:
+            engine = self.grammar_engine or "grammar"
             parts.append(
-                f"grammar compile {self.compile_ms:.0f} ms"
-                f"{' (cached)' if self.compile_cached else ''}, "
+                f"grammar compile {self.compile_ms:.1f} ms ({engine}"
+                f"{', cached' if self.compile_cached else ''}), "
                 f"mask {self.mask_us_per_token:.0f} µs/tok, "
                 f"forced {self.forced_fraction:.0%}"
             )

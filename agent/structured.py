@@ -14,16 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT, compile_regex
-from agent.constrained.constraint import GrammarConstraint
-from agent.constrained.grammar import CompiledGrammar
-from agent.constrained.output_types import OutputSpec, resolve_output_type
-from agent.constrained.vocabulary import GrammarVocabulary
+from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
+from agent.constrained.output_types import resolve_output_type
+from agent.constrained.select import CompiledOutput, EngineChoice, compile_output
+from agent.constrained.target import target_for
 from agent.errors import UserError
 from agent.runtime import GenerationResult, Model, Prompt, TextChunk
 from agent.sampling import SamplingParams
 from agent.stats import GenerationStats
-from schemas.compiler import RegexOptions
 
 
 class BudgetTooSmallError(UserError):
@@ -43,29 +41,24 @@ class StructuredResult:
     stats: GenerationStats
 
 
-def grammar_vocabulary(model: Model) -> GrammarVocabulary:
-    vocab = getattr(model, "_grammar_vocabulary", None)
-    if vocab is None:
-        vocab = GrammarVocabulary.from_model_vocabulary(model.vocabulary, model.eos_token_ids)
-        model._grammar_vocabulary = vocab  # type: ignore[attr-defined]
-    return vocab
-
-
 def compile_output_type(
     model: Model,
     output_type: Any,
     *,
     whitespace: str = "",
     compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
-) -> tuple[OutputSpec, CompiledGrammar, float, bool]:
-    """Resolve and compile `output_type` for `model`: (spec, grammar, ms, cached)."""
-    import time
-
-    t0 = time.perf_counter()
-    vocab = grammar_vocabulary(model)
-    spec = resolve_output_type(output_type, vocab.size, RegexOptions(whitespace=whitespace))
-    grammar, info = compile_regex(spec.regex, vocab, compile_timeout)
-    return spec, grammar, (time.perf_counter() - t0) * 1000, info.cached
+    engine: EngineChoice = "auto",
+    max_tokens: int | None = None,
+) -> CompiledOutput:
+    """Resolve and compile `output_type` for `model` (llguidance first, see `select`)."""
+    return compile_output(
+        resolve_output_type(output_type),
+        target_for(model),
+        engine=engine,
+        whitespace=whitespace,
+        timeout=compile_timeout,
+        max_tokens=max_tokens,
+    )
 
 
 def stream_structured(
@@ -77,20 +70,30 @@ def stream_structured(
     sampling: SamplingParams | None = None,
     whitespace: str = "",
     compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
+    engine: EngineChoice = "auto",
     should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[TextChunk | StructuredResult]:
-    """Stream the constrained text, then one StructuredResult."""
-    spec, grammar, compile_ms, cached = compile_output_type(
-        model, output_type, whitespace=whitespace, compile_timeout=compile_timeout
+    """Stream the constrained text, then one StructuredResult.
+
+    `engine` picks the grammar engine: "auto" (llguidance, the regex engine where
+    llguidance refuses the request), "llguidance" or "regex".
+    """
+    compiled = compile_output_type(
+        model,
+        output_type,
+        whitespace=whitespace,
+        compile_timeout=compile_timeout,
+        engine=engine,
+        max_tokens=max_tokens,
     )
+    grammar = compiled.grammar
     needed = grammar.min_tokens()
     if needed > max_tokens:
-        bound = "" if grammar.automaton.exact else "at most "
         raise BudgetTooSmallError(
-            f"the shortest valid output needs {bound}{needed} tokens but max_tokens is "
+            f"the shortest valid output found needs {needed} tokens but max_tokens is "
             f"{max_tokens}; raise max_tokens"
         )
-    constraint = GrammarConstraint(grammar)
+    constraint = grammar.start()
     result: GenerationResult | None = None
     for item in model.stream(
         prompt,
@@ -104,13 +107,14 @@ def stream_structured(
         else:
             result = item
     assert result is not None
-    result.stats.compile_ms = compile_ms
-    result.stats.compile_cached = cached
+    result.stats.compile_ms = compiled.compile_ms
+    result.stats.compile_cached = compiled.cached
+    result.stats.grammar_engine = compiled.engine
     if not constraint.is_finished():
         raise GenerationIncomplete(
             f"generation stopped before the output was complete ({result.stats.finish_reason})"
         )
-    yield StructuredResult(spec.parse(result.text), result.text, result.stats)
+    yield StructuredResult(compiled.spec.parse(result.text), result.text, result.stats)
 
 
 def generate_structured(model: Model, prompt: Prompt, output_type: Any, **kwargs: Any):
@@ -163,10 +167,10 @@ def resolve_schema_early(schema: Any) -> None:
     The CLI calls this before loading a model so that a bad schema costs milliseconds,
     not a model load.
     """
-    from schemas.compiler import schema_to_regex
+    from agent.constrained.select import preflight
 
     if isinstance(schema, (dict, bool)):
-        schema_to_regex(schema)
+        preflight(resolve_output_type(schema))
 
 
 def extraction_messages(text: str, schema: Any) -> list[dict[str, str]]:

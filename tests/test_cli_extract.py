@@ -40,6 +40,7 @@ def test_extract_prints_valid_json_and_stats(tiny, tmp_path):
     ).validate(value)
     stats = proc.stderr.strip().splitlines()[-1]
     assert "grammar compile" in stats and "mask" in stats and "forced" in stats
+    assert "(llguidance" in stats  # the engine that served the request
     assert "Traceback" not in proc.stderr
 
 

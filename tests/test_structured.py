@@ -25,9 +25,9 @@ from agent import (
     stream_structured,
 )
 from agent.constrained.compile import GrammarCompileTimeout, clear_memory_cache, compile_regex
+from agent.constrained.target import target_for
 from agent.errors import UserError
 from agent.runtime import TextChunk
-from agent.structured import grammar_vocabulary
 from schemas import shipped_schema, shipped_schema_names
 from schemas.errors import InvalidSchemaError, UnsatisfiableSchemaError, UnsupportedSchemaError
 
@@ -203,7 +203,7 @@ def test_cancelled_generation_is_not_returned_as_success(tiny):
 
 # ------------------------------------------------------------------ speed
 def test_cached_compile_is_faster_than_cold(tiny):
-    vocab = grammar_vocabulary(tiny)
+    vocab = target_for(tiny).regex_vocabulary(tiny.eos_token_ids)
     regex = rf'\{{"id":"{uuid.uuid4().hex}","n":(0|[1-9][0-9]{{0,5}})\}}'
     clear_memory_cache()
     _, cold = compile_regex(regex, vocab)
@@ -216,7 +216,7 @@ def test_cached_compile_is_faster_than_cold(tiny):
 
 
 def test_compile_timeout_is_a_clear_error_and_the_compiler_recovers(tiny):
-    vocab = grammar_vocabulary(tiny)
+    vocab = target_for(tiny).regex_vocabulary(tiny.eos_token_ids)
     heavy = r'"[a-z0-9 ]{0,300}"(,"[a-z0-9 ]{0,300}"){0,40}' + uuid.uuid4().hex
     with pytest.raises(GrammarCompileTimeout, match="raise the timeout"):
         compile_regex(heavy, vocab, timeout=0.05)

@@ -72,7 +72,10 @@ def _types(schema, found: set) -> None:
                     _types(sub, found)
 
 
-def test_every_bfcl_definition_loads_and_compiles(loaded, capsys):
+def test_every_bfcl_definition_loads_and_compiles(loaded, tiny, capsys):
+    from agent.constrained import compile_output, resolve_output_type, target_for
+
+    target = target_for(tiny)
     total = sum(len(r) for _, r in loaded)
     # Identical definitions recur across records; each distinct call schema is checked
     # and compiled once (the result cannot differ for an identical schema).
@@ -90,6 +93,9 @@ def test_every_bfcl_definition_loads_and_compiles(loaded, capsys):
             check_schema(schema)
             regex = SchemaCompiler(schema).compile()
             assert regex
+            spec = resolve_output_type(schema)
+            compiled = compile_output(spec, target, engine="llguidance")
+            assert compiled.grammar.min_tokens() > 0
         except Exception as exc:  # collect them all: the report names every failure
             failures.append(f"{where} {name}: {type(exc).__name__}: {exc}")
     assert not failures, f"{len(failures)} call schemas failed:\n" + "\n".join(failures[:20])
@@ -98,7 +104,7 @@ def test_every_bfcl_definition_loads_and_compiles(loaded, capsys):
     with capsys.disabled():
         print(
             f"\nBFCL: {total} function definitions loaded; {len(distinct)} distinct call "
-            f"schemas, all compiled to a grammar regex"
+            f"schemas, all compiled by both grammar engines"
         )
 
 
@@ -144,8 +150,8 @@ def test_record_level_call_schemas_compile(loaded):
 
 
 def test_sample_compiles_to_token_automaton(loaded, tiny):
-    """The full path on 20 schemas: regex -> token automaton for the tiny model's
-    vocabulary; three of them also decode a call that the registry then accepts."""
+    """The full path on 20 schemas with the default engine (llguidance) for the tiny
+    model's vocabulary; three of them also decode a call that the registry accepts."""
     from agent.sampling import SamplingParams
     from agent.structured import compile_output_type, generate_structured
 
@@ -155,7 +161,9 @@ def test_sample_compiles_to_token_automaton(loaded, tiny):
     for i, (where, registry) in enumerate(sample):
         name = rng.choice(registry.names())
         schema = registry.call_schema(name)
-        spec, grammar, _ms, _cached = compile_output_type(tiny, schema)
+        compiled = compile_output_type(tiny, schema)
+        spec, grammar = compiled.spec, compiled.grammar
+        assert compiled.engine == "llguidance", where
         assert grammar.min_tokens() > 0, where
         assert spec.json_schema["properties"]["name"] == {"const": name}
         if i < 3 and grammar.min_tokens() < 200:

@@ -492,8 +492,9 @@ def test_call_schema_compiles_to_a_grammar_for_the_tiny_model(tiny):
 
     registry = ToolRegistry([paint])
     registry.add_definitions([BFCL_DEF])
-    _spec, grammar, _ms, _cached = compile_output_type(tiny, registry.call_schema())
-    assert grammar.min_tokens() > 0
+    compiled = compile_output_type(tiny, registry.call_schema())
+    assert compiled.engine == "llguidance"
+    assert compiled.grammar.min_tokens() > 0
 
 
 # ------------------------------------------------------------------ load_module

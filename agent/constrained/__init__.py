@@ -1,25 +1,32 @@
-"""Grammar-constrained decoding: compile an output type to a token automaton, mask with MLX.
+"""Grammar-constrained decoding: compile an output type to a grammar, mask with MLX.
 
-The mask is applied with plain MLX operations (`mx.where` over the logits), never a Metal
-kernel, so constrained decoding runs on CPU, CUDA and Metal alike.
+Two engines sit behind one interface (`engine.Grammar`, `engine.Constraint`): llguidance
+by default, the regex engine (an outlines-core automaton) where llguidance refuses a
+request. Masks are applied with plain MLX operations (`mx.where` over the logits), never a
+Metal kernel, so constrained decoding runs on CPU, CUDA and Metal alike.
 """
 
 from __future__ import annotations
 
-from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT, GrammarCompileTimeout, compile_regex
-from agent.constrained.constraint import GrammarConstraint
-from agent.constrained.grammar import CompiledGrammar
+from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT, GrammarCompileTimeout
+from agent.constrained.engine import Constraint, EngineName, Grammar
 from agent.constrained.output_types import OutputSpec, Regex, resolve_output_type
-from agent.constrained.vocabulary import GrammarVocabulary
+from agent.constrained.select import ENGINE_CHOICES, CompiledOutput, EngineChoice, compile_output
+from agent.constrained.target import GrammarTarget, target_for
 
 __all__ = [
     "DEFAULT_COMPILE_TIMEOUT",
-    "CompiledGrammar",
+    "ENGINE_CHOICES",
+    "CompiledOutput",
+    "Constraint",
+    "EngineChoice",
+    "EngineName",
+    "Grammar",
     "GrammarCompileTimeout",
-    "GrammarConstraint",
-    "GrammarVocabulary",
+    "GrammarTarget",
     "OutputSpec",
     "Regex",
-    "compile_regex",
+    "compile_output",
     "resolve_output_type",
+    "target_for",
 ]

@@ -1,4 +1,4 @@
-"""One constrained generation's position in a grammar (the runtime's DecodeConstraint)."""
+"""One generation's position in a regex-engine grammar (a `Constraint`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ class GrammarConstraint:
 
     Invariant: the tokens still needed to finish from the current state never exceed
     the remaining budget. It holds at the start (checked before generating) and every
-    allowed or forced token preserves it, so the output always completes in budget.
+    allowed or forced token preserves it, so the output always completes in budget. The
+    mask is exact here, so a sampled token never needs a second look (`check`).
     """
 
     def __init__(self, grammar: CompiledGrammar) -> None:
@@ -21,22 +22,29 @@ class GrammarConstraint:
         self._finished = False
         self._eos = grammar.vocab.eos_ids[0]
 
-    def forced_tokens(self, budget: int) -> list[int]:
+    def forced(self, budget: int) -> list[int]:
         forced = self.grammar.forced(self.state)
-        if forced.ends:
-            tokens = [*forced.tokens, self._eos]
-            return tokens if len(tokens) <= budget else []
-        if not forced.tokens:
+        tokens = [*forced.tokens, self._eos] if forced.ends else list(forced.tokens)
+        needed = (
+            len(tokens) if forced.ends else len(tokens) + self.grammar.min_tokens(forced.end_state)
+        )
+        if not tokens or needed > budget:
             return []
-        if len(forced.tokens) + self.grammar.min_tokens(forced.end_state) > budget:
-            return []
-        return list(forced.tokens)
-
-    def allowed_token_ids(self, budget: int) -> mx.array:
-        return self.grammar.allowed(self.state, budget)
+        for token in tokens:
+            self.advance(token)
+        return tokens
 
     def token_mask(self, budget: int, width: int) -> mx.array:
         return self.grammar.token_mask(self.state, budget, width)
+
+    def check(self, token: int, budget: int) -> bool:
+        return True
+
+    def fallback(self, budget: int) -> int:
+        if self.state in self.grammar.complete:
+            return self._eos
+        ids, _ = self.grammar.ranked_tokens(self.state)
+        return int(ids[0])
 
     def advance(self, token_id: int) -> None:
         if self._finished:

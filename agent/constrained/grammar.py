@@ -1,26 +1,30 @@
-"""A compiled grammar for one tokenizer: allowed tokens, budgets and forced tokens.
+"""The regex engine's compiled grammar: an outlines-core automaton with distances.
 
-The token mask is a plain MLX gather/scatter on the logits, so it runs on every MLX
-backend (Outlines' own MLX path uses a Metal kernel and fails on CPU and CUDA).
+This is the fallback engine (llguidance is the default): it covers schema keywords that
+llguidance refuses (`not`, `uniqueItems`, dependencies, `if/then/else`, ...) and knows
+the exact number of tokens still needed from every state, so its masks filter out tokens
+that could not finish within the remaining budget.
 
-Per state the grammar caches the allowed ids as an `mx.array`; when the remaining
-budget is small it filters them to tokens whose next state can still finish in time.
+Per state the grammar caches the allowed tokens as a packed mask in the process-wide
+`masks.MASK_CACHE` (one byte budget for all grammars); when the remaining budget is small
+it filters them to tokens whose next state can still finish in time.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import itertools
 from dataclasses import dataclass
 
 import mlx.core as mx
 import numpy as np
 
+from agent.constrained import masks
 from agent.constrained.vocabulary import GrammarVocabulary
 from schemas.automaton import Automaton
 
 _MAX_FORCED_BYTES = 4096
 _INF = 1 << 30
-_MASK_CACHE = 1024  # boolean masks kept per grammar (vocabulary-sized each)
+_IDS = itertools.count()  # distinguishes grammars in the shared mask cache
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class Forced:
 class CompiledGrammar:
     """An automaton bound to a vocabulary, with per-state caches for decoding."""
 
+    engine = "regex"
+
     def __init__(self, automaton: Automaton, vocab: GrammarVocabulary, regex: str) -> None:
         self.automaton = automaton
         self.index = automaton.index
@@ -46,16 +52,24 @@ class CompiledGrammar:
         # The fast path (all allowed tokens, no filtering) is safe when every state a
         # token can reach has a known distance.
         self._fast_path_ok = automaton.exact or vocab.byte_complete
-        self._eos = mx.array(list(vocab.eos_ids), dtype=mx.int32)
-        self._allowed: dict[int, mx.array] = {}
+        self._eos = np.asarray(vocab.eos_ids, dtype=np.int64)
         self._ranked: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._bytes: dict[int, list[tuple[int, int]]] = {}
         self._forced: dict[int, Forced] = {}
-        self._masks: OrderedDict[int, mx.array] = OrderedDict()
+        self._id = next(_IDS)
+
+    @property
+    def end_ids(self) -> tuple[int, ...]:
+        return self.vocab.eos_ids
 
     @property
     def initial_state(self) -> int:
         return self.automaton.initial_state
+
+    def start(self):  # -> GrammarConstraint (imported lazily: it imports this module)
+        from agent.constrained.constraint import GrammarConstraint
+
+        return GrammarConstraint(self)
 
     def min_tokens(self, state: int | None = None) -> int:
         """Tokens (with end-of-sequence) needed from `state` to a complete output."""
@@ -71,53 +85,48 @@ class CompiledGrammar:
         return self.index.is_final_state(state)
 
     # -------------------------------------------------------------------- masks
-    def allowed(self, state: int, budget: int) -> mx.array:
+    def allowed(self, state: int, budget: int) -> np.ndarray:
         """Token ids allowed in `state` from which the output can end within `budget`."""
         if self._fast_path_ok and budget >= 1 + self.max_distance:
-            cached = self._allowed.get(state)
-            if cached is None:
-                cached = self._allowed[state] = self._all_allowed(state)
-            return cached
-        ids, dists = self._ranked_tokens(state)
+            return self._all_allowed(state)
+        ids, dists = self.ranked_tokens(state)
         cut = int(np.searchsorted(dists, budget - 1, side="right"))
-        parts = [mx.array(ids[:cut])] if cut else []
+        parts = [ids[:cut]]
         if state in self.complete and budget >= 1:
             parts.append(self._eos)
-        if not parts:
+        allowed = np.concatenate(parts)
+        if not len(allowed):
             raise RuntimeError(f"no token can finish within {budget} tokens")  # unreachable
-        return parts[0] if len(parts) == 1 else mx.concatenate(parts)
+        return allowed
+
+    def packed_mask(self, state: int, budget: int) -> np.ndarray:
+        """`allowed` as packed bits; cached (in the shared budget) when the budget is not
+        binding, which is every step but the last few of a generation."""
+        fast = self._fast_path_ok and budget >= 1 + self.max_distance
+        key = (self._id, state)
+        if fast:
+            cached = masks.MASK_CACHE.get(key)
+            if cached is not None:
+                return cached
+        words = masks.pack(self.allowed(state, budget), self.vocab.size)
+        if fast:
+            masks.MASK_CACHE.put(key, words)
+        return words
 
     def token_mask(self, state: int, budget: int, width: int) -> mx.array:
-        """A boolean (width,) mask of `allowed`, for `mx.where(mask, logits, -inf)`.
+        """A boolean (width,) mask of `allowed`, for `mx.where(mask, logits, -inf)`."""
+        return masks.expand(self.packed_mask(state, budget), width)
 
-        One vectorised select costs far less than scattering tens of thousands of
-        allowed ids into the logits every step. Masks of states whose allowed set does
-        not depend on the budget are cached (least recently used first out).
-        """
-        fast = self._fast_path_ok and budget >= 1 + self.max_distance
-        if fast:
-            cached = self._masks.get(state)
-            if cached is not None and cached.shape[0] == width:
-                self._masks.move_to_end(state)
-                return cached
-        mask = np.zeros(width, dtype=np.bool_)
-        mask[np.asarray(self.allowed(state, budget))] = True
-        result = mx.array(mask)
-        if fast:
-            self._masks[state] = result
-            if len(self._masks) > _MASK_CACHE:
-                self._masks.popitem(last=False)
-        return result
-
-    def _all_allowed(self, state: int) -> mx.array:
+    def _all_allowed(self, state: int) -> np.ndarray:
         end = self.vocab.end_id
-        ids = [t for t in self.index.get_allowed_tokens(state) if t < end]
-        arr = mx.array(np.asarray(ids, dtype=np.int32))
+        ids = np.asarray(
+            [t for t in self.index.get_allowed_tokens(state) if t < end], dtype=np.int64
+        )
         if state in self.complete:
-            arr = mx.concatenate([arr, self._eos]) if ids else self._eos
-        return arr
+            ids = np.concatenate([ids, self._eos])
+        return ids
 
-    def _ranked_tokens(self, state: int) -> tuple[np.ndarray, np.ndarray]:
+    def ranked_tokens(self, state: int) -> tuple[np.ndarray, np.ndarray]:
         """Allowed non-end tokens sorted by the distance of their next state."""
         cached = self._ranked.get(state)
         if cached is not None:

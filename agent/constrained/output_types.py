@@ -1,4 +1,4 @@
-"""What the caller asks for -> a regex, and how to turn matching text into a value.
+"""What the caller asks for -> an engine-neutral request, and how to read the output back.
 
 Accepted output types:
 - a JSON Schema (dict or bool);
@@ -8,6 +8,9 @@ Accepted output types:
 - a regex: `Regex("...")`, or any object with a `pattern` string such as
   `outlines.types.Regex` (the value is the text);
 - a list of choices (strings): the value is the chosen string.
+
+Nothing here compiles: `agent.constrained.select` turns the request into a grammar with
+llguidance, or with the regex engine when llguidance refuses it.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from agent.errors import UserError
-from schemas.compiler import RegexOptions, schema_to_regex_for_vocab
+
+OutputKind = Literal["json", "regex", "choice"]
 
 
 @dataclass(frozen=True)
@@ -30,12 +34,12 @@ class Regex:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """A compiled request: the grammar's regex and the parser for its output."""
+    """A request for constrained output and the parser for its text."""
 
-    regex: str
+    kind: OutputKind
     parse: Callable[[str], Any]
-    json_schema: Any = None
-    kind: str = "json"
+    json_schema: Any = None  # kind "json"
+    pattern: str | None = None  # kinds "regex" and "choice": a fully anchored regex
 
 
 class OutputValidationError(UserError):
@@ -60,25 +64,21 @@ def _json_validator(schema: Any) -> Callable[[str], Any]:
     return parse
 
 
-def resolve_output_type(
-    output_type: Any, vocab_size: int, options: RegexOptions | None = None
-) -> OutputSpec:
-    """Turn any supported output type into an OutputSpec (compiling schemas to regex)."""
+def _identity(text: str) -> str:
+    return text
 
-    def schema_to_regex(schema: Any, opts: RegexOptions | None) -> str:
-        return schema_to_regex_for_vocab(schema, vocab_size, opts)
 
+def resolve_output_type(output_type: Any) -> OutputSpec:
+    """Turn any supported output type into an OutputSpec."""
     if isinstance(output_type, Regex) or (
         hasattr(output_type, "pattern") and isinstance(output_type.pattern, str)
     ):
         pattern = output_type.pattern
         if not pattern:
             raise UserError("the regex is empty")
-        return OutputSpec(pattern, lambda text: text, kind="regex")
+        return OutputSpec("regex", _identity, pattern=pattern)
     if isinstance(output_type, (dict, bool)):
-        return OutputSpec(
-            schema_to_regex(output_type, options), _json_validator(output_type), output_type
-        )
+        return OutputSpec("json", _json_validator(output_type), json_schema=output_type)
     if isinstance(output_type, Sequence) and not isinstance(output_type, str):
         choices = list(output_type)
         if not choices or not all(isinstance(c, str) for c in choices):
@@ -87,33 +87,24 @@ def resolve_output_type(
 
         regex = alternation(literal(c) for c in choices)
         assert regex is not None
-        return OutputSpec(regex, lambda text: text, kind="choice")
+        return OutputSpec("choice", _identity, pattern=regex)
     if isinstance(output_type, str):
         raise UserError(
             "a string output type is ambiguous: pass a JSON Schema dict, Regex(...) or a "
             "list of choices"
         )
-    return _pydantic_spec(output_type, schema_to_regex, options)
+    return _pydantic_spec(output_type)
 
 
-def _pydantic_spec(
-    output_type: Any, schema_to_regex: Callable[..., str], options: RegexOptions | None
-) -> OutputSpec:
+def _pydantic_spec(output_type: Any) -> OutputSpec:
     from pydantic import BaseModel, TypeAdapter
 
     if isinstance(output_type, type) and issubclass(output_type, BaseModel):
-        schema = output_type.model_json_schema()
         model = output_type
-        regex = schema_to_regex(schema, options)
-
-        def parse_model(text: str) -> Any:
-            return model.model_validate_json(text)
-
-        return OutputSpec(regex, parse_model, schema)
+        return OutputSpec("json", model.model_validate_json, json_schema=model.model_json_schema())
     try:
         adapter = TypeAdapter(output_type)
         schema = adapter.json_schema()
     except Exception as exc:
         raise UserError(f"unsupported output type {output_type!r}: {exc}") from None
-    regex = schema_to_regex(schema, options)
-    return OutputSpec(regex, adapter.validate_json, schema)
+    return OutputSpec("json", adapter.validate_json, json_schema=schema)
