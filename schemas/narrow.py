@@ -15,6 +15,26 @@ with python-jsonschema and parses back":
   generated value valid; nodes whose own bounds or `enum`/`const` would conflict are
   left alone.
 
+Where llguidance refuses a keyword, `rewrite_refused` narrows it away when a sound
+rewrite exists, so the fast engine still serves the schema (the regex engine is the
+fallback for the rest):
+
+* `$ref` beside other keywords becomes `allOf: [{"$ref": ...}]` beside them (llguidance
+  refuses siblings of recursive references; draft-7 validators ignore such siblings, so
+  honouring them only narrows);
+* `dependencies` / `dependentRequired` / `dependentSchemas`: the dependent properties are
+  always required, the dependent schemas always applied;
+* `if`/`then`/`else`: only values that satisfy `if` and `then` (`allOf`);
+* `propertyNames` and `min/maxProperties` beside open objects: only the declared
+  properties, those whose names pass `propertyNames`;
+* `oneOf` that llguidance cannot prove exclusive becomes `anyOf` of branches that each
+  exclude the others: branches of disjoint types, or told apart by a required property
+  with different `const`/`enum` values, need nothing; otherwise a property another
+  branch requires is forbidden in this one (`"properties": {"p": false}`); a branch
+  that cannot be separated from another is dropped;
+* with `drop_unique=True` (tried last, after the regex engine), `uniqueItems` arrays hold
+  at most one item.
+
 Every rewrite only ever removes valid instances, never adds one. Under `not` and `if`
 narrowing would do the opposite (a narrower `not` accepts more), so those subtrees are
 left as they are.
@@ -22,6 +42,7 @@ left as they are.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from schemas.formats import format_content_regex
@@ -33,13 +54,107 @@ _NAMED = {"properties", "patternProperties", "$defs", "definitions", "dependentS
           "dependencies"}  # fmt: skip
 _INDEXED = {"allOf", "anyOf", "oneOf", "prefixItems", "items"}
 _NEGATING = {"not", "if"}
+# Nodes that get no bounds of their own: values fixed by enum/const, and nodes whose
+# numbers come from elsewhere (a reference or combined branches, which get their own).
+_NOT_A_NUMBER_LEAF = {"enum", "const", "$ref", "allOf", "anyOf", "oneOf"}
 
 
 def narrow_for_llguidance(schema: Any) -> Any:
     """A copy of `schema` with formats as patterns and numbers bounded."""
     if not isinstance(schema, dict):
         return schema
-    return map_schema(schema, _narrow_node)
+    return map_schema(schema, _narrow_node, unknown=True)
+
+
+def rewrite_refused(schema: Any, drop_unique: bool = False) -> Any:
+    """A narrower copy of `schema` without the keywords llguidance refuses, where a sound
+    rewrite exists (see the module docstring); `schema` itself when none applies."""
+    if not isinstance(schema, dict):
+        return schema
+
+    root = schema
+
+    def rewrite(node: dict[str, Any], path: str) -> dict[str, Any]:
+        if _under_negation(path):
+            return node
+        _exclusive_one_of(node, root)
+        _ref_siblings(node)
+        _dependencies(node)
+        _conditional(node)
+        _closed_names(node)
+        if drop_unique and node.get("uniqueItems") is True:
+            del node["uniqueItems"]
+            node["maxItems"] = min(1, node.get("maxItems", 1))
+        return node
+
+    for _ in range(3):  # rewrites can expose more (an `if` moved into `allOf`)
+        rewritten = map_schema(schema, rewrite, unknown=True)
+        if rewritten == schema:
+            break
+        schema = rewritten
+    return schema
+
+
+_SIBLINGS_KEPT = {"$ref", "$id", "$schema", "$defs", "definitions", "$anchor", "$comment",
+                  "title", "description", "default", "examples"}  # fmt: skip
+
+
+def _ref_siblings(node: dict[str, Any]) -> None:
+    if "$ref" not in node or all(k in _SIBLINGS_KEPT for k in node):
+        return
+    ref = {"$ref": node.pop("$ref")}
+    node["allOf"] = [ref, *node.get("allOf", [])]
+
+
+def _dependencies(node: dict[str, Any]) -> None:
+    required = list(node.get("required", [])) if isinstance(node.get("required"), list) else []
+    schemas: list[Any] = []
+    for key in ("dependencies", "dependentRequired", "dependentSchemas"):
+        deps = node.get(key)
+        if not isinstance(deps, dict):
+            continue
+        for value in deps.values():
+            if isinstance(value, list):
+                required += [v for v in value if isinstance(v, str) and v not in required]
+            elif isinstance(value, (dict, bool)):
+                schemas.append(value)
+        del node[key]
+    if required:
+        node["required"] = required
+    if schemas:
+        node["allOf"] = [*node.get("allOf", []), *schemas]
+
+
+def _conditional(node: dict[str, Any]) -> None:
+    if "if" not in node:
+        return
+    condition = node.pop("if")
+    then = node.pop("then", None)
+    node.pop("else", None)
+    node["allOf"] = [*node.get("allOf", []), condition, *([then] if then is not None else [])]
+
+
+def _closed_names(node: dict[str, Any]) -> None:
+    """`propertyNames` / `min/maxProperties` on an object: only declared properties."""
+    names = node.get("propertyNames")
+    counted = "minProperties" in node or "maxProperties" in node
+    if names is None and not counted:
+        return
+    if "patternProperties" in node or not isinstance(node.get("properties", {}), dict):
+        return
+    properties = dict(node.get("properties", {}))
+    if names is not None:
+        import jsonschema
+
+        required = set(node.get("required", []))
+        for name in list(properties):
+            if not jsonschema.Draft202012Validator(names).is_valid(name):
+                if name in required:
+                    return  # a required property the names forbid: no sound rewrite
+                del properties[name]
+        node.pop("propertyNames")
+        node["properties"] = properties
+    node["additionalProperties"] = False
 
 
 def _narrow_node(node: dict[str, Any], path: str) -> dict[str, Any]:
@@ -55,7 +170,7 @@ def _narrow_node(node: dict[str, Any], path: str) -> dict[str, Any]:
                 node["allOf"] = [*node.get("allOf", []), pattern]
             else:
                 node.update(pattern)
-    if _may_be_number(node) and "enum" not in node and "const" not in node:
+    if _may_be_number(node) and not _NOT_A_NUMBER_LEAF & node.keys():
         _bound(node, "maximum", "exclusiveMaximum", "minimum", "exclusiveMinimum", 1)
         _bound(node, "minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum", -1)
     return node
@@ -106,3 +221,149 @@ def _under_negation(path: str) -> bool:
         else:
             i += 1
     return False
+
+
+# ------------------------------------------------------------------ oneOf
+_JSON_TYPES = frozenset({"null", "boolean", "object", "array", "number", "string"})
+
+
+@dataclass(frozen=True)
+class _Branch:
+    types: frozenset[str] | None  # None: any type
+    required: frozenset[str]
+    fixed: dict[str, tuple[Any, ...]]  # property -> the only values it may take
+
+
+def _exclusive_one_of(node: dict[str, Any], root: Any) -> None:
+    branches = node.get("oneOf")
+    if not isinstance(branches, list) or not branches:
+        return
+    infos = [_branch(b, root) for b in branches]
+    outer = node.get("required")
+    outer_required = {r for r in outer if isinstance(r, str)} if isinstance(outer, list) else set()
+    kept: list[Any] = []
+    for i, branch in enumerate(branches):
+        forbidden: list[str] = []
+        needs_object = False
+        for j, other in enumerate(infos):
+            if j == i:
+                continue
+            how = _separate(infos[i], other, outer_required)
+            if how is None:
+                break
+            if how != "disjoint":
+                prop, object_only = how
+                forbidden.append(prop)
+                needs_object = needs_object or object_only
+        else:
+            if not forbidden:
+                kept.append(branch)
+                continue
+            witness: dict[str, Any] = {"properties": dict.fromkeys(forbidden, False)}
+            if needs_object:
+                witness["type"] = "object"
+            kept.append({"allOf": [branch, witness]})
+    if not kept:
+        return  # no sound rewrite: the regex engine may still serve it
+    del node["oneOf"]
+    if "anyOf" in node:
+        node["allOf"] = [*node.get("allOf", []), {"anyOf": kept}]
+    else:
+        node["anyOf"] = kept
+
+
+def _separate(
+    mine: _Branch, other: _Branch, outer_required: set[str]
+) -> str | tuple[str, bool] | None:
+    """How a value of `mine` is kept from matching `other`: "disjoint" (it never can),
+    (property to forbid, whether values must also be objects), or None (no way)."""
+    if mine.types is not None and other.types is not None and not (mine.types & other.types):
+        return "disjoint"
+    objects = frozenset({"object"})
+    only_objects = mine.types == objects or other.types == objects
+    for prop, values in mine.fixed.items():
+        theirs = other.fixed.get(prop)
+        disjoint = theirs is not None and not any(_json_equal(v, w) for v in values for w in theirs)
+        if disjoint and prop in mine.required and only_objects:
+            return "disjoint"
+    candidates = sorted(other.required - mine.required - outer_required)
+    if not candidates:
+        return None
+    return candidates[0], not only_objects
+
+
+def _branch(schema: Any, root: Any) -> _Branch:
+    """What a branch says for sure. A `$ref` beside other keywords says nothing: draft-7
+    validators ignore such siblings."""
+    node = _resolve(schema, root)
+    if not isinstance(node, dict) or "$ref" in node:
+        return _Branch(None, frozenset(), {})
+    mine = _own_branch(node, root)
+    for part in node.get("allOf", []) if isinstance(node.get("allOf"), list) else []:
+        other = _branch(part, root)  # every conjunct holds: what each says for sure adds up
+        types = (
+            mine.types
+            if other.types is None
+            else (other.types if mine.types is None else mine.types & other.types)
+        )
+        mine = _Branch(types, mine.required | other.required, {**other.fixed, **mine.fixed})
+    return mine
+
+
+def _own_branch(node: dict[str, Any], root: Any) -> _Branch:
+    types = _types(node)
+    if types is not None:
+        types = frozenset("number" if t == "integer" else t for t in types) & _JSON_TYPES
+    elif "const" in node:
+        types = frozenset({_json_type(node["const"])})
+    elif isinstance(node.get("enum"), list):
+        types = frozenset(_json_type(v) for v in node["enum"])
+    required = node.get("required", [])
+    if not isinstance(required, list):
+        required = []
+    fixed: dict[str, tuple[Any, ...]] = {}
+    properties = node.get("properties")
+    for prop, sub in (properties if isinstance(properties, dict) else {}).items():
+        sub = _resolve(sub, root)
+        if not isinstance(sub, dict) or "$ref" in sub:
+            continue
+        if "const" in sub:
+            fixed[prop] = (sub["const"],)
+        elif isinstance(sub.get("enum"), list):
+            fixed[prop] = tuple(sub["enum"])
+    return _Branch(types, frozenset(r for r in required if isinstance(r, str)), fixed)
+
+
+def _resolve(schema: Any, root: Any, hops: int = 8) -> Any:
+    """Follow same-document `$ref`s of a node that is only a reference."""
+    while hops and isinstance(schema, dict) and isinstance(schema.get("$ref"), str):
+        ref = schema["$ref"]
+        if not ref.startswith("#") or len(schema) > 1:
+            return schema
+        target: Any = root
+        for part in ref[1:].split("/")[1:] if ref != "#" else []:
+            part = part.replace("~1", "/").replace("~0", "~")
+            if isinstance(target, dict) and part in target:
+                target = target[part]
+            elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
+                target = target[int(part)]
+            else:
+                return schema
+        schema, hops = target, hops - 1
+    return schema
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    return _json_type(a) == _json_type(b) and a == b

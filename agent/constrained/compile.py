@@ -128,7 +128,11 @@ def _key(regex: str, vocab: GrammarVocabulary) -> str:
     return digest.hexdigest()
 
 
-def _disk_path(key: str) -> Path:
+def _disk_path(key: str) -> Path | None:
+    """Where an automaton is cached on disk; None when EDGE_AGENT_GRAMMAR_CACHE=off
+    (benchmarks that time cold compiles)."""
+    if os.environ.get("EDGE_AGENT_GRAMMAR_CACHE", "").lower() in ("off", "0", "no"):
+        return None
     return cache_dir() / "grammars" / key[:2] / f"{key}.pkl"
 
 
@@ -148,7 +152,7 @@ def compile_regex(
     path = _disk_path(key)
     automaton = None
     cached = False
-    if path.exists():
+    if path is not None and path.exists():
         try:
             automaton = pickle.loads(path.read_bytes())
             cached = True
@@ -158,10 +162,11 @@ def compile_regex(
         request = (regex, vocab.blob, vocab.end_id, vocab.byte_ids, vocab.size)
         blob = _WORKER.build(request, timeout)
         automaton = pickle.loads(blob)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(blob)
+            os.replace(tmp, path)
     grammar = CompiledGrammar(automaton, vocab, regex)
     with _MEMORY_LOCK:
         _MEMORY[key] = grammar

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mlx.core as mx
+import numpy as np
 
 from agent.constrained.grammar import CompiledGrammar
 
@@ -36,6 +37,10 @@ class GrammarConstraint:
 
     def token_mask(self, budget: int, width: int) -> mx.array:
         return self.grammar.token_mask(self.state, budget, width)
+
+    def packed_mask(self, budget: int) -> np.ndarray:
+        """The allowed tokens as packed bits."""
+        return self.grammar.packed_mask(self.state, budget)
 
     def check(self, token: int, budget: int) -> bool:
         return True

@@ -17,7 +17,10 @@ from typing import Literal, Protocol
 
 import mlx.core as mx
 
-EngineName = Literal["llguidance", "regex"]
+# "llguidance": llguidance compiled the request; "regex+llguidance": the project's regex
+# compiler turned the schema into a regex that llguidance masks; "regex": that regex as
+# an outlines-core automaton (exact token counts).
+EngineName = Literal["llguidance", "regex+llguidance", "regex"]
 
 
 class Constraint(Protocol):

@@ -27,6 +27,7 @@ import numpy as np
 
 from agent.constrained import masks
 from agent.constrained.completion import Plan, Planner
+from agent.constrained.engine import EngineName
 from agent.constrained.json_lexer import JsonLexState
 from agent.constrained.target import GrammarTarget
 from schemas.errors import SchemaCompileError, UnsupportedSchemaError
@@ -84,8 +85,6 @@ def _shared(target: GrammarTarget) -> _Shared:
 class LLGuidanceGrammar:
     """A compiled llguidance grammar with the plan that finishes it from the start."""
 
-    engine = "llguidance"
-
     def __init__(
         self,
         target: GrammarTarget,
@@ -94,7 +93,9 @@ class LLGuidanceGrammar:
         end_ids: tuple[int, ...],
         json_output: bool,
         source: str,
+        engine: EngineName = "llguidance",
     ) -> None:
+        self.engine: EngineName = engine
         self.target = target
         self.matcher = matcher  # at the start; constraints work on deep copies
         self.plan = plan
@@ -170,6 +171,10 @@ class LLGuidanceConstraint:
         return tokens
 
     def token_mask(self, budget: int, width: int) -> mx.array:
+        return masks.expand(self.packed_mask(budget), width)
+
+    def packed_mask(self, budget: int) -> np.ndarray:
+        """The allowed tokens as packed bits (valid until the next call)."""
         words = self._words
         self.matcher.unsafe_compute_mask_ptr(words.ctypes.data, words.nbytes)
         ends = any((int(words[t >> 5]) >> (t & 31)) & 1 for t in self._llg_eos)
@@ -177,7 +182,7 @@ class LLGuidanceConstraint:
         if ends:
             for token in self.end_ids:
                 words[token >> 5] |= np.uint32(1 << (token & 31))
-        return masks.expand(words, width)
+        return words
 
     def check(self, token: int, budget: int) -> bool:
         self._checked = None
@@ -313,15 +318,16 @@ def compile_llguidance(
     *,
     json_output: bool,
     timeout: float,
+    engine: EngineName = "llguidance",
 ) -> tuple[LLGuidanceGrammar, bool]:
     """The grammar for `grammar_text` (llguidance's JSON form): (grammar, from cache)."""
-    key = (id(target), grammar_text, tuple(end_ids), json_output)
+    key = (id(target), grammar_text, tuple(end_ids), json_output, engine)
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is not None and cached.target is target:
             _CACHE.move_to_end(key)
             return cached, True
-    grammar = _build(target, grammar_text, tuple(end_ids), json_output, timeout)
+    grammar = _build(target, grammar_text, tuple(end_ids), json_output, timeout, engine)
     with _CACHE_LOCK:
         _CACHE[key] = grammar
         while len(_CACHE) > _CACHE_ENTRIES:
@@ -340,6 +346,7 @@ def _build(
     end_ids: tuple[int, ...],
     json_output: bool,
     timeout: float,
+    engine: EngineName,
 ) -> LLGuidanceGrammar:
     """Build the matcher and its first plan on a thread, within `timeout` seconds.
 
@@ -379,7 +386,9 @@ def _build(
         raise LLGuidanceRefused(
             "llguidance found no way to finish this grammar (it may be unsatisfiable)"
         )
-    return LLGuidanceGrammar(target, outcome["matcher"], plan, end_ids, json_output, grammar_text)
+    return LLGuidanceGrammar(
+        target, outcome["matcher"], plan, end_ids, json_output, grammar_text, engine
+    )
 
 
 def _refusal(message: str) -> LLGuidanceRefused:

@@ -19,7 +19,7 @@ from typing import Literal
 
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT, compile_regex
 from agent.constrained.engine import EngineName, Grammar
-from agent.constrained.llg import LLGuidanceRefused, compile_llguidance
+from agent.constrained.llg import LLGuidanceRefused, LLGuidanceTimeout, compile_llguidance
 from agent.constrained.output_types import OutputSpec
 from agent.constrained.target import GrammarTarget
 from agent.errors import UserError
@@ -37,6 +37,9 @@ class CompiledOutput:
     grammar: Grammar
     compile_ms: float
     cached: bool
+    # Which route served it: "llguidance", "llguidance-rewrite" (the schema without the
+    # keywords llguidance refuses), "regex+llguidance", "regex", "llguidance-narrowest".
+    route: str = ""
 
     @property
     def engine(self) -> EngineName:
@@ -53,7 +56,16 @@ def compile_output(
     timeout: float = DEFAULT_COMPILE_TIMEOUT,
     max_tokens: int | None = None,
 ) -> CompiledOutput:
-    """Compile `spec` for `target`, ending with `end_ids` (the model's EOS by default)."""
+    """Compile `spec` for `target`, ending with `end_ids` (the model's EOS by default).
+
+    `engine="auto"` tries, in order, until one serves the request within `timeout`:
+    llguidance on the request; llguidance on its sound rewrite without the keywords it
+    refuses (`schemas.narrow.rewrite_refused`); the regex compiler's regex, masked by
+    llguidance ("regex+llguidance"); the same regex as an outlines-core automaton
+    ("regex", today's engine, which also knows exact token counts); llguidance with
+    unique arrays narrowed to one item. `engine="llguidance"` stops after the second,
+    `engine="regex"` runs only the automaton path.
+    """
     if engine not in ENGINE_CHOICES:
         raise UserError(f"engine must be one of {', '.join(ENGINE_CHOICES)}, got {engine!r}")
     ends = tuple(sorted(end_ids if end_ids is not None else target.eos_ids))
@@ -63,36 +75,125 @@ def compile_output(
         from schemas.compiler import check_schema
 
         check_schema(spec.json_schema)  # an invalid schema is the user's, on any engine
-    refused: LLGuidanceRefused | None = None
-    llg: Grammar | None = None
-    cached = False
-    if engine in ("auto", "llguidance"):
-        try:
-            llg, cached = compile_llguidance(
-                target, _llguidance_grammar(spec, whitespace), ends,
-                json_output=spec.kind == "json", timeout=timeout,
-            )  # fmt: skip
-        except LLGuidanceRefused as exc:
-            if engine == "llguidance":
-                raise exc.as_user_error() from None
-            refused = exc
-        if llg is not None and (
-            engine == "llguidance" or max_tokens is None or llg.min_tokens() <= max_tokens
-        ):
-            return CompiledOutput(spec, llg, _ms(t0), cached)
+
+    def left() -> float:
+        return max(deadline - time.perf_counter(), 0.5)
+
+    if engine == "regex":
+        regex = _regex_of(spec, target, ends, whitespace, sized=True)
+        grammar, cached = _compile_automaton(spec, target, ends, regex, left())
+        return CompiledOutput(spec, grammar, _ms(t0), cached, "regex")
+
+    errors: list[SchemaCompileError] = []
+    found: tuple[Grammar, bool, str] | None = None
     try:
-        regex, cached = _compile_regex_engine(
-            spec, target, ends, whitespace, max(deadline - time.perf_counter(), 0.5)
-        )
+        found = _compile_llguidance(spec, target, ends, whitespace, timeout)
+    except LLGuidanceRefused as exc:
+        if engine == "llguidance":
+            raise exc.as_user_error() from None
+        errors.append(exc)
+    if found is not None and (
+        engine == "llguidance" or max_tokens is None or found[0].min_tokens() <= max_tokens
+    ):
+        return CompiledOutput(spec, found[0], _ms(t0), found[1], found[2])
+
+    # The regex compiler: for what llguidance refused, or for an exact token count.
+    regex: str | None = None
+    if found is None:  # llguidance builds its lexer lazily: the full regex, in one pass
+        try:
+            full = _regex_of(spec, target, ends, whitespace, sized=False)
+            grammar, cached = compile_llguidance(
+                target, _regex_grammar(full), ends, json_output=spec.kind == "json",
+                timeout=left(), engine="regex+llguidance",
+            )  # fmt: skip
+            return CompiledOutput(spec, grammar, _ms(t0), cached, "regex+llguidance")
+        except SchemaCompileError as exc:
+            errors.append(exc)
+    try:
+        regex = _regex_of(spec, target, ends, whitespace, sized=True)
     except SchemaCompileError as exc:
-        if llg is not None:  # only tried for a tighter count: llguidance stands
-            return CompiledOutput(spec, llg, _ms(t0), cached)
-        if refused is not None and type(exc) is SchemaCompileError:
-            raise refused.as_user_error() from None
-        raise
-    if llg is not None and regex.min_tokens() >= llg.min_tokens():
-        return CompiledOutput(spec, llg, _ms(t0), cached)
-    return CompiledOutput(spec, regex, _ms(t0), cached)
+        errors.append(exc)
+    if regex is not None:
+        try:
+            automaton, cached = _compile_automaton(spec, target, ends, regex, left())
+            if found is None or automaton.min_tokens() < found[0].min_tokens():
+                return CompiledOutput(spec, automaton, _ms(t0), cached, "regex")
+        except SchemaCompileError as exc:
+            errors.append(exc)
+    if found is not None:  # the exact count was no better: llguidance stands
+        return CompiledOutput(spec, found[0], _ms(t0), found[1], found[2])
+    if spec.kind == "json":
+        last = _last_resort(spec, target, ends, whitespace, deadline)
+        if last is not None:
+            return CompiledOutput(spec, last, _ms(t0), False, "llguidance-narrowest")
+    raise _most_telling(errors)
+
+
+def _most_telling(errors: list[SchemaCompileError]) -> SchemaCompileError:
+    """The error to show when no route served a request: the regex compiler names the
+    keyword and its path; a bare llguidance refusal is the fallback."""
+    for exc in errors:
+        if not isinstance(exc, LLGuidanceRefused) and type(exc) is not SchemaCompileError:
+            return exc
+    for exc in errors:
+        if isinstance(exc, LLGuidanceRefused):
+            return exc.as_user_error()
+    return errors[0] if errors else SchemaCompileError("no grammar engine could compile this")
+
+
+def _compile_llguidance(
+    spec: OutputSpec,
+    target: GrammarTarget,
+    ends: tuple[int, ...],
+    whitespace: str,
+    timeout: float,
+) -> tuple[Grammar, bool, str]:
+    """llguidance on the request, then on its rewrite without the keywords it refuses."""
+    try:
+        grammar, cached = compile_llguidance(
+            target, _llguidance_grammar(spec, whitespace), ends,
+            json_output=spec.kind == "json", timeout=timeout,
+        )  # fmt: skip
+        return grammar, cached, "llguidance"
+    except LLGuidanceRefused as exc:
+        if spec.kind != "json" or isinstance(exc, LLGuidanceTimeout):
+            raise
+        from schemas.narrow import rewrite_refused
+
+        rewritten = rewrite_refused(spec.json_schema)
+        if rewritten == spec.json_schema:
+            raise
+        try:
+            grammar, cached = compile_llguidance(
+                target, _json_grammar(rewritten, whitespace), ends,
+                json_output=True, timeout=timeout,
+            )  # fmt: skip
+            return grammar, cached, "llguidance-rewrite"
+        except LLGuidanceRefused:
+            raise exc from None
+
+
+def _last_resort(
+    spec: OutputSpec,
+    target: GrammarTarget,
+    ends: tuple[int, ...],
+    whitespace: str,
+    deadline: float,
+) -> Grammar | None:
+    """llguidance on the narrowest rewrite (unique arrays of at most one item)."""
+    from schemas.narrow import rewrite_refused
+
+    narrowest = rewrite_refused(spec.json_schema, drop_unique=True)
+    if narrowest == rewrite_refused(spec.json_schema):
+        return None
+    try:
+        grammar, _ = compile_llguidance(
+            target, _json_grammar(narrowest, whitespace), ends,
+            json_output=True, timeout=max(deadline - time.perf_counter(), 0.5),
+        )  # fmt: skip
+    except LLGuidanceRefused:
+        return None
+    return grammar
 
 
 def preflight(spec: OutputSpec, whitespace: str = "") -> None:
@@ -106,14 +207,23 @@ def preflight(spec: OutputSpec, whitespace: str = "") -> None:
     from llguidance import LLMatcher
 
     from schemas.compiler import check_schema, schema_to_regex
+    from schemas.narrow import rewrite_refused
 
     check_schema(spec.json_schema)
+
+    def llguidance_takes(schema: object) -> bool:
+        try:
+            return not LLMatcher.validate_grammar(_json_grammar(schema, whitespace))
+        except LLGuidanceRefused:
+            return False
+
+    if llguidance_takes(spec.json_schema) or llguidance_takes(rewrite_refused(spec.json_schema)):
+        return
     try:
-        if not LLMatcher.validate_grammar(_llguidance_grammar(spec, whitespace)):
-            return
-    except LLGuidanceRefused:
-        pass
-    schema_to_regex(spec.json_schema)
+        schema_to_regex(spec.json_schema)
+    except SchemaCompileError:
+        if not llguidance_takes(rewrite_refused(spec.json_schema, drop_unique=True)):
+            raise
 
 
 def _ms(t0: float) -> float:
@@ -124,37 +234,56 @@ def _llguidance_grammar(spec: OutputSpec, whitespace: str) -> str:
     from llguidance import LLMatcher
 
     if spec.kind == "json":
-        from schemas.narrow import narrow_for_llguidance
-
-        options: dict[str, object] = {"whitespace_flexible": bool(whitespace)}
-        if whitespace:
-            options["whitespace_pattern"] = whitespace
-        try:
-            return LLMatcher.grammar_from_json_schema(
-                json.dumps(narrow_for_llguidance(spec.json_schema)), overrides=options
-            )
-        except (ValueError, TypeError, RecursionError) as exc:
-            raise LLGuidanceRefused(f"llguidance cannot read the schema: {exc}") from None
+        return _json_grammar(spec.json_schema, whitespace)
     assert spec.pattern is not None
     return LLMatcher.grammar_from_regex(spec.pattern)
 
 
-def _compile_regex_engine(
+def _json_grammar(schema: object, whitespace: str) -> str:
+    """llguidance's grammar for a JSON Schema, narrowed to sound formats and numbers."""
+    from llguidance import LLMatcher
+
+    from schemas.narrow import narrow_for_llguidance
+
+    options: dict[str, object] = {"whitespace_flexible": bool(whitespace)}
+    if whitespace:
+        options["whitespace_pattern"] = whitespace
+    try:
+        return LLMatcher.grammar_from_json_schema(
+            json.dumps(narrow_for_llguidance(schema)), overrides=options
+        )
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise LLGuidanceRefused(f"llguidance cannot read the schema: {exc}") from None
+
+
+def _regex_grammar(regex: str) -> str:
+    from llguidance import LLMatcher
+
+    return LLMatcher.grammar_from_regex(regex)
+
+
+def _regex_of(
+    spec: OutputSpec, target: GrammarTarget, ends: tuple[int, ...], whitespace: str, sized: bool
+) -> str:
+    """The regex compiler's regex for `spec`; `sized` narrows it until an automaton over
+    the whole vocabulary is affordable (the outlines-core route needs that)."""
+    if spec.kind != "json":
+        assert spec.pattern is not None
+        return spec.pattern
+    from schemas.compiler import RegexOptions, schema_to_regex, schema_to_regex_for_vocab
+
+    options = RegexOptions(whitespace=whitespace)
+    if not sized:
+        return schema_to_regex(spec.json_schema, options)
+    return schema_to_regex_for_vocab(spec.json_schema, target.size, options)
+
+
+def _compile_automaton(
     spec: OutputSpec,
     target: GrammarTarget,
     ends: tuple[int, ...],
-    whitespace: str,
+    regex: str,
     timeout: float,
 ) -> tuple[Grammar, bool]:
-    vocab = target.regex_vocabulary(ends)
-    if spec.kind == "json":
-        from schemas.compiler import RegexOptions, schema_to_regex_for_vocab
-
-        regex = schema_to_regex_for_vocab(
-            spec.json_schema, vocab.size, RegexOptions(whitespace=whitespace)
-        )
-    else:
-        assert spec.pattern is not None
-        regex = spec.pattern
-    grammar, info = compile_regex(regex, vocab, timeout)
+    grammar, info = compile_regex(regex, target.regex_vocabulary(ends), timeout)
     return grammar, info.cached
