@@ -1,0 +1,316 @@
+"""The schema features the README advertises, on both grammar engines, with random weights.
+
+`engine="auto"` is the default path (llguidance, its sound rewrites of the keywords it
+refuses, the regex compiler's regex masked by llguidance); `engine="regex"` is the regex
+compiler with an outlines-core automaton alone. For every feature and engine, hot samples
+from the random-weight tiny model must validate against the *original* schema (with
+format checks), which is the whole claim: random weights are the worst case.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import jsonschema
+import numpy as np
+import pytest
+
+from agent import SamplingParams, generate_structured
+from agent.constrained import compile_output, resolve_output_type, target_for
+from agent.constrained.completion import Plan
+from agent.constrained.json_lexer import JsonLexState
+from agent.constrained.masks import PackedMaskCache, expand, pack, unpack_ids
+from agent.structured import compile_output_type
+from schemas.narrow import narrow_for_llguidance, rewrite_refused
+
+PROMPT = [{"role": "user", "content": "JSON please."}]
+
+FEATURES = {
+    "not": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "secret": {"type": "string"},
+            "size": {"type": ["integer", "string"], "not": {"type": "string"}},
+        },
+        "required": ["name", "size"],
+        "not": {"required": ["secret"]},
+    },
+    "if-then-else": {
+        "type": "object",
+        "properties": {"country": {"enum": ["US", "CA"]}, "postal": {"type": "string"}},
+        "required": ["country", "postal"],
+        "additionalProperties": False,
+        "if": {"properties": {"country": {"const": "US"}}},
+        "then": {"properties": {"postal": {"pattern": "^[0-9]{5}$"}}},
+        "else": {"properties": {"postal": {"pattern": "^[A-Z][0-9][A-Z] [0-9][A-Z][0-9]$"}}},
+    },
+    "oneOf-exclusive": {
+        "type": "object",
+        "properties": {
+            "radius": {"type": "number"},
+            "width": {"type": "number"},
+            "height": {"type": "number"},
+        },
+        "additionalProperties": False,
+        "oneOf": [{"required": ["radius"]}, {"required": ["width", "height"]}],
+    },
+    "dependentRequired": {
+        "type": "object",
+        "properties": {"card": {"type": "string"}, "billing": {"type": "string"}},
+        "additionalProperties": False,
+        "dependentRequired": {"card": ["billing"]},
+    },
+    "dependencies-schema": {
+        "type": "object",
+        "properties": {"unit": {"enum": ["c", "f"]}, "value": {"type": "integer"}},
+        "additionalProperties": False,
+        "dependencies": {"value": {"required": ["unit"]}},
+    },
+    "propertyNames": {
+        "type": "object",
+        "properties": {"ab": {"type": "integer"}, "XY": {"type": "integer"}},
+        "propertyNames": {"pattern": "^[a-z]+$"},
+    },
+    "uniqueItems": {
+        "type": "array",
+        "items": {"enum": ["a", "b", "c"]},
+        "uniqueItems": True,
+        "minItems": 2,
+    },
+    "ref-recursion": {
+        "$defs": {
+            "node": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "maxLength": 8},
+                    "children": {"type": "array", "items": {"$ref": "#/$defs/node"}},
+                },
+                "required": ["name"],
+                "additionalProperties": False,
+            }
+        },
+        "$ref": "#/$defs/node",
+    },
+    "formats": {
+        "type": "object",
+        "properties": {
+            name: {"type": "string", "format": name}
+            for name in ("date-time", "email", "uuid", "ipv4", "uri", "hostname")
+        },
+        "required": ["date-time", "email", "uuid", "ipv4", "uri", "hostname"],
+        "additionalProperties": False,
+    },
+    "pattern": {"type": "string", "pattern": r"^[A-Z]{2}-\d{3}$"},
+}
+
+
+def _validate(schema: dict, value: object) -> None:
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    cls(schema, format_checker=cls.FORMAT_CHECKER).validate(value)
+
+
+@pytest.mark.parametrize("engine", ["auto", "regex"])
+@pytest.mark.parametrize("feature", list(FEATURES))
+def test_feature_outputs_validate_on_both_engines(tiny, feature, engine):
+    schema = FEATURES[feature]
+    compiled = compile_output_type(tiny, schema, engine=engine)
+    if engine == "regex":
+        assert compiled.engine == "regex"
+    for seed in range(3):
+        result = generate_structured(
+            tiny, PROMPT, schema, max_tokens=160, engine=engine,
+            sampling=SamplingParams(temperature=1.0, seed=seed),
+        )  # fmt: skip
+        assert result.stats.grammar_engine == compiled.engine
+        _validate(schema, result.value)
+
+
+def test_default_path_serves_refused_keywords_without_the_automaton(tiny):
+    """What llguidance refuses is rewritten soundly or served by the regex compiler's
+    regex under llguidance masks; the slow automaton is not needed for these."""
+    routes = {name: compile_output_type(tiny, s).route for name, s in FEATURES.items()}
+    assert routes["pattern"] == routes["formats"] == routes["ref-recursion"] == "llguidance"
+    for name in ("if-then-else", "oneOf-exclusive", "dependentRequired", "propertyNames"):
+        assert routes[name] == "llguidance-rewrite", (name, routes[name])
+    for name in ("not", "uniqueItems"):
+        assert routes[name] == "regex+llguidance", (name, routes[name])
+
+
+# ------------------------------------------------------------------ rewrites
+def test_rewrites_only_narrow(tiny):
+    """Each rewrite generates values of the original schema; here checked exhaustively
+    on small cases with the rewritten schema's own validator."""
+    rewritten = rewrite_refused(FEATURES["oneOf-exclusive"])
+    assert "oneOf" not in json.dumps(rewritten)
+    circle, rect = {"radius": 1}, {"width": 1, "height": 2}
+    both = {"radius": 1, "width": 1, "height": 2}
+    validator = jsonschema.Draft202012Validator(rewritten)
+    original = jsonschema.Draft202012Validator(FEATURES["oneOf-exclusive"])
+    for value in (circle, rect, both, {}, {"width": 1}):
+        if validator.is_valid(value):
+            assert original.is_valid(value), value
+    assert validator.is_valid(circle) and validator.is_valid(rect)
+    assert not validator.is_valid(both)
+
+
+def test_oneof_branches_that_cannot_be_told_apart_are_not_rewritten():
+    schema = {"oneOf": [{"type": "string"}, {"type": "string", "maxLength": 3}]}
+    assert rewrite_refused(schema) == schema  # left to the regex compiler
+
+
+def test_narrowing_turns_formats_into_sound_patterns_and_bounds_numbers():
+    narrowed = narrow_for_llguidance(
+        {
+            "type": "object",
+            "properties": {
+                "when": {"type": "string", "format": "date"},
+                "n": {"type": "integer"},
+                "big": {"type": "number", "minimum": 1e20},
+                "x": {"not": {"type": "string", "format": "email"}},
+                "unknown": {"type": "string", "format": "made-up"},
+            },
+        }
+    )
+    props = narrowed["properties"]
+    assert "format" not in props["when"] and props["when"]["pattern"].startswith("^(?:")
+    assert props["n"]["maximum"] == 10**15 and props["n"]["minimum"] == -(10**15)
+    assert "maximum" not in props["big"]  # a bound would empty the range
+    assert props["x"]["not"] == {"type": "string", "format": "email"}  # never under `not`
+    assert "format" not in props["unknown"]
+
+
+# ------------------------------------------------------------------ budget
+@pytest.mark.parametrize("engine", ["auto", "regex"])
+def test_tight_budgets_always_finish(tiny, engine):
+    """At every budget from the shortest output up, outputs complete and validate."""
+    schema = FEATURES["formats"] | {"required": ["email", "uuid"]}
+    compiled = compile_output_type(tiny, schema, engine=engine)
+    shortest = compiled.grammar.min_tokens()
+    for budget in range(shortest, shortest + 12, 3):
+        result = generate_structured(
+            tiny, PROMPT, schema, max_tokens=budget, engine=engine,
+            sampling=SamplingParams(temperature=1.0, seed=budget),
+        )  # fmt: skip
+        assert result.stats.generated_tokens <= budget
+        assert result.stats.finish_reason == "stop"
+        _validate(schema, result.value)
+
+
+def test_a_long_required_value_entered_late_still_fits(tiny):
+    """An optional property whose value needs many tokens may only be started while
+    it still fits: the plan check refuses it near the end of the budget."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"type": "string", "maxLength": 3},
+            "long": {"type": "string", "minLength": 40, "maxLength": 40},
+        },
+        "required": ["a"],
+        "additionalProperties": False,
+    }
+    for seed in range(8):
+        result = generate_structured(
+            tiny, PROMPT, schema, max_tokens=30, engine="llguidance",
+            sampling=SamplingParams(temperature=1.0, seed=seed),
+        )  # fmt: skip
+        assert result.stats.generated_tokens <= 30
+        _validate(schema, result.value)
+
+
+def test_numbers_stay_parseable_with_random_weights(tiny):
+    """Free-form values: numbers are capped so every output parses back to finite
+    values, however long the budget."""
+    schema = {"type": "array", "items": {"type": "number"}}
+    for seed in range(3):
+        result = generate_structured(
+            tiny, PROMPT, schema, max_tokens=200,
+            sampling=SamplingParams(temperature=1.0, seed=seed),
+        )  # fmt: skip
+        for value in result.value:
+            assert np.isfinite(value)
+            assert len(repr(value)) < 40
+
+
+# ------------------------------------------------------------------ masks and pieces
+def test_packed_masks_expand_to_the_same_ids():
+    ids = [0, 1, 31, 32, 33, 1000, 100_269]
+    words = pack(ids, 100_270)
+    assert unpack_ids(words).tolist() == ids
+    mask = np.array(expand(words, 100_270))
+    assert np.flatnonzero(mask).tolist() == ids
+    wider = np.array(expand(words, 100_300))  # ids past the words are disallowed
+    assert np.flatnonzero(wider).tolist() == ids
+
+
+def test_mask_cache_stays_within_its_byte_budget():
+    cache = PackedMaskCache(max_bytes=10_000)
+    for key in range(20):
+        cache.put(key, np.zeros(1000, dtype=np.uint32))  # 4,000 bytes each
+    assert cache.nbytes <= 10_000
+    assert cache.get(19) is not None and cache.get(0) is None
+
+
+def test_regex_engine_masks_share_the_process_budget(tiny):
+    from agent.constrained import masks
+
+    before = masks.MASK_CACHE.max_bytes
+    try:
+        masks.MASK_CACHE.max_bytes = 4096
+        for seed in range(2):
+            generate_structured(
+                tiny, PROMPT, {"type": "array", "items": {"type": "string"}}, max_tokens=40,
+                engine="regex", sampling=SamplingParams(temperature=1.0, seed=seed),
+            )  # fmt: skip
+            assert masks.MASK_CACHE.nbytes <= 4096
+    finally:
+        masks.MASK_CACHE.max_bytes = before
+
+
+def test_json_lexer_tracks_values_keys_and_numbers():
+    state = JsonLexState().after(b'{"name":"Ann')
+    assert state.in_string and not state.in_key and state.in_value
+    key = JsonLexState().after(b'{"na')
+    assert key.in_string and key.in_key and not key.in_value
+    escaped = JsonLexState().after(b'["a\\u00')
+    assert escaped.in_string and not escaped.in_value  # mid-escape: not a place to end
+    number = JsonLexState().after(b"[12345")
+    assert number.in_value and number.number_chars == 5
+    assert number.bytes_to_value_end(b"6,7") == 2
+    assert JsonLexState().after(b"[" + b"9" * 30).number_too_long
+
+
+def test_plan_follows_tokens_of_its_own_bytes():
+    plan = Plan(b'","b":1}', [10, 11, 12])
+    assert plan.after(10, b'","').data == b'b":1}'  # type: ignore[union-attr]
+    assert plan.after(99, b'"').data == b',"b":1}'  # type: ignore[union-attr]
+    assert plan.after(99, b"x") is None
+
+
+def test_every_mask_respects_special_tokens(tiny):
+    """Structural tokens never appear inside constrained output, on either engine."""
+    target = target_for(tiny)
+    special = sorted(tiny.vocabulary.special_ids - tiny.eos_token_ids)
+    spec = resolve_output_type({"type": "string"})
+    for engine in ("llguidance", "regex"):
+        constraint = compile_output(spec, target, engine=engine).grammar.start()
+        constraint.advance(tiny.tokenizer.encode('"', add_special_tokens=False)[0])
+        words = constraint.packed_mask(100)
+        allowed = set(unpack_ids(words).tolist())
+        assert not allowed & set(special), engine
+        assert len(allowed) > 100  # inside a string nearly everything is allowed
+
+
+def test_regex_output_types_use_llguidance(tiny):
+    result = generate_structured(
+        tiny, PROMPT, ["alpha", "beta"], max_tokens=8, sampling=SamplingParams(1.0, seed=1)
+    )
+    assert result.value in ("alpha", "beta") and result.stats.grammar_engine == "llguidance"
+    from agent import Regex
+
+    pattern = r"[a-z]{2,4}@[a-z]{2,5}\.(com|org)"
+    result = generate_structured(
+        tiny, PROMPT, Regex(pattern), max_tokens=20, sampling=SamplingParams(1.0, seed=2)
+    )
+    assert re.fullmatch(pattern, result.value)
