@@ -11,10 +11,23 @@ import sys
 from collections.abc import Sequence
 
 from agent.cli import chat, demo, extract, generate, ingest, models, plan, run, search, sessions
+from agent.cli import eval as eval_command
 from agent.cli.common import EXIT_USER_ERROR, CliParser
 from agent.errors import UserError
 
-COMMANDS = (demo, chat, generate, extract, run, sessions, plan, models, ingest, search)
+COMMANDS = (
+    demo,
+    chat,
+    generate,
+    extract,
+    run,
+    sessions,
+    plan,
+    models,
+    ingest,
+    search,
+    eval_command,
+)
 
 
 def build_parser() -> CliParser:
