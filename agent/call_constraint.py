@@ -27,6 +27,7 @@ from typing import Any, Literal
 import mlx.core as mx
 import numpy as np
 
+from agent.constrained import masks
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
 from agent.constrained.engine import Constraint, Grammar
 from agent.constrained.output_types import resolve_output_type
@@ -72,24 +73,25 @@ class CallTokens:
             _CALL_TOKENS[model] = tokens
         return tokens
 
-    def free_mask(self, width: int, with_call: bool) -> mx.array:
-        """Free text: every id but the structural tokens (and call-start unless
-        `with_call`), as a boolean mask of `width` for one `mx.where`."""
-        cache = self.__dict__.setdefault("_masks", {})
+    def free_words(self, with_call: bool) -> np.ndarray:
+        """Free text as a packed mask: every id but the structural tokens (and call-start
+        unless `with_call`)."""
+        cache = self.__dict__.setdefault("_words", {})
+        if with_call not in cache:
+            ids = np.ones(self.vocab_size, dtype=np.bool_)
+            ids[sorted(self.blocked | {self.call_start})] = False
+            ids[self.call_start] = with_call
+            cache[with_call] = masks.pack(np.flatnonzero(ids), self.vocab_size)
+        return cache[with_call]
+
+    def free_bias(self, width: int, with_call: bool) -> mx.array:
+        """`free_words` as a logit bias, kept: free text is most of an agent's tokens."""
+        cache = self.__dict__.setdefault("_biases", {})
         key = (width, with_call)
         if key not in cache:
-            mask = np.zeros(width, dtype=np.bool_)
-            mask[: self.vocab_size] = True
-            mask[sorted(self.blocked | {self.call_start})] = False
-            mask[self.call_start] = with_call
-            cache[key] = mx.array(mask)
+            cache[key] = masks.bias(self.free_words(with_call), width)
             mx.eval(cache[key])  # never left lazy: it is cached and shared across threads
         return cache[key]
-
-    def one_hot(self, width: int, token: int) -> mx.array:
-        mask = np.zeros(width, dtype=np.bool_)
-        mask[token] = True
-        return mx.array(mask)
 
 
 _CALL_TOKENS: weakref.WeakKeyDictionary[Model, CallTokens | None] = weakref.WeakKeyDictionary()
@@ -201,30 +203,38 @@ class ToolCallConstraint:
             return forced
         return []
 
-    def token_mask(self, budget: int, width: int) -> mx.array:
+    def packed_mask(self, budget: int) -> np.ndarray:
         if self._inner is not None:
-            return self._inner.token_mask(budget, width)
+            return self._inner.packed_mask(budget)
         if self.state == "free":
-            return self.tokens.free_mask(width, self._call_fits(budget))
+            return self.tokens.free_words(self._call_fits(budget))
         if self.state == "start":  # response_format with tools: a call or the answer
-            parts = []
+            words = np.zeros(masks.words_for(self.tokens.vocab_size), dtype=np.uint32)
             if self._answer_fits(budget):
-                parts.append(self._probe().token_mask(budget, width))
+                words |= self._probe().packed_mask(budget)[: words.shape[0]]
             if self._call_fits(budget):
-                parts.append(self.tokens.one_hot(width, self.tokens.call_start))
-            if not parts:
+                start = self.tokens.call_start
+                words[start >> 5] |= np.uint32(1 << (start & 31))
+            if not words.any():
                 raise RuntimeError(f"neither a call nor the answer fits in {budget} tokens")
-            return parts[0] if len(parts) == 1 else mx.logical_or(parts[0], parts[1])
+            return words
         raise RuntimeError(f"no tokens are allowed in state {self.state}")
+
+    def logit_bias(self, budget: int, width: int) -> mx.array:
+        if self._inner is not None:
+            return self._inner.logit_bias(budget, width)
+        if self.state == "free":
+            return self.tokens.free_bias(width, self._call_fits(budget))
+        return masks.bias(self.packed_mask(budget), width)
 
     def check(self, token: int, budget: int) -> bool:
         if self._inner is not None:
             return self._inner.check(token, budget)
-        if self.state == "start" and not (
-            token == self.tokens.call_start and self._call_fits(budget)
-        ):
-            return self._answer_fits(budget) and self._probe().check(token, budget)
-        return True
+        if self.state == "free":
+            return masks.allowed(self.tokens.free_words(self._call_fits(budget)), token)
+        if token == self.tokens.call_start:
+            return self._call_fits(budget)
+        return self._answer_fits(budget) and self._probe().check(token, budget)
 
     def fallback(self, budget: int) -> int:
         if self._inner is not None:

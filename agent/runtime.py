@@ -61,8 +61,9 @@ class DecodeConstraint(Protocol):
     def forced(self, budget: int) -> list[int]:
         """Tokens that are the only way on from here, already taken (may be empty)."""
 
-    def token_mask(self, budget: int, width: int) -> mx.array:
-        """A boolean (width,) mask of the tokens that may be sampled now."""
+    def logit_bias(self, budget: int, width: int) -> mx.array:
+        """The allowed tokens as an additive float32 bias of `width`: 0 where allowed,
+        a large negative number where not (see `apply_logit_bias`)."""
 
     def check(self, token: int, budget: int) -> bool:
         """Whether a sampled token may be taken; refused ones are sampled again."""
@@ -79,6 +80,20 @@ class DecodeConstraint(Protocol):
 
 # Samples drawn again when a constraint refuses a sampled token, before its fallback.
 RESAMPLES = 3
+FLOOR_MARGIN = 30.0  # masked logits sit this far below the smallest logit
+
+
+def apply_logit_bias(logits: mx.array, bias: mx.array) -> mx.array:
+    """`logits` with masked tokens (a large negative bias) far below every allowed one.
+
+    Adding the bias and clamping from below are two cheap element-wise ops; `mx.where`
+    costs ~6x an add on MLX's CPU backend, and -inf or -1e30 left in the logits slows the
+    sampler's `exp` several times. A masked token keeps a probability ~e^-30 relative
+    to the least likely allowed one, and the constraint checks every sampled token, so a
+    masked one is never taken.
+    """
+    floor = mx.min(logits, axis=-1, keepdims=True) - FLOOR_MARGIN
+    return mx.maximum(logits + bias, floor)
 
 
 @dataclass(frozen=True)
@@ -468,7 +483,8 @@ class Model:
                     logits = processor(history, logits)
             if constraint is not None:
                 t0 = time.perf_counter()
-                logits = mx.where(constraint.token_mask(budget, logits.shape[-1]), logits, -mx.inf)
+                bias = constraint.logit_bias(budget, logits.shape[-1])
+                logits = apply_logit_bias(logits, bias)
                 run.constraint_s += time.perf_counter() - t0
             logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
             token = int(sampler(logprobs).item())

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from agent.call_constraint import CallTokens, ToolCallConstraint, compile_call_grammar
+from agent.constrained.masks import unpack_ids
 from agent.sampling import SamplingParams
 from agent.structured import compile_output_type
 from agent.tool_parser import CALL_END, CALL_START, parse_output
@@ -43,8 +44,8 @@ def call_parts(tiny, request):
     return tokens, grammar
 
 
-def _allowed(constraint, budget, width=1024):
-    return set(np.flatnonzero(np.array(constraint.token_mask(budget, width))).tolist())
+def _allowed(constraint, budget):
+    return set(unpack_ids(constraint.packed_mask(budget)).tolist())
 
 
 def _generate(model, constraint, max_tokens, seed):
@@ -126,11 +127,11 @@ def test_auto_mode_calls_are_valid_once_the_model_starts_one(tiny, call_parts):
     tokens, grammar = call_parts
 
     class Biased(ToolCallConstraint):
-        def token_mask(self, budget, width):
-            mask = super().token_mask(budget, width)
-            if self.state == "free" and bool(mask[tokens.call_start].item()):
-                return mx.array(np.arange(width) == tokens.call_start)
-            return mask
+        def logit_bias(self, budget, width):
+            bias = super().logit_bias(budget, width)
+            if self.state == "free" and tokens.call_start in _allowed(self, budget):
+                return mx.array(np.where(np.arange(width) == tokens.call_start, 0.0, -1e30))
+            return bias
 
     constraint = Biased(tokens, mode="auto", call_grammar=grammar)
     result = _generate(tiny, constraint, 150, seed=1)

@@ -20,7 +20,7 @@ from agent import SamplingParams, generate_structured
 from agent.constrained import compile_output, resolve_output_type, target_for
 from agent.constrained.completion import Plan
 from agent.constrained.json_lexer import JsonLexState
-from agent.constrained.masks import PackedMaskCache, expand, pack, unpack_ids
+from agent.constrained.masks import PackedMaskCache, allowed, bias, pack, unpack_ids
 from agent.structured import compile_output_type
 from schemas.narrow import narrow_for_llguidance, rewrite_refused
 
@@ -234,14 +234,29 @@ def test_numbers_stay_parseable_with_random_weights(tiny):
 
 
 # ------------------------------------------------------------------ masks and pieces
-def test_packed_masks_expand_to_the_same_ids():
+def test_packed_masks_become_the_same_bias():
     ids = [0, 1, 31, 32, 33, 1000, 100_269]
     words = pack(ids, 100_270)
     assert unpack_ids(words).tolist() == ids
-    mask = np.array(expand(words, 100_270))
-    assert np.flatnonzero(mask).tolist() == ids
-    wider = np.array(expand(words, 100_300))  # ids past the words are disallowed
-    assert np.flatnonzero(wider).tolist() == ids
+    assert np.flatnonzero(np.array(bias(words, 100_270)) == 0).tolist() == ids
+    wider = np.array(bias(words, 100_300))  # ids past the words are disallowed
+    assert np.flatnonzero(wider == 0).tolist() == ids
+    assert all(allowed(words, i) for i in ids) and not allowed(words, 2)
+
+
+def test_masked_logits_are_never_sampled_and_stay_finite():
+    import mlx.core as mx
+
+    from agent.runtime import apply_logit_bias
+
+    width = 1000
+    logits = mx.array(np.random.default_rng(0).normal(size=(1, width)).astype(np.float32))
+    words = pack([3, 500], width)
+    masked = apply_logit_bias(logits, bias(words, width))
+    assert bool(mx.isfinite(masked).all().item())
+    assert int(mx.argmax(masked, axis=-1).item()) in (3, 500)
+    draws = mx.random.categorical(masked, num_samples=2000, key=mx.random.key(0))
+    assert set(np.array(draws).ravel().tolist()) <= {3, 500}
 
 
 def test_mask_cache_stays_within_its_byte_budget():

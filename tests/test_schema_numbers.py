@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
@@ -127,16 +126,6 @@ def decimal_text(value: Fraction) -> str:
     sign = "-" if value < 0 else ""
     whole, frac = divmod(int(abs(value) * 10**places), 10**places)
     return f"{sign}{whole}" + (f".{str(frac).zfill(places)}".rstrip("0") if frac else "")
-
-
-def compile_ms(regex: str) -> float:
-    vocab = Vocabulary(256, {bytes([b]): [b] for b in range(256)})
-    best = math.inf
-    for _ in range(3):
-        start = time.perf_counter()
-        Index(regex, vocab)
-        best = min(best, time.perf_counter() - start)
-    return best * 1000
 
 
 # ------------------------------------------------------------------------------------------
@@ -462,13 +451,15 @@ TYPICAL = {
 
 
 @pytest.mark.parametrize("name", list(TYPICAL))
-def test_typical_regexes_are_small_and_compile_fast(name: str) -> None:
+def test_typical_regexes_are_small_and_compile_to_small_automata(name: str) -> None:
+    """Size, not time (timings are for benchmarks): a short regex and an automaton of a
+    few hundred states at most, which compiles in milliseconds on any machine."""
     build, kwargs, max_len = TYPICAL[name]
     regex = build(**kwargs)
-    ms = compile_ms(regex)
-    print(f"{name}: {len(regex)} chars, {ms:.2f} ms")
+    byte_vocab = Vocabulary(256, {bytes([b]): [b] for b in range(256)})
+    states = len(Index(regex, byte_vocab).get_transitions())
     assert len(regex) <= max_len
-    assert ms < 100
+    assert states <= 200, states
 
 
 # ------------------------------------------------------------------------------------------

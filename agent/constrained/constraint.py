@@ -5,6 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 
+from agent.constrained import masks
 from agent.constrained.grammar import CompiledGrammar
 
 
@@ -22,6 +23,7 @@ class GrammarConstraint:
         self.state = grammar.initial_state
         self._finished = False
         self._eos = grammar.vocab.eos_ids[0]
+        self._words: np.ndarray | None = None  # the mask of the current state
 
     def forced(self, budget: int) -> list[int]:
         forced = self.grammar.forced(self.state)
@@ -35,15 +37,16 @@ class GrammarConstraint:
             self.advance(token)
         return tokens
 
-    def token_mask(self, budget: int, width: int) -> mx.array:
-        return self.grammar.token_mask(self.state, budget, width)
-
     def packed_mask(self, budget: int) -> np.ndarray:
-        """The allowed tokens as packed bits."""
-        return self.grammar.packed_mask(self.state, budget)
+        self._words = self.grammar.packed_mask(self.state, budget)
+        return self._words
+
+    def logit_bias(self, budget: int, width: int) -> mx.array:
+        return masks.bias(self.packed_mask(budget), width)
 
     def check(self, token: int, budget: int) -> bool:
-        return True
+        words = self._words if self._words is not None else self.packed_mask(budget)
+        return masks.allowed(words, token)
 
     def fallback(self, budget: int) -> int:
         if self.state in self.grammar.complete:
@@ -58,6 +61,7 @@ class GrammarConstraint:
         if target is None:
             raise RuntimeError(f"token {token_id} is not allowed by the grammar here")
         self.state = target
+        self._words = None
         if token_id in self.grammar.vocab.eos_ids:
             self._finished = True
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Literal, Protocol
 
 import mlx.core as mx
+import numpy as np
 
 # "llguidance": llguidance compiled the request; "regex+llguidance": the project's regex
 # compiler turned the schema into a regex that llguidance masks; "regex": that regex as
@@ -29,11 +30,15 @@ class Constraint(Protocol):
     def forced(self, budget: int) -> list[int]:
         """Tokens that are the only way on from here, already taken (may be empty)."""
 
-    def token_mask(self, budget: int, width: int) -> mx.array:
-        """A boolean (width,) mask of the tokens that may be sampled now."""
+    def packed_mask(self, budget: int) -> np.ndarray:
+        """The tokens that may be sampled now, as packed bits (uint32 words)."""
+
+    def logit_bias(self, budget: int, width: int) -> mx.array:
+        """`packed_mask` as an additive float32 logit bias of `width` (0 or -1e30)."""
 
     def check(self, token: int, budget: int) -> bool:
-        """Whether a sampled token may be taken (the mask alone may not say)."""
+        """Whether a sampled token may be taken: its mask bit, and whatever the mask
+        alone cannot say (llguidance: that a plan to finish in budget remains)."""
 
     def fallback(self, budget: int) -> int:
         """A token that may always be taken now (used when sampled ones are refused)."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import mlx.core as mx
 import numpy as np
 
 from agent.constrained import masks
@@ -112,10 +111,6 @@ class CompiledGrammar:
         if fast:
             masks.MASK_CACHE.put(key, words)
         return words
-
-    def token_mask(self, state: int, budget: int, width: int) -> mx.array:
-        """A boolean (width,) mask of `allowed`, for `mx.where(mask, logits, -inf)`."""
-        return masks.expand(self.packed_mask(state, budget), width)
 
     def _all_allowed(self, state: int) -> np.ndarray:
         end = self.vocab.end_id

@@ -3,7 +3,7 @@
 llguidance (the engine behind llama.cpp's, vLLM's and SGLang's structured output) compiles
 a JSON Schema, a regex or a Lark grammar lazily against the tokenizer's token trie, so a
 new schema costs milliseconds instead of the seconds an automaton over the whole
-vocabulary takes. Its bitmask is expanded with plain MLX ops (`masks.expand`), never
+vocabulary takes. Its bitmask becomes an additive logit bias (`masks.bias`), never
 Outlines' Metal kernel, so this runs on every MLX backend.
 
 What llguidance does not give is the number of tokens still needed, which the budget
@@ -131,7 +131,7 @@ class LLGuidanceConstraint:
         self._llg_eos = shared.llg_eos
         self._token_bytes = shared.token_bytes
         self._ordinary = shared.ordinary_words
-        self._words = np.empty_like(self._ordinary)  # uint32, written by llguidance
+        self._words = np.zeros_like(self._ordinary)  # uint32, written by llguidance
         self._lex = JsonLexState() if grammar.json_output else None
         self._checked: tuple[int, Plan] | None = None
         self._finished = False
@@ -170,8 +170,8 @@ class LLGuidanceConstraint:
         self.plan = rest
         return tokens
 
-    def token_mask(self, budget: int, width: int) -> mx.array:
-        return masks.expand(self.packed_mask(budget), width)
+    def logit_bias(self, budget: int, width: int) -> mx.array:
+        return masks.bias(self.packed_mask(budget), width)
 
     def packed_mask(self, budget: int) -> np.ndarray:
         """The allowed tokens as packed bits (valid until the next call)."""
@@ -186,6 +186,8 @@ class LLGuidanceConstraint:
 
     def check(self, token: int, budget: int) -> bool:
         self._checked = None
+        if not masks.allowed(self._words, token):
+            return False
         if token in self._end_set:
             return self.matcher.is_accepting()
         data = self._token_bytes[token]

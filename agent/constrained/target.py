@@ -62,7 +62,7 @@ class GrammarTarget:
             for i, data in enumerate(self.vocabulary.token_bytes)
             if data and i not in self.vocabulary.special_ids and i not in self.eos_ids
         ]
-        return masks.pack(np.asarray(ids, dtype=np.int64), self.size).view(np.uint32)
+        return masks.pack(np.asarray(ids, dtype=np.int64), self.size)
 
     @cached_property
     def llg_tokenizer(self) -> Any:
