@@ -10,8 +10,8 @@ that leaves no fitting plan is refused before it is fed (see `LLGuidanceConstrai
 
 Plans are found greedily: forced bytes are taken as they come, and at a choice the first
 allowed byte of a preference order that closes things early (quotes, braces, separators
-before letters) is taken; a byte chosen eight times in a row is demoted so patterns such
-as `[a-z]+@` reach their `@`. A plan is not always the shortest completion, only a valid
+before letters) is taken; a byte chosen eight times in a row is demoted until the next
+forced bytes, so patterns such as `[a-z]+@` reach their `@`. A plan is not always the shortest completion, only a valid
 one: a too-long plan costs freedom near the end of the budget, never validity.
 """
 
@@ -103,6 +103,7 @@ class Planner:
                     return None
                 out += forced
                 last, run = -1, 0
+                demoted.clear()  # a new stretch: demotions were about the last one
                 continue
             chosen = self._choose(probe, demoted)
             if chosen is None:
