@@ -28,6 +28,9 @@ class BuiltinModel:
     description: str
     make: Callable[[Path, ProgressCallback], Path]
     is_ready: Callable[[Path], bool]
+    # Dequantized to float32 on a CPU with a fast BLAS (agent/fastpath.py). The tiny
+    # models keep their quantized kernels: they stand in for the 3-bit default model.
+    cpu_fast_path: bool = True
 
     @property
     def path(self) -> Path:
@@ -74,12 +77,14 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             "random-weight LFM2-MoE in miniature, 3-bit, 1k BPE vocab (tests)",
             _tiny_builder("tiny"),
             _tiny_ready,
+            cpu_fast_path=False,
         ),
         BuiltinModel(
             "tiny-large-vocab",
             "tiny with the 100k cl100k_base vocabulary (benchmarks)",
             _tiny_builder("tiny-large-vocab"),
             _tiny_ready,
+            cpu_fast_path=False,
         ),
         BuiltinModel(
             "smollm2",
