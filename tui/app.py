@@ -96,7 +96,10 @@ def describe_error(exc: BaseException) -> str:
 
 
 class EdgeAgentApp(App[None]):
-    """`backend=None` gives the bare UI, for feeding fixed events (tests, benchmarks)."""
+    """`backend=None` gives the bare UI, for feeding fixed events (tests, benchmarks).
+
+    `suggestion` fills the prompt line at start (the demo's first question).
+    """
 
     TITLE = "edge-agent"
     COMMANDS: ClassVar = App.COMMANDS | {ChatCommands}
@@ -121,6 +124,7 @@ class EdgeAgentApp(App[None]):
         live_stats: bool = True,
         show_sidebar: bool = True,
         history: Sequence[str] = (),
+        suggestion: str | None = None,
     ) -> None:
         super().__init__()
         self.backend = backend
@@ -134,6 +138,7 @@ class EdgeAgentApp(App[None]):
         self.model_info: ModelInfo | None = None
         self._show_sidebar = show_sidebar
         self._history = list(history)
+        self._suggestion = suggestion
         self._approval: concurrent.futures.Future[bool] | None = None
 
     # ------------------------------------------------------------------ layout
@@ -172,6 +177,9 @@ class EdgeAgentApp(App[None]):
 
     def on_mount(self) -> None:
         self.prompt_input.focus()
+        if self._suggestion:  # a first prompt that works: Enter sends it
+            self.prompt_input.value = self._suggestion
+            self.prompt_input.cursor_position = len(self._suggestion)
         if self.backend is not None:
             self.start_load(self.backend.model_spec)
 

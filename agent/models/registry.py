@@ -130,10 +130,17 @@ def is_repo_id(spec: str) -> bool:
     return bool(_REPO_ID.match(spec)) and not spec.startswith((".", "/", "~"))
 
 
-def resolve_model_path(spec: str, progress: ProgressCallback = silent_progress) -> Path:
-    """Turn a model spec into a local MLX model directory (building or fetching it)."""
+def check_model_spec(spec: str) -> None:
+    """Raise `ModelNotFoundError` unless `spec` can name a model: a built-in, a model
+    directory or a repo id. Nothing is built, downloaded or loaded, so a UI can check
+    its flags before it opens (whether a repo exists is only known when fetching it)."""
     if spec in BUILTIN_MODELS:
-        return BUILTIN_MODELS[spec].ensure(progress)
+        return
+    _local_or_repo(spec)
+
+
+def _local_or_repo(spec: str) -> Path | None:
+    """The model directory `spec` names, None for a repo id; else ModelNotFoundError."""
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
@@ -144,11 +151,21 @@ def resolve_model_path(spec: str, progress: ProgressCallback = silent_progress) 
     if path.exists():
         raise ModelNotFoundError(f"'{spec}' is a file; a model is a directory or a repo id")
     if is_repo_id(spec):
-        return _hub_download(spec, progress)
+        return None
     raise ModelNotFoundError(
         f"unknown model '{spec}': not a built-in ({builtin_names()}), a local directory "
         "or a Hugging Face repo id (org/name)"
     )
+
+
+def resolve_model_path(spec: str, progress: ProgressCallback = silent_progress) -> Path:
+    """Turn a model spec into a local MLX model directory (building or fetching it)."""
+    if spec in BUILTIN_MODELS:
+        return BUILTIN_MODELS[spec].ensure(progress)
+    local = _local_or_repo(spec)
+    if local is not None:
+        return local
+    return _hub_download(spec, progress)
 
 
 def read_config(path: Path) -> dict:

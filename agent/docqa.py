@@ -1,0 +1,260 @@
+"""Questions about documents that a 135M model answers right, because the framework
+does the parts such a model cannot.
+
+Measured with SmolLM2-135M on this project's README: asked to write its own search
+query, the model picked "test.py" (not in the docs); given the passages as a `tool`
+turn, it answered with noise; asked for a free-text command, it garbled it
+("python-pip-pip-..."). So here:
+
+1. Retrieval comes first and is the framework's: the query is the question's own
+   content words (`question_query`), and the passages go into the user turn, numbered,
+   above the question (the shape small instruct models were trained on).
+2. The answer is JSON under a grammar (the Agent's `response_format`): `command` must be
+   one of the commands the passages quote (code spans and code-block lines, `a && b`
+   split into both), and `source` the number of a passage that quotes that command.
+   Any other answer cannot be generated; the model's part is the choice.
+
+`DocumentQA.stream(question)` runs that as one agent run and yields the usual events: a
+`rag_search` call and result for the retrieval (step 0, made by the framework), then the
+Agent's own events; the final event carries the citations, and `output` the parsed
+`{"command", "source"}`. Sampling is the model's (SmolLM2: greedy), so the same
+question over the same documents gives the same answer on every run.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from agent.events import (
+    Citation,
+    Event,
+    FinalEvent,
+    RunStats,
+    ToolCallEvent,
+    ToolResultEvent,
+)
+from agent.guards import CANCELLED
+from agent.rag import RAG_TOOL_NAME, CitationBook, RetrieverLike
+
+DEFAULT_K = 2
+MAX_PASSAGE_CHARS = 900
+MAX_COMMAND_CHARS = 120
+# Said to the model instead of the Agent's default (which spells out the JSON Schema):
+# the grammar already enforces the shape, and a list of the allowed commands in the
+# system turn pulls a small model towards the first one.
+SYSTEM = "Answer the question with a command from the numbered passages, and its number."
+
+_WORD = re.compile(r"[\w.-]*\w")
+# Words that say what kind of answer is wanted, not what it is about.
+_QUESTION_WORDS = frozenset(
+    """a an and are as at be by can could did do does for from how i in is it look me my of
+    on or please should the this to up what when where which who why with would you your
+    docs documentation tell show find""".split()
+)
+_FENCE = re.compile(r"```([^\n`]*)\n(.*?)(?:```|\Z)", re.DOTALL)
+_SHELL_FENCES = ("", "bash", "sh", "shell", "console", "zsh")
+_SPAN = re.compile(r"`([^`]+)`")
+_PROGRAM = re.compile(r"^[a-z][a-z0-9._-]*$")
+_PAIRS = ("()", "[]", "{}")
+
+
+def question_query(question: str) -> str:
+    """The search words of a question: its content words, in order, without repeats.
+
+    "How do I run the tests?" gives "run tests". A small model asked to write the query
+    itself often picks a word that is not in the documents at all; the question's own
+    words are in the passages that answer it.
+    """
+    words = [w for w in _WORD.findall(question.lower()) if w not in _QUESTION_WORDS]
+    return " ".join(dict.fromkeys(words)) or question.strip()
+
+
+def _looks_like_command(text: str) -> bool:
+    """A program name in lower case, at least one argument, balanced brackets and
+    quotes, no trailing punctuation: what a quoted shell command looks like (and what a
+    span cut in half by a chunk boundary does not)."""
+    words = text.split()
+    return (
+        len(words) >= 2
+        and bool(_PROGRAM.match(words[0]))
+        and words[1] != "="
+        and len(text) <= MAX_COMMAND_CHARS
+        and all(text.count(a) == text.count(b) for a, b in _PAIRS)
+        and text.count('"') % 2 == 0
+        and text.count("'") % 2 == 0
+        and not text.endswith((",", ":", ";", "("))
+    )
+
+
+def quoted_commands(text: str) -> list[str]:
+    """Shell commands a passage quotes: lines of shell code blocks and inline code spans
+    that look like a command (`_looks_like_command`), `a && b` and `a; b` giving both
+    parts, trailing `# comments` dropped. In order of appearance, without repeats."""
+    pieces: list[str] = []
+    for info, block in _FENCE.findall(text):
+        if info.strip().lower() in _SHELL_FENCES:
+            pieces += block.splitlines()
+    # A span with space inside its backticks is text between two spans (a passage that
+    # starts inside a code span pairs its backticks the wrong way round).
+    spans = _SPAN.findall(_FENCE.sub("", text))
+    pieces += [" ".join(s.split()) for s in spans if s == s.strip()]
+    commands: list[str] = []
+    for piece in pieces:
+        piece = re.split(r"\s#", piece)[0].strip()
+        commands += [p for p in re.split(r"\s*(?:&&|;)\s*", piece) if _looks_like_command(p)]
+    return list(dict.fromkeys(commands))
+
+
+def answer_schema(commands_by_source: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """JSON Schema of an answer: a command quoted by passage n, and n.
+
+    One branch per passage that quotes a command, so the grammar only lets `source` be
+    a passage that contains the `command` chosen. Without any quoted command the answer
+    is a short free-text command and any passage number.
+    """
+    branches = [
+        {
+            "type": "object",
+            "properties": {"command": {"enum": list(commands)}, "source": {"const": n}},
+            "required": ["command", "source"],
+            "additionalProperties": False,
+        }
+        for n, commands in enumerate(commands_by_source, start=1)
+        if commands
+    ]
+    if len(branches) == 1:
+        return branches[0]
+    if branches:
+        return {"anyOf": branches}
+    return {
+        "type": "object",
+        "properties": {
+            "command": {"type": "string", "minLength": 1, "maxLength": MAX_COMMAND_CHARS},
+            "source": {"type": "integer", "minimum": 1, "maximum": max(1, len(commands_by_source))},
+        },
+        "required": ["command", "source"],
+        "additionalProperties": False,
+    }
+
+
+def user_turn(question: str, citations: Sequence[Citation], display_path: Any = str) -> str:
+    """Numbered passages, then the question."""
+    blocks = []
+    for c in citations:
+        text = c.text.strip()
+        if len(text) > MAX_PASSAGE_CHARS:
+            text = text[:MAX_PASSAGE_CHARS] + "..."
+        blocks.append(f"[{c.index}] {display_path(c.path)}:{c.start}-{c.end}\n{text}")
+    return "\n\n".join([*blocks, f"Question: {question}"])
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The parsed answer of a run and the passage it cites."""
+
+    command: str
+    source: int
+    citation: Citation | None
+
+    @classmethod
+    def from_final(cls, final: FinalEvent) -> Answer | None:
+        output = final.output
+        if not isinstance(output, dict) or "command" not in output:
+            return None
+        source = int(output.get("source", 0))
+        cited = next((c for c in final.citations if c.index == source), None)
+        return cls(str(output["command"]), source, cited)
+
+
+class DocumentQA:
+    """Questions answered from a retriever's passages with a command and its source.
+
+    One `Agent` per question (its answer grammar depends on the passages found), all
+    sharing `model` and `session`, so the conversation and the prompt cache carry over
+    from one question to the next.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        retriever: RetrieverLike,
+        *,
+        k: int = DEFAULT_K,
+        session: Any = None,
+        max_tokens: int = 96,
+        sampling: Any = None,
+        display_path: Any = str,
+        agent_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.retriever = retriever
+        self.k = k
+        self.session = session
+        self.max_tokens = max_tokens
+        self.sampling = sampling
+        self.display_path = display_path
+        self.agent_options = dict(agent_options or {})
+        self.agent: Any = None
+        self._cancelled = threading.Event()
+
+    def retrieve(self, question: str) -> tuple[str, list[Citation]]:
+        """The query built from `question` and the passages it finds, numbered from 1."""
+        query = question_query(question)
+        book = CitationBook()
+        return query, [book.add(hit) for hit in self.retriever.search(query, self.k)]
+
+    def cancel(self) -> None:
+        """Stop the current question: before its run starts, or at the run's next token."""
+        self._cancelled.set()
+        if self.agent is not None:
+            self.agent.cancel()
+
+    async def stream(self, question: str) -> AsyncIterator[Event]:
+        """The events of one question: the retrieval, then the Agent's run."""
+        from agent.agent import Agent
+        from agent.model_thread import run_on_model_thread
+        from agent.rag import format_hits
+
+        if not question.strip():
+            from agent.errors import UserError
+
+            raise UserError("the question is empty")
+        self._cancelled.clear()
+        call_id = f"call_{uuid.uuid4().hex[:12]}"
+        query, citations = self.retrieve(question)
+        yield ToolCallEvent(call_id, RAG_TOOL_NAME, {"query": query}, 0)
+        yield ToolResultEvent(call_id, RAG_TOOL_NAME, format_hits(citations), None, 0.0, 0)
+        schema = answer_schema([quoted_commands(c.text) for c in citations])
+
+        def build() -> Any:  # compiles the answer grammar: off the event loop
+            return Agent(
+                self.model,
+                [],
+                response_format=schema,
+                max_steps=1,
+                max_tokens=self.max_tokens,
+                sampling=self.sampling,
+                session=self.session,
+                **self.agent_options,
+            )
+
+        self.agent = await run_on_model_thread(build)
+        self.agent.system = SYSTEM
+        if self._cancelled.is_set():  # stopped before the model started
+            yield FinalEvent(
+                content="",
+                stats=RunStats(),
+                stopped_by=CANCELLED,
+                citations=tuple(citations),
+                reason="the run was cancelled",
+            )
+            return
+        async for event in self.agent.stream(user_turn(question, citations, self.display_path)):
+            if isinstance(event, FinalEvent):
+                event = replace(event, citations=tuple(citations))
+            yield event
