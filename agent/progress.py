@@ -9,9 +9,55 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 # (description, completed, total-or-None)
 ProgressCallback = Callable[[str, float, float | None], None]
+
+
+@dataclass(frozen=True)
+class GenerationProgress:
+    """Where one generation is, for a live display (reported from the model thread).
+
+    `phase` is "prefill" (the prompt is being fed: `prefilled` of `to_prefill` tokens),
+    "decode" (tokens stream: `generated` so far) or "done". Times are seconds since the
+    generation started; `ttft_s` is set once the first token is out.
+    """
+
+    phase: str
+    prefilled: int = 0
+    to_prefill: int = 0
+    generated: int = 0
+    elapsed_s: float = 0.0
+    ttft_s: float | None = None
+
+    @property
+    def decode_tps(self) -> float | None:
+        """Tokens per second since the first token (None before the second one)."""
+        if self.ttft_s is None or self.generated < 2 or self.elapsed_s <= self.ttft_s:
+            return None
+        return (self.generated - 1) / (self.elapsed_s - self.ttft_s)
+
+
+GenerationObserver = Callable[[GenerationProgress], None]
+_observer: ContextVar[GenerationObserver | None] = ContextVar("generation_observer", default=None)
+
+
+def observe_generations(observer: GenerationObserver | None) -> None:
+    """Report the progress of every generation started from the current asyncio task
+    (or thread) from now on to `observer`, a few times a second; None stops it.
+
+    An agent run streams typed events per step; this is the finer, per-token view a
+    live status bar needs (prefill progress before the first token, decode rate while
+    a tool call is being written), without the UI reaching into the model.
+    """
+    _observer.set(observer)
+
+
+def generation_observer() -> GenerationObserver | None:
+    """The observer set with `observe_generations` for the current context, if any."""
+    return _observer.get()
 
 
 def silent_progress(description: str, completed: float, total: float | None) -> None:
