@@ -2,6 +2,11 @@
 
 Library code reports through a `ProgressCallback`; the CLI renders it with rich on
 stderr, the TUI with its own widget, and tests can record it.
+
+A phase's unit follows from its description (`unit_of`): phases that move bytes start
+with "Downloading", "Extracting" or "Ingesting" and count bytes; every other phase
+counts steps or items and is drawn as "done/total" (nothing when the total is 1), and a
+phase whose total is unknown (None) is a spinner.
 """
 
 from __future__ import annotations
@@ -60,6 +65,25 @@ def generation_observer() -> GenerationObserver | None:
     return _observer.get()
 
 
+BYTE_PHASES = ("Downloading", "Extracting", "Ingesting")
+
+
+def unit_of(description: str) -> str:
+    """ "bytes" for phases that move bytes (downloads, extraction, ingest), else ""."""
+    return "bytes" if description.startswith(BYTE_PHASES) else ""
+
+
+def amount_text(description: str, completed: float, total: float | None) -> str:
+    """What a progress display shows after the bar: "1.2/4.0 MB", "3/8", or ""."""
+    if unit_of(description) == "bytes":
+        if total:
+            return f"{completed / 2**20:.1f}/{total / 2**20:.1f} MB"
+        return f"{completed / 2**20:.1f} MB" if completed else ""
+    if total and total > 1:
+        return f"{completed:.0f}/{total:.0f}"
+    return ""
+
+
 def silent_progress(description: str, completed: float, total: float | None) -> None:
     """A `ProgressCallback` that shows nothing."""
 
@@ -82,17 +106,25 @@ def console_progress() -> Iterator[ProgressCallback]:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
-        DownloadColumn,
         Progress,
+        ProgressColumn,
+        Task,
         TextColumn,
         TimeElapsedColumn,
     )
+    from rich.text import Text
+
+    class AmountColumn(ProgressColumn):
+        """Bytes for downloads, a count for steps, nothing for a spinner."""
+
+        def render(self, task: Task) -> Text:
+            return Text(amount_text(task.description, task.completed, task.total))
 
     tasks: dict[str, int] = {}
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(),
+        AmountColumn(),
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=False,

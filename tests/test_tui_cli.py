@@ -39,6 +39,13 @@ def test_chat_bad_session_id_is_one_line_exit_2(capsys, data_dir):
     assert len(err) == 1 and "invalid session id" in err[0]
 
 
+@pytest.mark.parametrize("command", ["chat", "demo"])
+def test_an_unknown_model_is_exit_2_before_the_ui(command, capsys):
+    assert main([command, "--model", "nosuch"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown model 'nosuch'" in err[0]
+
+
 def test_chat_and_demo_need_a_terminal(capsys):
     # pytest's stdin is not a terminal: a clear error instead of a broken screen.
     assert main(["chat", "--model", "tiny"]) == 2

@@ -112,7 +112,7 @@ def _hub_download(repo_id: str, progress: ProgressCallback) -> Path:
         raise ModelNotFoundError(f"'{repo_id}' is not a valid model name: {exc}") from None
     except Exception:
         pass
-    progress(f"Downloading {repo_id}", 0, None)
+    progress(f"Fetching {repo_id} from the Hugging Face Hub", 0, None)  # a spinner
     try:
         path = Path(snapshot_download(repo_id, allow_patterns=patterns))
     except Exception as exc:  # offline, unknown repo, gated repo, ...
@@ -121,7 +121,7 @@ def _hub_download(repo_id: str, progress: ProgressCallback) -> Path:
             f"cannot get '{repo_id}' from the Hugging Face Hub and it is not in the local "
             f"cache ({reason[:160]}); built-in models that work offline: {builtin_names()}"
         ) from None
-    progress(f"Downloading {repo_id}", 1, 1)
+    progress(f"Fetching {repo_id} from the Hugging Face Hub", 1, 1)
     return path
 
 
