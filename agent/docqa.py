@@ -91,23 +91,78 @@ def _looks_like_command(text: str) -> bool:
     )
 
 
+def _commands_in_context(text: str) -> list[tuple[str, str]]:
+    """(command, the words around it) for every command a passage quotes, in order.
+
+    A code-block line's context is the line and its `# comment`; an inline span's is the
+    clause around it: the text back to the previous span or sentence end, and on to the
+    sentence end unless another span comes first ("... and run the tests with
+    `python -m pytest -q`.").
+    """
+    found: list[tuple[str, str]] = []
+    for info, block in _FENCE.findall(text):
+        if info.strip().lower() not in _SHELL_FENCES:
+            continue
+        for line in block.splitlines():
+            code = re.split(r"\s#", line, maxsplit=1)[0]
+            for part in re.split(r"\s*(?:&&|;)\s*", code.strip()):
+                if _looks_like_command(part):
+                    found.append((part, line))  # the comment, if any, included
+    # Offsets kept: fenced blocks blanked out rather than removed.
+    prose = _FENCE.sub(lambda m: " " * len(m.group(0)), text)
+    spans = list(_SPAN.finditer(prose))
+    for i, span in enumerate(spans):
+        raw = span.group(1)
+        # A span with space inside its backticks is text between two spans (a passage
+        # that starts inside a code span pairs its backticks the wrong way round).
+        if raw != raw.strip():
+            continue
+        lead_from = spans[i - 1].end() if i else 0
+        lead = re.split(r"[.!?]\s|\n\n", prose[lead_from : span.start()])[-1]
+        # The words after a span are its own only up to the sentence end, and only when
+        # no other span follows in that sentence (they would be that span's lead).
+        trail_to = spans[i + 1].start() if i + 1 < len(spans) else len(prose)
+        after = re.split(r"[.!?]\s|\n\n", prose[span.end() : trail_to])
+        trail = after[0] if len(after) > 1 or i + 1 == len(spans) else ""
+        for part in re.split(r"\s*(?:&&|;)\s*", " ".join(raw.split())):
+            part = re.split(r"\s#", part)[0].strip()
+            if _looks_like_command(part):
+                found.append((part, f"{lead} {part} {trail}"))
+    return found
+
+
 def quoted_commands(text: str) -> list[str]:
     """Shell commands a passage quotes: lines of shell code blocks and inline code spans
     that look like a command (`_looks_like_command`), `a && b` and `a; b` giving both
-    parts, trailing `# comments` dropped. In order of appearance, without repeats."""
-    pieces: list[str] = []
-    for info, block in _FENCE.findall(text):
-        if info.strip().lower() in _SHELL_FENCES:
-            pieces += block.splitlines()
-    # A span with space inside its backticks is text between two spans (a passage that
-    # starts inside a code span pairs its backticks the wrong way round).
-    spans = _SPAN.findall(_FENCE.sub("", text))
-    pieces += [" ".join(s.split()) for s in spans if s == s.strip()]
-    commands: list[str] = []
-    for piece in pieces:
-        piece = re.split(r"\s#", piece)[0].strip()
-        commands += [p for p in re.split(r"\s*(?:&&|;)\s*", piece) if _looks_like_command(p)]
-    return list(dict.fromkeys(commands))
+    parts, trailing `# comments` dropped. Code blocks first, then spans; no repeats."""
+    return list(dict.fromkeys(command for command, _ in _commands_in_context(text)))
+
+
+def _stems(text: str) -> set[str]:
+    """Lower-case words with a plural or third-person "s" dropped (tests -> test)."""
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return {w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words}
+
+
+def relevant_commands(question: str, texts: Sequence[str]) -> list[list[str]]:
+    """Per passage, the quoted commands that the question's words fit best.
+
+    A command's score is how many of the question's content words stand in it or around
+    it (`_commands_in_context`); only commands with the best score over all passages
+    are kept (all of them when no command shares a word with the question). A 135M model
+    given every command of a passage tends to answer with the first one; narrowed to
+    the ones the documents tie to the question, it answers with the right one.
+    """
+    wanted = _stems(question_query(question))
+    scored = [
+        [(command, len(wanted & _stems(context))) for command, context in _commands_in_context(t)]
+        for t in texts
+    ]
+    best = max((score for passage in scored for _, score in passage), default=0)
+    return [
+        list(dict.fromkeys(c for c, score in passage if score == best or best == 0))
+        for passage in scored
+    ]
 
 
 def answer_schema(commands_by_source: Sequence[Sequence[str]]) -> dict[str, Any]:
@@ -229,7 +284,7 @@ class DocumentQA:
         query, citations = self.retrieve(question)
         yield ToolCallEvent(call_id, RAG_TOOL_NAME, {"query": query}, 0)
         yield ToolResultEvent(call_id, RAG_TOOL_NAME, format_hits(citations), None, 0.0, 0)
-        schema = answer_schema([quoted_commands(c.text) for c in citations])
+        schema = answer_schema(relevant_commands(question, [c.text for c in citations]))
 
         def build() -> Any:  # compiles the answer grammar: off the event loop
             return Agent(

@@ -14,6 +14,7 @@ from agent.docqa import (
     answer_schema,
     question_query,
     quoted_commands,
+    relevant_commands,
     user_turn,
 )
 from agent.events import FinalEvent, StatsEvent, TextDelta, ToolCallEvent, ToolResultEvent
@@ -59,6 +60,21 @@ def test_quoted_commands_from_code_blocks_and_spans():
     # Python code and a passage cut inside a code span give no commands.
     assert quoted_commands("```python\nx = load(1)\nprint(x)\n```") == []
     assert quoted_commands("` an agent run that failed (its `final` says why)") == []
+
+
+def test_relevant_commands_are_the_ones_the_question_words_stand_around():
+    readme = (
+        "```bash\npip install -e .\nmytool demo\npip install -e . && pytest -q\n```\n\n"
+        "Set up with `pip install -e .`, try it with `mytool demo` and run the tests\n"
+        "with `pytest -q`. Deploy with `mytool deploy`."
+    )
+    other = "Use `mytool serve --port 1` to serve, `mytool check --fast` for a quick look."
+    assert relevant_commands("How do I run the tests?", [readme, other]) == [["pytest -q"], []]
+    assert relevant_commands("How do I set it up?", [readme]) == [["pip install -e ."]]
+    # No command shares a word with the question: every command stays a choice.
+    assert relevant_commands("What is it?", [other]) == [
+        ["mytool serve --port 1", "mytool check --fast"]
+    ]
 
 
 def test_answer_schema_ties_the_command_to_its_source():
