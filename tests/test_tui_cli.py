@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 
 import pytest
+from readme_blocks import readme_test_command
 
 from agent.cli.demo import (
     DEMO_TASK,
@@ -85,13 +85,6 @@ def test_demo_headless_prints_the_events_of_a_rag_run(capsys, data_dir):
     assert (demo_index_dir() / "index.sqlite3").exists() or any(demo_index_dir().iterdir())
     main(["demo", "--headless", "--model", "tiny", "--max-tokens", "8"])
     assert "0 added, 0 updated" in capsys.readouterr().err
-
-
-def readme_test_command() -> str:
-    """The test command of the README's set-up line, as .ci/run finds it."""
-    readme = (project_root() / "README.md").read_text()
-    line = next(s for s in readme.splitlines() if re.match(r"^pip install .*pytest", s))
-    return line.split("&&")[-1].strip()
 
 
 @pytest.mark.slow

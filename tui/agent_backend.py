@@ -106,7 +106,10 @@ class AgentBackend:
             raise RuntimeError("no model is loaded")
         if self._session is None:  # a new conversation is stored from its first prompt
             assert self.model is not None
-            self._session = self.store.create(model=self.model.name)
+            # Titled by the prompt as typed (a document question's stored user turn
+            # also holds the passages found for it).
+            title = " ".join(prompt.split())[:80] if self.options.document_qa else ""
+            self._session = self.store.create(model=self.model.name, title=title)
             self.agent = self._make_agent()
         if self.options.document_qa:
             self._qa = self._make_qa()
