@@ -85,7 +85,10 @@ def line_kind(line: str) -> str:
 
 
 def block_env(home: Path) -> dict[str, str]:
+    """The environment of a block: this interpreter's environment activated (its
+    `python` and `edge-agent` first on PATH), a private HOME and data directory."""
     env = {**os.environ, "HOME": str(home), "EDGE_AGENT_DATA_DIR": str(home / "data")}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.pop("EDGE_AGENT_BFCL_DATA", None)
     return env
 
