@@ -5,7 +5,7 @@ quantized matmul uses no BLAS at all. A small model dequantized to float32 runs 
 matmuls through `cblas_sgemm`; when Intel's MKL (the PyPI wheel `mkl`, the `cpu-fast`
 extra) is loaded into the process with `RTLD_GLOBAL` *before* `mlx.core` is first
 imported, its `cblas_*` symbols are the ones the dynamic linker binds, and prefill runs
-about 30x faster (SmolLM2-135M on 2 cores: 11 -> 330 tokens/s; see BENCHMARKS.md).
+about 20x faster (SmolLM2-135M on 2 cores: 11 -> 210 tokens/s; see BENCHMARKS.md).
 Quantized weights gain nothing from it, so the loader dequantizes a model only when the
 fast BLAS is really in use and the float32 weights stay small (`dequantize_on_cpu`).
 Apple silicon keeps the quantized Metal path; this module does nothing there.
