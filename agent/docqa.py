@@ -27,9 +27,9 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.events import (
     Citation,
@@ -41,6 +41,12 @@ from agent.events import (
 )
 from agent.guards import CANCELLED
 from agent.rag import RAG_TOOL_NAME, CitationBook, RetrieverLike
+
+if TYPE_CHECKING:
+    from agent.agent import Agent
+    from agent.runtime import Model
+    from agent.sampling import SamplingParams
+    from agent.sessions import Session
 
 DEFAULT_K = 2
 MAX_PASSAGE_CHARS = 900
@@ -250,14 +256,14 @@ class DocumentQA:
 
     def __init__(
         self,
-        model: Any,
+        model: Model,
         retriever: RetrieverLike,
         *,
         k: int = DEFAULT_K,
-        session: Any = None,
+        session: Session | None = None,
         max_tokens: int = 96,
-        sampling: Any = None,
-        display_path: Any = short_path,
+        sampling: SamplingParams | None = None,
+        display_path: Callable[[str], str] = short_path,
         agent_options: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
@@ -268,7 +274,7 @@ class DocumentQA:
         self.sampling = sampling
         self.display_path = display_path
         self.agent_options = dict(agent_options or {})
-        self.agent: Any = None
+        self.agent: Agent | None = None
         self._cancelled = threading.Event()
 
     def retrieve(self, question: str) -> tuple[str, list[Citation]]:
@@ -300,7 +306,7 @@ class DocumentQA:
         yield ToolResultEvent(call_id, RAG_TOOL_NAME, format_hits(citations), None, 0.0, 0)
         schema = answer_schema(relevant_commands(question, [c.text for c in citations]))
 
-        def build() -> Any:  # compiles the answer grammar: off the event loop
+        def build() -> Agent:  # compiles the answer grammar: off the event loop
             return Agent(
                 self.model,
                 [],
