@@ -5,16 +5,29 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from agent import fastpath
 from agent.errors import EdgeAgentError, ModelNotFoundError, ModelUnavailableError, UserError
-from agent.loader import load_model
-from agent.models.registry import BUILTIN_MODELS, DEFAULT_MODEL
-from agent.runtime import GenerationResult, Model, ModelInfo, TextChunk
-from agent.sampling import SamplingParams
-from agent.stats import GenerationStats
 
-# Heavier parts load on first use: `schemas` imports `agent.errors`, and the CLI should
-# not pay for the grammar machinery when it only generates text.
+# Before anything imports MLX: a fast BLAS (MKL), when installed, must be in the process
+# before `mlx.core` so that its `cblas_*` symbols win (see agent/fastpath.py). Cheap; it
+# loads no MLX itself.
+fastpath.preload_blas()
+# The iri checkers of jsonschema's format-nongpl extra build a lark grammar at import
+# (seconds); they load on their first use instead.
+fastpath.defer_iri_checkers()
+
+# Everything else loads on first use, so `import agent` (and `edge-agent --help`) pays
+# for neither MLX nor mlx-lm nor the grammar machinery.
 _LAZY = {
+    "load_model": "agent.loader",
+    "BUILTIN_MODELS": "agent.models.registry",
+    "DEFAULT_MODEL": "agent.models.registry",
+    "GenerationResult": "agent.runtime",
+    "Model": "agent.runtime",
+    "ModelInfo": "agent.runtime",
+    "TextChunk": "agent.runtime",
+    "SamplingParams": "agent.sampling",
+    "GenerationStats": "agent.stats",
     "Agent": "agent.agent",
     "RunResult": "agent.agent",
     "Session": "agent.sessions",
@@ -32,7 +45,12 @@ _LAZY = {
 if TYPE_CHECKING:
     from agent.agent import Agent, RunResult
     from agent.constrained.output_types import Regex
+    from agent.loader import load_model
+    from agent.models.registry import BUILTIN_MODELS, DEFAULT_MODEL
+    from agent.runtime import GenerationResult, Model, ModelInfo, TextChunk
+    from agent.sampling import SamplingParams
     from agent.sessions import Session, SessionStore
+    from agent.stats import GenerationStats
     from agent.structured import (
         BudgetTooSmallError,
         GenerationIncomplete,

@@ -8,7 +8,8 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from agent.errors import ModelNotFoundError
-from agent.models.registry import DEFAULT_MODEL, read_config, resolve_model_path
+from agent.fastpath import dequantize_on_cpu, dequantized_config
+from agent.models.registry import BUILTIN_MODELS, DEFAULT_MODEL, read_config, resolve_model_path
 from agent.progress import ProgressCallback, silent_progress
 from agent.runtime import Model
 
@@ -39,6 +40,9 @@ def load_model(
 ) -> Model:
     """Load a model by built-in name, local MLX directory or Hugging Face repo id.
 
+    On a CPU with a fast BLAS loaded (agent/fastpath.py) a small quantized model is
+    dequantized to float32, which is several times faster there.
+
     With `reuse=True` a model already loaded in this process under the same spec is
     returned (with its prompt cache) instead of loading the weights again.
     """
@@ -54,7 +58,11 @@ def load_model(
         module, tokenizer = mlx_load(str(path))
     except (ValueError, FileNotFoundError) as exc:
         raise ModelNotFoundError(f"cannot load the model in {path}: {exc}") from None
-    use_float32_on_cpu(module)
+    builtin = BUILTIN_MODELS.get(spec)
+    if dequantize_on_cpu(module, config, allowed=builtin is None or builtin.cpu_fast_path):
+        config = dequantized_config(config)
+    else:
+        use_float32_on_cpu(module)
     progress(f"Loading {spec}", 1, 1)
     model = Model(spec, path, module, tokenizer, config)
     model.load_seconds = time.perf_counter() - t0

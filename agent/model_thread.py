@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import queue
 import threading
 import time
@@ -21,7 +22,8 @@ from typing import Any, TypeVar
 
 import mlx.core as mx
 
-from agent.runtime import Model, StreamItem
+from agent.progress import GenerationObserver, GenerationProgress, generation_observer
+from agent.runtime import GenerationResult, Model, StreamItem
 
 T = TypeVar("T")
 
@@ -74,6 +76,47 @@ class _ModelThread(Executor):
                 future.set_exception(exc)
 
 
+class _Tracker:
+    """Turns one generation's prefill callbacks and stream items into
+    `GenerationProgress` reports: on every phase change, else at most every `every_s`."""
+
+    def __init__(self, observer: GenerationObserver, every_s: float = 0.1) -> None:
+        self.observer = observer
+        self.every_s = every_s
+        self.t0 = time.perf_counter()
+        self.last = 0.0
+        self.phase = ""
+        self.prefilled = self.to_prefill = self.generated = 0
+        self.ttft_s: float | None = None
+
+    def _report(self, phase: str) -> None:
+        now = time.perf_counter()
+        if phase == self.phase and now - self.last < self.every_s:
+            return
+        self.phase, self.last = phase, now
+        progress = GenerationProgress(
+            phase, self.prefilled, self.to_prefill, self.generated, now - self.t0, self.ttft_s
+        )
+        with contextlib.suppress(Exception):  # a display must never break a generation
+            self.observer(progress)
+
+    def prefill(self, done: int, total: int) -> None:
+        self.prefilled, self.to_prefill = done, total
+        self._report("prefill")
+
+    def item(self, item: StreamItem) -> None:
+        if isinstance(item, GenerationResult):
+            self.generated = item.stats.generated_tokens
+            self.prefilled = self.to_prefill = item.stats.prefilled_tokens
+            self._report("done")
+            return
+        if self.ttft_s is None:
+            self.ttft_s = time.perf_counter() - self.t0
+            self.prefilled = self.to_prefill
+        self.generated += len(item.token_ids)
+        self._report("decode")
+
+
 _EXECUTOR: _ModelThread | None = None
 _EXECUTOR_LOCK = threading.Lock()
 
@@ -119,6 +162,10 @@ async def stream_on_model_thread(
     items: asyncio.Queue[Any] = asyncio.Queue()
     stop = threading.Event()
     outer_stop = kwargs.pop("should_stop", None)
+    observer = generation_observer()
+    tracker = _Tracker(observer) if observer is not None else None
+    if tracker is not None and kwargs.get("prefill_progress") is None:
+        kwargs["prefill_progress"] = tracker.prefill
 
     def should_stop() -> bool:
         return stop.is_set() or bool(outer_stop and outer_stop())
@@ -129,6 +176,8 @@ async def stream_on_model_thread(
     def work() -> None:
         try:
             for item in model.stream(prompt, should_stop=should_stop, **kwargs):
+                if tracker is not None:
+                    tracker.item(item)
                 put(item)
         except BaseException as exc:  # delivered to the consumer
             put(exc)

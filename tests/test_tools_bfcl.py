@@ -2,15 +2,22 @@
 schema compiles to a grammar regex; a sample compiles all the way to a token automaton
 for the tiny model.
 
-Data: ../shared/data/bfcl (see its SOURCE.md): question files are JSON Lines whose
-records carry a `function` list; `multi_turn_func_doc/*.json` hold one definition per
-line for the multi-turn classes; `BFCL_v4_format_sensitivity.json` (a single JSON
-object of test ids) and `possible_answer/` hold no definitions.
+Data: ../shared/data/bfcl beside the checkout (see its SOURCE.md), or the folder named
+by EDGE_AGENT_BFCL_DATA: the BFCL v4 files of the gorilla repository's
+`berkeley-function-call-leaderboard/bfcl_eval/data/`, the same files as `bfcl_eval/data/`
+in the PyPI wheel `bfcl-eval` (2026.3.23). Without them the tests skip and say how to
+get them (`pytest -rs`).
+
+Question files are JSON Lines whose records carry a `function` list;
+`multi_turn_func_doc/*.json` hold one definition per line for the multi-turn classes;
+`BFCL_v4_format_sensitivity.json` (a single JSON object of test ids) and
+`possible_answer/` hold no definitions.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -20,10 +27,22 @@ import pytest
 from schemas.compiler import SchemaCompiler, check_schema, schema_to_regex
 from tools import ToolRegistry
 
-BFCL = Path(__file__).resolve().parents[2] / "shared" / "data" / "bfcl"
+BFCL = Path(
+    os.environ.get("EDGE_AGENT_BFCL_DATA")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "bfcl"
+)
 JSON_TYPES = {"string", "integer", "number", "boolean", "array", "object", "null"}
+GET_THE_DATA = (
+    f"BFCL v4 data not found at {BFCL}. Get it from the gorilla repository "
+    "(github.com/ShishirPatil/gorilla, folder berkeley-function-call-leaderboard/bfcl_eval/"
+    "data/) or from the PyPI wheel: `pip download --no-deps bfcl-eval==2026.3.23` and unzip "
+    "its bfcl_eval/data/; put the files in ../shared/data/bfcl beside the checkout or set "
+    "EDGE_AGENT_BFCL_DATA to their folder"
+)
 
-pytestmark = pytest.mark.skipif(not BFCL.is_dir(), reason=f"BFCL data not found at {BFCL}")
+pytestmark = pytest.mark.skipif(
+    not (BFCL / "BFCL_v4_simple_python.json").is_file(), reason=GET_THE_DATA
+)
 
 
 def definition_groups() -> list[tuple[str, list[dict]]]:

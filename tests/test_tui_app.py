@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import re
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
+from readme_blocks import readme_test_command
 
 from agent.events import FinalEvent, TextDelta
+from agent.progress import GenerationProgress, generation_observer, observe_generations
 from agent.sessions import SessionStore
 from tui.agent_backend import AgentBackend, ChatOptions
 from tui.app import EdgeAgentApp
@@ -115,20 +120,107 @@ async def test_prompt_streams_answer_with_live_status(store):
         assert [i.id for i in app.sidebar.items] == [sessions[0].id]
 
 
+class HeldBackend(AgentBackend):
+    """The real backend, whose generations pause on the model thread once `hold_at`
+    tokens are out, until `release` is set: a turn that is certainly still running,
+    however fast the machine."""
+
+    def __init__(self, *args: Any, hold_at: int = 3, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hold_at = hold_at
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+    async def stream(self, prompt: str):
+        shown = generation_observer()  # the app's: it posts the reports to the UI
+
+        def observer(progress: GenerationProgress) -> None:
+            if shown is not None:
+                shown(progress)
+            if progress.phase == "decode" and progress.generated >= self.hold_at:
+                self.held.set()
+                self.release.wait(timeout=60)
+
+        observe_generations(observer)
+        async for event in super().stream(prompt):
+            yield event
+
+
+def make_held_app(store: SessionStore, **options) -> EdgeAgentApp:
+    options.setdefault("sampling_overrides", SEED)
+    # Seeded: the tiny model's answer is longer than `hold_at` tokens, every run.
+    backend = HeldBackend(ChatOptions(model="tiny", max_tokens=200, **options), store)
+    return EdgeAgentApp(backend)
+
+
 @run_async
 async def test_ui_stays_responsive_while_generating(store):
-    app = make_app(store, max_tokens=1000)
+    app = make_held_app(store)
+    backend = app.backend
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await send(pilot, "Write a long story")
-        turn = app.chat.turns[-1]
-        await wait_for(pilot, lambda: turn.deltas > 0)
+        await wait_for(pilot, backend.held.is_set)
         app.prompt_input.focus()
-        await pilot.press("a")  # a key is handled while tokens stream
+        await pilot.press("a")  # a key is handled while the model is mid-answer
         assert app.prompt_input.value == "a"
         assert app.generating
         await pilot.press("escape")
+        backend.release.set()
         await wait_for(pilot, lambda: not app.generating)
+        assert app.chat.turns[-1].final.stopped_by in ("cancelled", None)
+
+
+@run_async
+async def test_status_is_live_while_a_step_runs_and_the_session_is_listed(store):
+    app = make_held_app(store)
+    backend = app.backend
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        assert app.sidebar.items == []
+        await send(pilot, "Count to ten")
+        # Mid-step (no StatsEvent yet): the running step's numbers are on screen.
+        status = app.status
+        await wait_for(pilot, lambda: status.current is not None and status.current.generated >= 3)
+        assert status.last is None and status.first_ttft_s is None
+        live = status.current
+        assert live.phase == "decode" and live.ttft_s is not None and live.to_prefill > 0
+        speed = status.speed_text()
+        assert speed.startswith("TTFT ") and "TTFT -" not in speed
+        assert re.search(r"decode [0-9.]+ tok/s", speed), speed
+        assert status.live_generated() >= 3
+        assert re.search(r"turn 0→[1-9]", status.counts_text())
+        # The new conversation is in the sidebar before its first answer ends.
+        await wait_for(pilot, lambda: [i.id for i in app.sidebar.items] == [backend.session_id])
+        assert app.sidebar.items[0].title == "Count to ten"
+        assert app.generating
+        backend.release.set()
+        await wait_for(pilot, lambda: not app.generating)
+        assert status.current is None and status.first_ttft_s is not None
+
+
+@run_async
+async def test_status_shows_the_prefill_with_a_spinner():
+    ticks = iter(range(1000))
+    app = EdgeAgentApp(live_stats=False)
+    async with app.run_test(size=SIZE):
+        status = app.status
+        status.clock = lambda: float(next(ticks))
+        status.begin_turn()
+        status.progress(GenerationProgress("prefill", 0, 300, 0, 0.5))
+        first = status.speed_text()
+        assert re.fullmatch(r"\S prefill 0/300 tok │ [0-9.]+ s", first), first
+        status.progress(GenerationProgress("prefill", 128, 300, 0, 1.0))
+        status.sample_rate()  # a tick: the spinner turns, the elapsed time grows
+        second = status.speed_text()
+        assert "prefill 128/300 tok" in second and second[0] != first[0]
+        status.progress(GenerationProgress("decode", 300, 300, 5, 3.0, ttft_s=2.0))
+        assert status.speed_text() == "TTFT 2.0 s │ prefill 150 tok/s │ decode 4.0 tok/s"
+        status.progress(GenerationProgress("done", 300, 300, 9, 4.0, ttft_s=2.0))
+        assert status.current is None
+        status.end_turn()
+        status.progress(GenerationProgress("prefill", 0, 10))  # a late report: ignored
+        assert status.current is None
 
 
 @pytest.mark.parametrize("key", ["escape", "ctrl+c"])
@@ -416,3 +508,39 @@ async def test_events_reach_widgets_in_order(store):
         app.apply_event = spy  # type: ignore[method-assign]
         await answer(pilot, "Tell me something")
         assert "".join(seen) == app.chat.turns[-1].answer_text
+
+
+@pytest.mark.slow
+@run_async
+async def test_demo_ui_answers_its_suggested_first_question(store, data_dir):
+    """`edge-agent demo`'s chat: the suggested question, sent with Enter, gets the
+    README's test command and its source from SmolLM2, with the retrieval as a card."""
+    from agent.cli.demo import DEMO_TASK, RAG_K, build_demo_index
+    from agent.errors import ModelUnavailableError
+    from agent.models.registry import BUILTIN_MODELS
+    from agent.progress import silent_progress
+    from agent.retriever import open_index
+
+    try:
+        BUILTIN_MODELS["smollm2"].ensure()
+    except ModelUnavailableError as exc:
+        pytest.skip(f"SmolLM2 wheel not available: {exc}")
+    options = ChatOptions(
+        model="smollm2",
+        retriever=open_index(build_demo_index(silent_progress)),
+        rag_k=RAG_K,
+        max_tokens=96,
+        document_qa=True,
+    )
+    app = EdgeAgentApp(AgentBackend(options, store), suggestion=DEMO_TASK)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        assert app.prompt_input.value == DEMO_TASK
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.turn_id == 1 and not app.generating)
+        final = app.chat.turns[-1].final
+        assert final is not None and final.stopped_by is None
+        assert json.loads(final.content) == {"command": readme_test_command(), "source": 1}
+        assert final.citations[0].path.endswith("README.md")
+        assert [card.call.name for card in app.chat.query(ToolCard)] == ["rag_search"]
+        assert [i.title for i in app.sidebar.items] == [DEMO_TASK]

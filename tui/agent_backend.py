@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.agent import Agent
+from agent.docqa import DocumentQA
 from agent.events import Event
 from agent.loader import load_model
 from agent.model_thread import run_on_model_thread
@@ -39,6 +40,9 @@ class ChatOptions:
     max_tokens: int = 4096
     tool_choice: str = "auto"
     rag_k: int = 4  # passages per rag_search
+    # Answer every prompt from `retriever` the way agent/docqa.py does (the demo):
+    # retrieval first with the question's words, then a grammar-constrained answer.
+    document_qa: bool = False
     # Sampling flags given by the user, applied over the model's own defaults.
     sampling_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -56,6 +60,7 @@ class AgentBackend:
         self._session: Session | None = None
         self._approver: Approver | None = None
         self._wanted_session = options.session
+        self._qa: DocumentQA | None = None
 
     # ------------------------------------------------------------------ model
     async def load(self, spec: str, progress: ProgressCallback, approve: Approver) -> ModelInfo:
@@ -101,12 +106,34 @@ class AgentBackend:
             raise RuntimeError("no model is loaded")
         if self._session is None:  # a new conversation is stored from its first prompt
             assert self.model is not None
-            self._session = self.store.create(model=self.model.name)
+            # Titled by the prompt as typed (a document question's stored user turn
+            # also holds the passages found for it).
+            title = " ".join(prompt.split())[:80] if self.options.document_qa else ""
+            self._session = self.store.create(model=self.model.name, title=title)
             self.agent = self._make_agent()
-        async for event in self.agent.stream(prompt):
+        if self.options.document_qa:
+            self._qa = self._make_qa()
+            stream = self._qa.stream(prompt)
+        else:
+            stream = self.agent.stream(prompt)
+        async for event in stream:
             yield event
 
+    def _make_qa(self) -> DocumentQA:
+        assert self.model is not None and self.options.retriever is not None
+        o = self.options
+        return DocumentQA(
+            self.model,
+            o.retriever,
+            k=o.rag_k,
+            session=self._session,
+            max_tokens=o.max_tokens,
+            sampling=self.model.default_sampling.with_overrides(**o.sampling_overrides),
+        )
+
     def cancel(self) -> None:
+        if self._qa is not None:
+            self._qa.cancel()
         if self.agent is not None:
             self.agent.cancel()
 

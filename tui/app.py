@@ -22,6 +22,7 @@ from textual.widgets import Footer, Header, Input
 
 from agent.errors import UserError
 from agent.events import ErrorEvent, Event, FinalEvent
+from agent.progress import GenerationProgress, observe_generations
 from agent.runtime import ModelInfo
 from tui.backend import ChatBackend
 from tui.commands import ChatCommands
@@ -42,6 +43,15 @@ class AgentEventPosted(Message):
         super().__init__()
         self.turn = turn
         self.event = event
+
+
+class GenerationProgressPosted(Message):
+    """A live report of the running generation of turn `turn` (from the model thread)."""
+
+    def __init__(self, turn: int, progress: GenerationProgress) -> None:
+        super().__init__()
+        self.turn = turn
+        self.progress = progress
 
 
 class TurnEnded(Message):
@@ -96,7 +106,10 @@ def describe_error(exc: BaseException) -> str:
 
 
 class EdgeAgentApp(App[None]):
-    """`backend=None` gives the bare UI, for feeding fixed events (tests, benchmarks)."""
+    """`backend=None` gives the bare UI, for feeding fixed events (tests, benchmarks).
+
+    `suggestion` fills the prompt line at start (the demo's first question).
+    """
 
     TITLE = "edge-agent"
     COMMANDS: ClassVar = App.COMMANDS | {ChatCommands}
@@ -121,6 +134,7 @@ class EdgeAgentApp(App[None]):
         live_stats: bool = True,
         show_sidebar: bool = True,
         history: Sequence[str] = (),
+        suggestion: str | None = None,
     ) -> None:
         super().__init__()
         self.backend = backend
@@ -134,6 +148,8 @@ class EdgeAgentApp(App[None]):
         self.model_info: ModelInfo | None = None
         self._show_sidebar = show_sidebar
         self._history = list(history)
+        self._suggestion = suggestion
+        self._listed_session: str | None = None
         self._approval: concurrent.futures.Future[bool] | None = None
 
     # ------------------------------------------------------------------ layout
@@ -172,6 +188,9 @@ class EdgeAgentApp(App[None]):
 
     def on_mount(self) -> None:
         self.prompt_input.focus()
+        if self._suggestion:  # a first prompt that works: Enter sends it
+            self.prompt_input.value = self._suggestion
+            self.prompt_input.cursor_position = len(self._suggestion)
         if self.backend is not None:
             self.start_load(self.backend.model_spec)
 
@@ -268,8 +287,10 @@ class EdgeAgentApp(App[None]):
         return self.turn_id
 
     async def _run_turn(self, prompt: str, turn: int) -> None:
-        """Agent thread: forward every event of the turn to the UI."""
+        """Agent thread: forward every event of the turn to the UI, and the live progress
+        of its generations (this task's context only: observe_generations)."""
         assert self.backend is not None
+        observe_generations(lambda p: self.post_message(GenerationProgressPosted(turn, p)))
         error = None
         try:
             async for event in self.backend.stream(prompt):
@@ -281,7 +302,21 @@ class EdgeAgentApp(App[None]):
 
     async def on_agent_event_posted(self, message: AgentEventPosted) -> None:
         if message.turn == self.turn_id:
+            await self._list_new_session()
             await self.apply_event(message.event)
+
+    async def on_generation_progress_posted(self, message: GenerationProgressPosted) -> None:
+        if message.turn == self.turn_id:
+            await self._list_new_session()
+            self.status.progress(message.progress)
+
+    async def _list_new_session(self) -> None:
+        """A conversation's session exists once its first prompt is sent: list it then,
+        not when the first answer ends."""
+        if self.backend is None or self._listed_session == self.backend.session_id:
+            return
+        self._listed_session = self.backend.session_id
+        await self.refresh_sessions()
 
     async def apply_event(self, event: Event) -> None:
         """Show one event of the current turn."""
@@ -369,6 +404,7 @@ class EdgeAgentApp(App[None]):
         except Exception as exc:
             self.notify(f"Cannot list sessions: {describe_error(exc)}", severity="error")
             return
+        self._listed_session = self.backend.session_id
         await self.sidebar.show(items, self.backend.session_id)
         self.sub_title = next(
             (item.title for item in items if item.id == self.backend.session_id), "new session"

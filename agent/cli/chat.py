@@ -66,9 +66,11 @@ def chat_options(args: argparse.Namespace, model: str) -> ChatOptions:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agent.models.registry import check_model_spec
     from tui.agent_backend import AgentBackend
     from tui.app import EdgeAgentApp
 
+    check_model_spec(args.model)
     options = chat_options(args, args.model)
     require_terminal()
     EdgeAgentApp(AgentBackend(options)).run()

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from agent.errors import UserError
-from agent.loader import load_model
 from agent.models.registry import DEFAULT_MODEL
-from agent.progress import console_progress
-from agent.runtime import Model
-from agent.sampling import SamplingParams
+
+# Model code (MLX, mlx-lm) loads inside the commands that use it: `--help` and argument
+# errors answer at once.
+if TYPE_CHECKING:
+    from agent.runtime import Model
+    from agent.sampling import SamplingParams
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
@@ -38,10 +40,27 @@ def add_model_arg(parser: argparse.ArgumentParser, default: str = DEFAULT_MODEL)
 
 def add_sampling_args(parser: argparse.ArgumentParser) -> None:
     """Sampling flags; unset ones take the model's recommended values."""
-    parser.add_argument("--temp", type=float, default=None, help="temperature (0: greedy)")
-    parser.add_argument("--top-p", type=float, default=None)
-    parser.add_argument("--min-p", type=float, default=None)
-    parser.add_argument("--repetition-penalty", type=float, default=None)
+    parser.add_argument(
+        "--temp", type=float, default=None, help="temperature (0: greedy; default: the model's)"
+    )
+    parser.add_argument(
+        "--top-p",
+        type=float,
+        default=None,
+        help="sample from the smallest set of tokens whose probabilities add up to P",
+    )
+    parser.add_argument(
+        "--min-p",
+        type=float,
+        default=None,
+        help="drop tokens less likely than P times the most likely one",
+    )
+    parser.add_argument(
+        "--repetition-penalty",
+        type=float,
+        default=None,
+        help="penalise tokens seen in the last 64 by this factor (1: off)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="random seed")
 
 
@@ -66,6 +85,9 @@ def positive_int(text: str) -> int:
 
 
 def load_with_progress(spec: str) -> Model:
+    from agent.loader import load_model
+    from agent.progress import console_progress
+
     with console_progress() as progress:
         return load_model(spec, progress)
 

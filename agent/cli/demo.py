@@ -1,11 +1,16 @@
 """`edge-agent demo`: the whole stack on a fresh, offline machine in one command.
 
 It pulls `smollm2` if needed (the only model that is both real and available offline),
-indexes the project's own documentation for `rag_search`, and opens the chat with the
-built-in tools. `--headless` runs one scripted task instead and prints its events as
-JSON lines (one `edge-agent run --json` object per line), so CI and scripts can see
-every step; it exits 0 unless the run failed (a guard stop such as the token budget
-still shows the whole pipeline).
+indexes the project's own documentation, and answers questions about it the way a
+135M model can get them right (agent/docqa.py): the framework retrieves passages with
+the question's own words, and the answer is JSON under a grammar, a command quoted in
+the passages and the number of the passage that quotes it. `--headless` answers one
+question and prints its events as JSON lines (one `edge-agent run --json` object per
+line) and the answer on stderr; it exits 0 unless the run failed. Without it the chat UI
+opens with the same question suggested in the prompt.
+
+On Linux the model runs on the CPU fast path when MKL is installed (agent/fastpath.py):
+the headless demo then takes seconds instead of half a minute.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -22,10 +28,11 @@ from agent.cli.common import EXIT_OK, add_model_arg, positive_int
 from agent.errors import UserError
 
 DEMO_MODEL = "smollm2"
-# Naming the search words gives a 135M model a query that matches the docs.
-DEMO_TASK = 'Look up "pytest" in the docs: which command runs the tests?'
-# Small passages, few of them: every prompt token is prefilled, and with mlx[cpu]'s
-# reference BLAS on Linux smollm2 prefills about 10 tokens/s.
+# Its words find the README's first passage (bm25: "pytest" is rare), and the answer is
+# a command that passage quotes: the README's test command.
+DEMO_TASK = "How do I run the tests with pytest?"
+# Two small passages: every prompt token is prefilled, and the second passage makes the
+# choice of source a real one.
 RAG_K = 2
 CHUNK_TOKENS = 120
 EXIT_RUN_FAILED = 1
@@ -35,22 +42,24 @@ PACKAGES = ("agent", "tools", "tui", "schemas")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="try everything: smollm2, a RAG index of these docs, built-in tools, the chat UI",
+        help="try everything: smollm2 answering questions about these docs, in the chat UI",
     )
     add_model_arg(p, default=DEMO_MODEL)
     p.add_argument(
         "--headless",
         action="store_true",
-        help="run one scripted task and print its events as JSON lines instead of the UI",
+        help="answer one question and print its events as JSON lines instead of the UI",
     )
     p.add_argument(
-        "--task", default=DEMO_TASK, help="the prompt of the --headless run (default: a RAG task)"
+        "--task",
+        default=DEMO_TASK,
+        help=f"the question (default: {DEMO_TASK!r}; in the UI, the suggested first prompt)",
     )
     p.add_argument(
         "--max-tokens",
         type=positive_int,
-        default=192,
-        help="tokens the model may generate per answer (default 192)",
+        default=96,
+        help="tokens the model may generate per answer (default 96)",
     )
     p.set_defaults(func=run)
 
@@ -113,61 +122,64 @@ def build_demo_index(progress: Any) -> Path:
     return index_dir
 
 
+def display_path(path: str) -> str:
+    """A document path relative to the project (or the current folder), for the prompt."""
+    for base in (project_root(), Path.cwd()):
+        try:
+            return str(Path(path).resolve().relative_to(base.resolve()))
+        except ValueError:
+            continue
+    return os.path.basename(path)
+
+
 def run(args: argparse.Namespace) -> int:
     from agent.progress import console_progress
     from agent.retriever import open_index
-    from tools import builtin_tools
 
+    if not args.task.strip():
+        raise UserError("--task is empty")
     if not args.headless:
         from agent.cli.chat import require_terminal
+        from agent.models.registry import check_model_spec
 
+        check_model_spec(args.model)
         require_terminal()
     with console_progress() as progress:
         index_dir = build_demo_index(progress)
     retriever = open_index(index_dir)
-    # read_file and list_dir see the project (or the current folder for a wheel).
-    root = project_root() if (project_root() / "README.md").exists() else Path.cwd()
-    tools = builtin_tools(root=root)
-    if args.headless:  # a RAG task: rag_search alone keeps the prompt short
-        return run_headless(args.model, args.task, [], retriever, args.max_tokens)
+    if args.headless:
+        return run_headless(args.model, args.task, retriever, args.max_tokens)
 
     from tui.agent_backend import AgentBackend, ChatOptions
     from tui.app import EdgeAgentApp
 
     # The model loads (and smollm2 is pulled, if needed) inside the app, with progress.
+    # No tools: the demo's runs retrieve, then answer; its prompt stays short.
     options = ChatOptions(
         model=args.model,
-        tools=tools,
         retriever=retriever,
         max_tokens=args.max_tokens,
         rag_k=RAG_K,
+        document_qa=True,
     )
-    EdgeAgentApp(AgentBackend(options)).run()
+    EdgeAgentApp(AgentBackend(options), suggestion=args.task).run()
     return EXIT_OK
 
 
-def run_headless(spec: str, task: str, tools: list, retriever: Any, max_tokens: int) -> int:
-    """The scripted task: the first step must search the docs, the rest is the model's."""
-    from agent.agent import Agent
+def run_headless(spec: str, task: str, retriever: Any, max_tokens: int) -> int:
+    """The scripted question: retrieval, then the constrained answer; events on stdout."""
     from agent.cli.common import load_with_progress
+    from agent.docqa import Answer, DocumentQA
     from agent.events import FinalEvent
     from agent.guards import CANCELLED, ERROR
 
     model = load_with_progress(spec)
-    agent = Agent(
-        model,
-        tools,
-        retriever=retriever,
-        tool_choice="rag_search",
-        max_tokens=max_tokens,
-        max_steps=3,
-        rag_k=RAG_K,
-    )
+    qa = DocumentQA(model, retriever, k=RAG_K, max_tokens=max_tokens, display_path=display_path)
     print(f"demo task: {task}", file=sys.stderr)
 
     async def consume() -> FinalEvent:
         final = None
-        async for event in agent.stream(task):
+        async for event in qa.stream(task):
             sys.stdout.write(json.dumps(event.to_dict(), ensure_ascii=False, default=str) + "\n")
             sys.stdout.flush()
             if isinstance(event, FinalEvent):
@@ -178,12 +190,16 @@ def run_headless(spec: str, task: str, tools: list, retriever: Any, max_tokens: 
     final = asyncio.run(consume())
     stats = final.stats
     print(
-        f"[{model.name}] {stats.steps} step(s), {stats.tool_calls} tool call(s), "
-        f"{stats.generated_tokens} tokens, {stats.total_s:.1f} s, "
-        f"{len(final.citations)} source(s) cited"
+        f"[{model.name}] {stats.steps} step(s), {stats.prompt_tokens} prompt tokens, "
+        f"{stats.generated_tokens} generated, {stats.total_s:.1f} s"
         + (f"; stopped: {final.stopped_by} ({final.reason})" if final.stopped_by else ""),
         file=sys.stderr,
     )
-    # A guard stop (e.g. the token budget) still showed the whole pipeline: exit 0;
-    # only a run that failed is a failed demo.
+    answer = Answer.from_final(final)
+    if answer is not None:
+        where = "no such source"
+        if answer.citation is not None:
+            c = answer.citation
+            where = f"{display_path(c.path)}:{c.start}-{c.end}"
+        print(f"answer: {answer.command}  [{answer.source}] {where}", file=sys.stderr)
     return EXIT_RUN_FAILED if final.stopped_by in (ERROR, CANCELLED) else EXIT_OK

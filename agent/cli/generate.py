@@ -13,14 +13,15 @@ from agent.cli.common import (
     read_text_arg,
     sampling_from_args,
 )
-from agent.runtime import GenerationResult, TextChunk
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate text from a prompt, with live stats")
     p.add_argument("prompt", nargs="?", help="the prompt ('-' or omitted: read stdin)")
     add_model_arg(p)
-    p.add_argument("--max-tokens", type=positive_int, default=256)
+    p.add_argument(
+        "--max-tokens", type=positive_int, default=256, help="tokens to generate at most (256)"
+    )
     p.add_argument("--system", default=None, help="a system message")
     p.add_argument(
         "--raw", action="store_true", help="send the prompt as is, without the chat template"
@@ -30,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agent.runtime import GenerationResult, TextChunk
+
     prompt_text = read_text_arg(args.prompt, "prompt")
     model = load_with_progress(args.model)
     sampling = sampling_from_args(args, model)

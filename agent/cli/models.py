@@ -15,7 +15,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls = msub.add_parser("list", help="local models and their sizes")
     ls.set_defaults(func=run_list)
     pull = msub.add_parser("pull", help="build or fetch a built-in model")
-    pull.add_argument("name", choices=sorted(BUILTIN_MODELS), metavar="NAME")
+    pull.add_argument(
+        "name",
+        choices=sorted(BUILTIN_MODELS),
+        metavar="NAME",
+        help=f"a built-in model: {builtin_names()}",
+    )
     pull.set_defaults(func=run_pull)
 
 

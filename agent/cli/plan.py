@@ -6,7 +6,6 @@ import argparse
 import json
 
 from agent.cli.common import add_model_arg, positive_int
-from agent.memory_plan import config_for_spec, plan_memory
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agent.memory_plan import config_for_spec, plan_memory
+
     config, name = config_for_spec(args.model)
     plan = plan_memory(config, args.context, name)
     if args.json:

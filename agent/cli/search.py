@@ -9,7 +9,10 @@ import sys
 
 from agent.cli.common import positive_int, read_text_arg
 from agent.progress import console_progress
-from agent.retriever.index import SEARCH_MODES
+
+# agent.retriever.SEARCH_MODES, without importing the retriever (numpy, SQLite) for
+# `--help` (tests/test_cli_help.py checks that the two agree).
+SEARCH_MODES = ("bm25", "dense", "hybrid")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -94,8 +94,9 @@ def convert_gguf_to_mlx(
     if not gguf_path.is_file():
         raise UserError(f"GGUF file not found: {gguf_path}")
 
-    steps = 4.0
-    progress("Converting GGUF to MLX", 0, steps)
+    # A spinner: the phases (read, map, write, tokenizer) take very different times.
+    phase = "Converting GGUF to MLX"
+    progress(phase, 0, None)
     try:
         tensors, metadata = mx.load(str(gguf_path), return_metadata=True)
     except (RuntimeError, ValueError) as exc:
@@ -105,12 +106,10 @@ def convert_gguf_to_mlx(
     arch = meta.get("general.architecture")
     if arch != "llama":
         raise UserError(f"unsupported GGUF architecture {arch!r} in {gguf_path} (need 'llama')")
-    progress("Converting GGUF to MLX", 1, steps)
 
     config = _model_config(meta, tensors)
     weights, quantization = _convert_weights(tensors, config)
     config.update(quantization)
-    progress("Converting GGUF to MLX", 2, steps)
 
     _check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +118,6 @@ def convert_gguf_to_mlx(
     try:
         mx.save_safetensors(str(tmp_dir / "model.safetensors"), weights, {"format": "mlx"})
         del weights
-        progress("Converting GGUF to MLX", 3, steps)
         _write_tokenizer(meta, config, tmp_dir)
         _write_json(tmp_dir / "config.json", config)
         if generation_config:
@@ -128,7 +126,7 @@ def convert_gguf_to_mlx(
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
-    progress("Converting GGUF to MLX", steps, steps)
+    progress(phase, 1, 1)
     return out_dir
 
 

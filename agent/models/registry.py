@@ -28,6 +28,9 @@ class BuiltinModel:
     description: str
     make: Callable[[Path, ProgressCallback], Path]
     is_ready: Callable[[Path], bool]
+    # Dequantized to float32 on a CPU with a fast BLAS (agent/fastpath.py). The tiny
+    # models keep their quantized kernels: they stand in for the 3-bit default model.
+    cpu_fast_path: bool = True
 
     @property
     def path(self) -> Path:
@@ -74,12 +77,14 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             "random-weight LFM2-MoE in miniature, 3-bit, 1k BPE vocab (tests)",
             _tiny_builder("tiny"),
             _tiny_ready,
+            cpu_fast_path=False,
         ),
         BuiltinModel(
             "tiny-large-vocab",
             "tiny with the 100k cl100k_base vocabulary (benchmarks)",
             _tiny_builder("tiny-large-vocab"),
             _tiny_ready,
+            cpu_fast_path=False,
         ),
         BuiltinModel(
             "smollm2",
@@ -107,7 +112,7 @@ def _hub_download(repo_id: str, progress: ProgressCallback) -> Path:
         raise ModelNotFoundError(f"'{repo_id}' is not a valid model name: {exc}") from None
     except Exception:
         pass
-    progress(f"Downloading {repo_id}", 0, None)
+    progress(f"Fetching {repo_id} from the Hugging Face Hub", 0, None)  # a spinner
     try:
         path = Path(snapshot_download(repo_id, allow_patterns=patterns))
     except Exception as exc:  # offline, unknown repo, gated repo, ...
@@ -116,7 +121,7 @@ def _hub_download(repo_id: str, progress: ProgressCallback) -> Path:
             f"cannot get '{repo_id}' from the Hugging Face Hub and it is not in the local "
             f"cache ({reason[:160]}); built-in models that work offline: {builtin_names()}"
         ) from None
-    progress(f"Downloading {repo_id}", 1, 1)
+    progress(f"Fetching {repo_id} from the Hugging Face Hub", 1, 1)
     return path
 
 
@@ -125,10 +130,17 @@ def is_repo_id(spec: str) -> bool:
     return bool(_REPO_ID.match(spec)) and not spec.startswith((".", "/", "~"))
 
 
-def resolve_model_path(spec: str, progress: ProgressCallback = silent_progress) -> Path:
-    """Turn a model spec into a local MLX model directory (building or fetching it)."""
+def check_model_spec(spec: str) -> None:
+    """Raise `ModelNotFoundError` unless `spec` can name a model: a built-in, a model
+    directory or a repo id. Nothing is built, downloaded or loaded, so a UI can check
+    its flags before it opens (whether a repo exists is only known when fetching it)."""
     if spec in BUILTIN_MODELS:
-        return BUILTIN_MODELS[spec].ensure(progress)
+        return
+    _local_or_repo(spec)
+
+
+def _local_or_repo(spec: str) -> Path | None:
+    """The model directory `spec` names, None for a repo id; else ModelNotFoundError."""
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
@@ -139,11 +151,21 @@ def resolve_model_path(spec: str, progress: ProgressCallback = silent_progress) 
     if path.exists():
         raise ModelNotFoundError(f"'{spec}' is a file; a model is a directory or a repo id")
     if is_repo_id(spec):
-        return _hub_download(spec, progress)
+        return None
     raise ModelNotFoundError(
         f"unknown model '{spec}': not a built-in ({builtin_names()}), a local directory "
         "or a Hugging Face repo id (org/name)"
     )
+
+
+def resolve_model_path(spec: str, progress: ProgressCallback = silent_progress) -> Path:
+    """Turn a model spec into a local MLX model directory (building or fetching it)."""
+    if spec in BUILTIN_MODELS:
+        return BUILTIN_MODELS[spec].ensure(progress)
+    local = _local_or_repo(spec)
+    if local is not None:
+        return local
+    return _hub_download(spec, progress)
 
 
 def read_config(path: Path) -> dict:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from agent.errors import UserError
 
+# How the README installs the `embeddings` extra (from a checkout); hints quote it.
+EMBEDDINGS_INSTALL = 'pip install -e ".[embeddings]"'
+
 
 class IndexNotFoundError(UserError):
     """No index at the given directory."""

@@ -8,7 +8,7 @@ from typing import Literal
 
 from agent.paths import data_dir
 from agent.progress import ProgressCallback, silent_progress
-from agent.retriever.errors import EmbeddingsUnavailableError
+from agent.retriever.errors import EMBEDDINGS_INSTALL, EmbeddingsUnavailableError
 from agent.retriever.fts import bm25_search
 from agent.retriever.hybrid import HybridRetriever
 from agent.retriever.protocol import SearchHit
@@ -91,7 +91,7 @@ class Index:
             raise EmbeddingsUnavailableError(
                 f"the index at {self.path} has no embeddings, so dense and hybrid search "
                 f"cannot run; add them with `edge-agent ingest PATH --index {self.path} --embed` "
-                f'(needs `pip install "edge-agent[embeddings]"`) or use --mode bm25'
+                f"(needs the embeddings extra: `{EMBEDDINGS_INSTALL}`) or use --mode bm25"
             )
 
     def _vector_search(self):

@@ -23,9 +23,16 @@ from agent.retriever.chunking import (
     DEFAULT_OVERLAP_TOKENS,
     TokenChunker,
 )
+from agent.retriever.errors import EMBEDDINGS_INSTALL
 from agent.retriever.index import EMBEDDING_META_KEY, default_index_dir
 from agent.retriever.loaders import UnreadableFile, kind_of, load_document
-from agent.retriever.store import DocumentRecord, IndexStore, translate_errors
+from agent.retriever.store import (
+    DB_FILENAME,
+    DocumentRecord,
+    IndexStore,
+    db_path,
+    translate_errors,
+)
 
 # Folders that hold tools' state or dependencies rather than a user's documents.
 SKIP_DIRS = frozenset(
@@ -135,8 +142,15 @@ def ingest(
     started = time.perf_counter()
     directory = Path(index_dir).expanduser() if index_dir is not None else default_index_dir()
     roots = [Path(p).expanduser().resolve() for p in paths]
+    new_index = not db_path(directory).exists()
+    if new_index:  # nothing known to drop: every path must exist before anything is made
+        for root in roots:
+            if not root.exists():
+                raise UserError(f"cannot ingest '{root}': no such file or directory")
+    made = [d for d in (directory, *directory.parents) if not d.exists()]
     store = IndexStore.open(directory, create=True)
     summary = IngestSummary()
+    ok = False
     try:
         with translate_errors(store.path):
             problems = store.verify()
@@ -168,10 +182,24 @@ def ingest(
                     with store.transaction():
                         store.delete_document(path)
                     summary.removed += 1
+        ok = True
     finally:
         store.close()
+        if new_index and not ok:  # a failed first ingest leaves no empty index behind
+            _remove_new_index(directory, made)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _remove_new_index(directory: Path, made: list[Path]) -> None:
+    """Delete the index files this ingest created, and the folders it made for them."""
+    for path in directory.glob(DB_FILENAME + "*"):
+        path.unlink(missing_ok=True)
+    for folder in made:  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def _size(path: Path) -> int:
@@ -206,7 +234,7 @@ def _embedder(store: IndexStore, embed: bool, progress: ProgressCallback):
         from agent.retriever.embeddings import load_embedder
     except ImportError as exc:
         raise UserError(
-            f'embeddings need the `embeddings` extra (pip install "edge-agent[embeddings]"): {exc}'
+            f"embeddings need the `embeddings` extra (`{EMBEDDINGS_INSTALL}`): {exc}"
         ) from None
     embedder = load_embedder(progress)
     if current and current != embedder.name:

@@ -6,6 +6,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, ProgressBar
 
+from agent.progress import amount_text
+
 
 class LoadingPanel(Vertical):
     """Shows the current phase of a `ProgressCallback` and its bar."""
@@ -31,7 +33,8 @@ class LoadingPanel(Vertical):
 
     def update_progress(self, description: str, completed: float, total: float | None) -> None:
         self.add_class("-active")
-        self.query_one("#phase", Label).update(description)
+        amount = amount_text(description, completed, total)
+        self.query_one("#phase", Label).update(f"{description}  {amount}".rstrip())
         bar = self.query_one("#bar", ProgressBar)
         if total:
             bar.update(total=total, progress=completed)

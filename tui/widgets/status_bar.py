@@ -12,11 +12,13 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Sparkline
 
 from agent.events import Event, FinalEvent, ReasoningDelta, StatsEvent, TextDelta
+from agent.progress import GenerationProgress
 from agent.runtime import ModelInfo
 from agent.stats import GenerationStats
 from tui.widgets import format as fmt
 
 SPARK_POINTS = 30
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 @dataclass
@@ -35,6 +37,9 @@ class StatusBar(Vertical):
     """Two lines: speed of the model, then token counts and memory.
 
     TTFT is the turn's first step; prefill and decode rates are the latest step's.
+    While a step runs, `progress` reports (GenerationProgress) make them live: during
+    the prefill a spinner and prefilled/total tokens, then the step's TTFT, its decode
+    rate and the turn's tokens so far, redrawn at every sample (twice a second).
     The sparkline shows the recent decode rate: while tokens stream it samples how
     many deltas arrived per second (`live`), and each step adds its measured rate.
     Snapshot tests turn `live` off so nothing depends on the clock.
@@ -71,6 +76,9 @@ class StatusBar(Vertical):
         self.peak_bytes = 0
         self.rates: deque[float] = deque(maxlen=SPARK_POINTS)
         self.generating = False
+        self.current: GenerationProgress | None = None  # the running step, live
+        self._current_t = 0.0  # clock() when `current` arrived
+        self._spin = 0
         self._deltas = 0
         self._sample_t = 0.0
 
@@ -100,6 +108,7 @@ class StatusBar(Vertical):
         self.turn = Totals()
         self.first_ttft_s = None
         self.generating = True
+        self.current = None
         self._deltas = 0
         self._sample_t = self.clock()
         self.refresh_text()
@@ -112,8 +121,17 @@ class StatusBar(Vertical):
         elif isinstance(event, FinalEvent):
             self.end_turn()
 
+    def progress(self, progress: GenerationProgress) -> None:
+        """A live report of the running step (from the model thread, a few per second)."""
+        if not self.generating:
+            return
+        self.current = None if progress.phase == "done" else progress
+        self._current_t = self.clock()
+        self.refresh_text()
+
     def end_turn(self) -> None:
         self.generating = False
+        self.current = None
         self.refresh_text()
 
     def reset_session(self, steps: Iterable[GenerationStats] = ()) -> None:
@@ -136,10 +154,14 @@ class StatusBar(Vertical):
             self.query_one("#rate", Sparkline).data = list(self.rates)
         self._deltas = 0
         self._sample_t = now
+        if self.generating:  # the spinner turns and the live numbers age
+            self._spin += 1
+            self.refresh_text()
 
     def _step(self, stats: GenerationStats) -> None:
         if self.first_ttft_s is None:
             self.first_ttft_s = stats.ttft_s
+        self.current = None
         self.last = stats
         self.turn.add(stats)
         self.session.add(stats)
@@ -150,17 +172,39 @@ class StatusBar(Vertical):
 
     # ----------------------------------------------------------------- output
     def speed_text(self) -> str:
+        live = self.current
+        if live is not None and live.ttft_s is None:  # the prompt is being prefilled
+            elapsed = live.elapsed_s + max(0.0, self.clock() - self._current_t)
+            spinner = SPINNER[self._spin % len(SPINNER)]
+            return (
+                f"{spinner} prefill {fmt.count(live.prefilled)}/{fmt.count(live.to_prefill)} "
+                f"tok │ {fmt.duration(elapsed)}"
+            )
         last = self.last
-        ttft = "-" if self.first_ttft_s is None else fmt.duration(self.first_ttft_s)
-        prefill = fmt.rate(last.prefill_tps) if last else "-"
-        decode = fmt.rate(last.decode_tps) if last else "-"
+        ttft_s = self.first_ttft_s
+        if ttft_s is None and live is not None:
+            ttft_s = live.ttft_s  # the turn's first step is still running
+        ttft = "-" if ttft_s is None else fmt.duration(ttft_s)
+        if live is not None:
+            assert live.ttft_s is not None
+            prefill = fmt.rate(live.to_prefill / live.ttft_s) if live.ttft_s > 0 else "-"
+            decode = fmt.rate(live.decode_tps or 0.0)
+        else:
+            prefill = fmt.rate(last.prefill_tps) if last else "-"
+            decode = fmt.rate(last.decode_tps) if last else "-"
         return f"TTFT {ttft} │ prefill {prefill} tok/s │ decode {decode} tok/s"
+
+    def live_generated(self) -> int:
+        """The turn's generated tokens so far, the running step's included."""
+        live = self.current.generated if self.current is not None else 0
+        return self.turn.generated_tokens + live
 
     def counts_text(self) -> str:
         t, s = self.turn, self.session
+        live = self.current.generated if self.current is not None else 0
         grammar = "-" if self.last is None else ("on" if self.last.constrained else "off")
         return (
-            f"turn {fmt.count(t.prompt_tokens)}→{fmt.count(t.generated_tokens)} │ "
+            f"turn {fmt.count(t.prompt_tokens)}→{fmt.count(t.generated_tokens + live)} │ "
             f"session {fmt.count(s.prompt_tokens)}→{fmt.count(s.generated_tokens)} │ "
             f"cached {fmt.count(t.cached_prompt_tokens)} │ "
             f"peak {fmt.memory(self.peak_bytes)} │ grammar {grammar}"
