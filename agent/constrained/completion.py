@@ -11,8 +11,9 @@ that leaves no fitting plan is refused before it is fed (see `LLGuidanceConstrai
 Plans are found greedily: forced bytes are taken as they come, and at a choice the first
 allowed byte of a preference order that closes things early (quotes, braces, separators
 before letters) is taken; a byte chosen eight times in a row is demoted until the next
-forced bytes, so patterns such as `[a-z]+@` reach their `@`. A plan is not always the shortest completion, only a valid
-one: a too-long plan costs freedom near the end of the budget, never validity.
+forced bytes, so patterns such as `[a-z]+@` reach their `@`. A plan is not always the
+shortest completion, only a valid one: a too-long plan costs freedom near the end of
+the budget, never validity.
 """
 
 from __future__ import annotations
