@@ -30,6 +30,9 @@ COMMANDS = [
     ["models", "pull"],
     ["ingest"],
     ["search"],
+    ["eval"],
+    ["eval", "bfcl"],
+    ["eval", "bfcl", "score"],
 ]
 HEAVY = ("mlx", "mlx_lm", "transformers", "jsonschema", "numpy", "textual", "outlines_core")
 
