@@ -24,7 +24,7 @@ _LAZY = {
     "DEFAULT_MODEL": "agent.models.registry",
     "GenerationResult": "agent.runtime",
     "Model": "agent.runtime",
-    "ModelInfo": "agent.runtime",
+    "ModelInfo": "agent.model_info",
     "TextChunk": "agent.runtime",
     "SamplingParams": "agent.sampling",
     "GenerationStats": "agent.stats",
@@ -46,8 +46,9 @@ if TYPE_CHECKING:
     from agent.agent import Agent, RunResult
     from agent.constrained.output_types import Regex
     from agent.loader import load_model
+    from agent.model_info import ModelInfo
     from agent.models.registry import BUILTIN_MODELS, DEFAULT_MODEL
-    from agent.runtime import GenerationResult, Model, ModelInfo, TextChunk
+    from agent.runtime import GenerationResult, Model, TextChunk
     from agent.sampling import SamplingParams
     from agent.sessions import Session, SessionStore
     from agent.stats import GenerationStats

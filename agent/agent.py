@@ -29,16 +29,10 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.call_constraint import (
-    DEFAULT_MAX_PARALLEL_CALLS,
-    CallTokens,
-    ToolCallConstraint,
-    calls_schema,
-    compile_call_grammar,
-)
+from agent.call_constraint import DEFAULT_MAX_PARALLEL_CALLS
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
-from agent.constrained.engine import Grammar
-from agent.constrained.select import CompiledOutput
+from agent.constrained.output_types import OutputSpec, resolve_output_type
+from agent.engines.base import ChatModel, StepRequest, StepResult, TextPiece
 from agent.errors import UserError
 from agent.events import (
     Citation,
@@ -63,18 +57,19 @@ from agent.guards import (
     max_steps_stop,
     step_budget,
 )
-from agent.model_thread import run_on_model_thread, stream_on_model_thread
-from agent.output_split import OutputSplitter
-from agent.prompting import PromptLedger, render, system_prompt
+from agent.prompting import system_prompt
 from agent.rag import CitationBook, rag_search_tool
-from agent.runtime import GenerationResult, Model, TextChunk
 from agent.sampling import SamplingParams
 from agent.sessions import Session, SessionStore
-from agent.structured import compile_output_type
-from agent.tool_parser import ParsedCall, parse_output
+from agent.tool_parser import ParsedCall
 from tools import ApprovalCallback, Tool, ToolCall, ToolRegistry, ToolResult
 
 CHOICES = ("auto", "none", "required")
+UNVERIFIED = "remote-unverified"  # agent.engines.remote: structure checked on arrival
+RETRY_ANSWER = (
+    "That answer does not follow the required JSON Schema: {problem}. Reply again with "
+    "only the JSON."
+)
 
 
 @dataclass
@@ -109,24 +104,12 @@ class RunResult:
 
 
 @dataclass
-class _Plan:
-    """A step's constraint, the fewest tokens it needs, and how its output is read."""
-
-    constraint: Any
-    needed: int
-    bare: bool = False  # calls may be a bare payload (no call tokens in the vocabulary)
-    call_only: bool = False  # the whole output is a call payload
-    answer_only: bool = False  # the whole output is the response_format answer
-
-
-@dataclass
 class _Step:
     """What one step left behind for the loop to act on."""
 
-    result: GenerationResult | None = None
+    result: StepResult | None = None
     text: str = ""
     calls: list[ParsedCall] = field(default_factory=list)
-    answer_constrained: bool = False
     stop: Stop | None = None
 
 
@@ -135,7 +118,7 @@ class Agent:
 
     def __init__(
         self,
-        model: Model | str,
+        model: ChatModel | Any,
         tools: ToolRegistry | Iterable[Tool | Callable[..., Any]] | None = None,
         *,
         system: str | None = None,
@@ -153,12 +136,15 @@ class Agent:
         max_parallel_calls: int = DEFAULT_MAX_PARALLEL_CALLS,
         rag_k: int = 4,
         compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
+        raw_system: bool = False,
     ) -> None:
-        if isinstance(model, str):
-            from agent.loader import load_model
+        """`model` is a `ChatModel` (agent.engines), a loaded `agent.Model`, or a spec
+        (`tiny`, a directory, a repo id, `openai:http://host/v1#name`). `raw_system`
+        uses `system` exactly as given, without the instructions the loop adds (tool
+        format, retrieval, answer schema)."""
+        from agent.engines import as_chat_model
 
-            model = load_model(model, reuse=True)
-        self.model = model
+        self.model: ChatModel = as_chat_model(model)
         self.limits = Limits(max_steps, max_tokens, max_identical_calls, context_window)
         self._book = CitationBook()
         self.registry = _build_registry(tools, retriever, self._book, rag_k)
@@ -166,28 +152,28 @@ class Agent:
         self.response_format = response_format
         self.retriever = retriever
         self.approve = approve
-        self.sampling = sampling or model.default_sampling
+        self.sampling = sampling or self.model.default_sampling
         self.reset_tool_choice = reset_tool_choice
         if not isinstance(max_parallel_calls, int) or max_parallel_calls < 1:
             raise UserError(f"max_parallel_calls must be >= 1, got {max_parallel_calls!r}")
         self.max_parallel_calls = max_parallel_calls
         self.compile_timeout = compile_timeout
-        self.session = _open_session(session, model)
-        self._tokens = CallTokens.for_model(model)
-        self._answer: CompiledOutput | None = None
+        self.session = _open_session(session, self.model.name)
+        self._answer: OutputSpec | None = None
         if response_format is not None:  # compile now: a bad schema fails here, not mid-run
-            self._answer = compile_output_type(
-                model, response_format, compile_timeout=compile_timeout
+            self._answer = resolve_output_type(response_format)
+            self.model.compile_answer(self._answer, compile_timeout)
+        self.system = (
+            (system or "")
+            if raw_system
+            else system_prompt(
+                system,
+                json_calls=len(self.registry) > 0,
+                rag=retriever is not None,
+                answer_schema=self._answer.json_schema if self._answer else None,
             )
-        self.system = system_prompt(
-            system,
-            json_calls=len(self.registry) > 0,
-            rag=retriever is not None,
-            answer_schema=self._answer.spec.json_schema if self._answer else None,
         )
         self.messages: list[dict[str, Any]] = self.session.history() if self.session else []
-        self._ledger = PromptLedger()
-        self._call_grammars: dict[str | None, Grammar] = {}
         self._cancel = threading.Event()
         self._running = False
 
@@ -214,7 +200,7 @@ class Agent:
     def reset(self) -> None:
         """Forget the conversation (a new session, if one was attached, is not created)."""
         self.messages = []
-        self._ledger = PromptLedger()
+        self.model.reset()
 
     async def stream(self, prompt: str) -> AsyncIterator[Event]:
         """The events of one run; the last is always a `FinalEvent`."""
@@ -257,6 +243,13 @@ class Agent:
                             stop = self._length_stop(stats)
                         elif self._answer is not None:
                             output, stop = self._parse_answer(state)
+                            if stop is not None and self._may_retry_answer(state, step):
+                                # A server that does not guarantee the schema: say what
+                                # was wrong and let the model answer again.
+                                self._add(turn, {"role": "user", "content": RETRY_ANSWER
+                                                 .format(problem=stop.message)})  # fmt: skip
+                                stop = None
+                                continue
                         break
                     async for event in self._call_tools(step, state.calls, repeat, turn, stats):
                         if isinstance(event, Stop):
@@ -301,102 +294,49 @@ class Agent:
             return choice, None
         return "required", choice
 
-    def _plan(self, mode: str, name: str | None) -> _Plan:
-        """How this step is decoded and parsed (compiles grammars: run it off the loop)."""
-        answer = self._answer.grammar if self._answer else None
-        tokens = self._tokens
-        if tokens is not None:
-            grammar = self._call_grammar(name) if mode != "none" else None
-            constraint = ToolCallConstraint(
-                tokens,
-                mode=mode,  # type: ignore[arg-type]
-                call_grammar=grammar,
-                answer_grammar=answer,
-            )
-            return _Plan(constraint, constraint.min_tokens())
-        # A model without LFM2's call tokens: constrain what can be, parse the rest.
-        if mode == "required":
-            schema = calls_schema(self.registry.call_schema(name), self.max_parallel_calls)
-            grammar = compile_output_type(
-                self.model, schema, compile_timeout=self.compile_timeout
-            ).grammar
-            return _Plan(grammar.start(), grammar.min_tokens(), True, True)
-        if answer is not None and mode == "none":
-            return _Plan(answer.start(), answer.min_tokens(), answer_only=True)
-        return _Plan(None, 1, bare=mode != "none")
-
-    def _call_grammar(self, name: str | None) -> Grammar:
-        grammar = self._call_grammars.get(name)
-        if grammar is None:
-            assert self._tokens is not None
-            grammar = compile_call_grammar(
-                self.model,
-                self._tokens,
-                self.registry.call_schema(name),
-                self.compile_timeout,
-                self.max_parallel_calls,
-            )
-            self._call_grammars[name] = grammar
-        return grammar
-
     async def _generate(
         self, step: int, mode: str, name: str | None, state: _Step, turn: int, stats: RunStats
     ) -> AsyncIterator[Event]:
         model = self.model
-        prompt = render(model, self.system, self.messages, self.registry.openai_tools())
-        prompt_tokens = self._ledger.count(model, prompt)
-        plan = await run_on_model_thread(self._plan, mode, name)
-        constraint = plan.constraint
+        request = StepRequest(
+            system=self.system,
+            messages=list(self.messages),
+            sampling=self.sampling,
+            tools=self.registry.openai_tools(),
+            tool_choice=mode,  # type: ignore[arg-type]
+            tool_name=name,
+            call_schema=self.registry.call_schema(name) if mode != "none" else None,
+            max_parallel_calls=self.max_parallel_calls,
+            answer=self._answer,
+            compile_timeout=self.compile_timeout,
+        )
+        # Rendering and compiling take time: off the event loop.
+        prepared = await asyncio.to_thread(model.prepare, request)
         context = min(self.limits.context_window or model.context_length, model.context_length)
         budget, stop = step_budget(
-            self.limits, stats.generated_tokens, prompt_tokens, context, plan.needed
-        )
+            self.limits, stats.generated_tokens, prepared.prompt_tokens, context,
+            prepared.min_tokens,
+        )  # fmt: skip
         if stop is not None:
             state.stop = stop
             return
-        splitter = OutputSplitter()
-        text: list[str] = []
-        result: GenerationResult | None = None
-        async for item in stream_on_model_thread(
-            model,
-            prompt,
-            max_tokens=budget,
-            sampling=self.sampling,
-            constraint=constraint,
-            should_stop=self._cancel.is_set,
-        ):
-            if isinstance(item, TextChunk):
-                if not plan.call_only:  # a bare JSON call is reported as calls, not text
-                    for event in _deltas(splitter.feed(item.text), step, text):
-                        yield event
+        result: StepResult | None = None
+        async for item in model.stream(prepared, budget, should_stop=self._cancel.is_set):
+            if isinstance(item, TextPiece):
+                if item.kind == "reasoning":
+                    yield ReasoningDelta(item.text, step)
+                else:
+                    yield TextDelta(item.text, step)
             else:
                 result = item
-        for event in _deltas(splitter.flush(), step, text):
-            yield event
         assert result is not None
-        self._ledger.record(model, prompt, result.stats.prompt_tokens, result.token_ids)
         stats.add_step(result.stats)
         yield StatsEvent(result.stats, step)
-
-        answer_constrained = (
-            isinstance(constraint, ToolCallConstraint)
-            and constraint.answer_grammar is not None
-            and (
-                constraint.state == "answer"
-                or (constraint.state == "done" and not constraint.calls)
-            )
-        )
-        parsed = parse_output(result.text, bare=plan.bare and not answer_constrained)
-        calls = parsed.calls if mode != "none" else []
         state.result = result
-        state.text = "".join(text).strip()
-        state.calls = calls
-        state.answer_constrained = answer_constrained or plan.answer_only
-        self._add(
-            turn,
-            {"role": "assistant", "content": result.text},
-            {"step": step, "stats": result.stats.to_dict()},
-        )
+        state.text = result.text
+        state.calls = result.calls if mode != "none" else []
+        message = dict(result.assistant_message or {"role": "assistant", "content": result.raw})
+        self._add(turn, message, {"step": step, "stats": result.stats.to_dict()})
 
     async def _call_tools(
         self,
@@ -406,7 +346,12 @@ class Agent:
         turn: int,
         stats: RunStats,
     ) -> AsyncIterator[Event | Stop]:
-        calls = [ToolCall.new(p.name or "?", p.arguments) for p in parsed]
+        calls = [
+            ToolCall(p.call_id, p.name or "?", p.arguments)
+            if p.call_id
+            else ToolCall.new(p.name or "?", p.arguments)
+            for p in parsed
+        ]
         for call in calls:
             yield ToolCallEvent(call.id, call.name, call.arguments, step)
         stats.tool_calls += len(calls)
@@ -426,7 +371,12 @@ class Agent:
             )
             self._add(
                 turn,
-                {"role": "tool", "content": result.content},
+                {
+                    "role": "tool",
+                    "content": result.content,
+                    "tool_call_id": call.id,
+                    "name": call.name,
+                },
                 {"call_id": call.id, "name": call.name, "error": result.error},
             )
 
@@ -443,29 +393,28 @@ class Agent:
             "the answer was cut off at the end of the context window; start a new session",
         )
 
+    def _may_retry_answer(self, state: _Step, step: int) -> bool:
+        assert state.result is not None
+        guaranteed = state.result.stats.grammar_engine not in ("", UNVERIFIED)
+        return not guaranteed and step < self.limits.max_steps
+
     def _parse_answer(self, state: _Step) -> tuple[Any, Stop | None]:
         assert self._answer is not None and state.result is not None
-        text = state.result.text if state.answer_constrained else state.text
+        answer = state.result.answer_text
+        text = answer if answer is not None else state.text
         try:
-            return self._answer.spec.parse(text.strip()), None
+            return self._answer.parse(text.strip()), None
         except Exception as exc:
             return None, Stop(ERROR, f"the final answer does not match response_format: {exc}")
 
     def _add(self, turn: int, message: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
         self.messages.append(message)
         if self.session:
-            self.session.add_message(turn, message["role"], message["content"], meta)
-
-
-def _deltas(segments: Iterable[Any], step: int, text: list[str]) -> list[Event]:
-    events: list[Event] = []
-    for seg in segments:
-        if seg.kind == "text":
-            text.append(seg.text)
-            events.append(TextDelta(seg.text, step))
-        elif seg.kind == "reasoning":
-            events.append(ReasoningDelta(seg.text, step))
-    return events
+            meta = dict(meta or {})
+            if message.get("tool_calls"):  # a remote engine's calls, kept for the replay
+                meta["tool_calls"] = message["tool_calls"]
+            content = message.get("content") or ""
+            self.session.add_message(turn, message["role"], content, meta)
 
 
 def _build_registry(
@@ -496,7 +445,7 @@ def _check_tool_choice(choice: str, registry: ToolRegistry) -> str:
     )
 
 
-def _open_session(session: Session | str | None, model: Model) -> Session | None:
+def _open_session(session: Session | str | None, model_name: str) -> Session | None:
     if session is None or isinstance(session, Session):
         return session
-    return SessionStore().open_or_create(session, model=model.name)
+    return SessionStore().open_or_create(session, model=model_name)

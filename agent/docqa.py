@@ -23,6 +23,7 @@ question over the same documents gives the same answer on every run.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import threading
@@ -44,6 +45,7 @@ from agent.rag import RAG_TOOL_NAME, CitationBook, RetrieverLike
 
 if TYPE_CHECKING:
     from agent.agent import Agent
+    from agent.engines.base import ChatModel
     from agent.runtime import Model
     from agent.sampling import SamplingParams
     from agent.sessions import Session
@@ -256,7 +258,7 @@ class DocumentQA:
 
     def __init__(
         self,
-        model: Model,
+        model: Model | ChatModel,
         retriever: RetrieverLike,
         *,
         k: int = DEFAULT_K,
@@ -292,7 +294,6 @@ class DocumentQA:
     async def stream(self, question: str) -> AsyncIterator[Event]:
         """The events of one question: the retrieval, then the Agent's run."""
         from agent.agent import Agent
-        from agent.model_thread import run_on_model_thread
         from agent.rag import format_hits
 
         if not question.strip():
@@ -310,6 +311,8 @@ class DocumentQA:
             return Agent(
                 self.model,
                 [],
+                system=SYSTEM,
+                raw_system=True,
                 response_format=schema,
                 max_steps=1,
                 max_tokens=self.max_tokens,
@@ -318,8 +321,7 @@ class DocumentQA:
                 **self.agent_options,
             )
 
-        self.agent = await run_on_model_thread(build)
-        self.agent.system = SYSTEM
+        self.agent = await asyncio.to_thread(build)
         if self._cancelled.is_set():  # stopped before the model started
             yield FinalEvent(
                 content="",

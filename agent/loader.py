@@ -64,7 +64,6 @@ def load_model(
     else:
         use_float32_on_cpu(module)
     progress(f"Loading {spec}", 1, 1)
-    model = Model(spec, path, module, tokenizer, config)
-    model.load_seconds = time.perf_counter() - t0
+    model = Model(spec, path, module, tokenizer, config, load_seconds=time.perf_counter() - t0)
     _LOADED[spec] = model
     return model

@@ -20,8 +20,6 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, Future
 from typing import Any, TypeVar
 
-import mlx.core as mx
-
 from agent.progress import GenerationObserver, GenerationProgress, generation_observer
 from agent.runtime import GenerationResult, Model, StreamItem
 
@@ -130,19 +128,8 @@ def model_executor() -> Executor:
 
 
 def settle(model: Model) -> None:
-    """Evaluate the model's lazy arrays so they can be used from any thread.
-
-    A freshly loaded model's weights are lazy casts (float32 on CPU), and after a
-    generation the cache's convolution state stays lazy (the last logits do not need
-    it). This belongs in the runtime's own bookkeeping; it is done here because only
-    callers that switch threads pay for it.
-    """
-    if not getattr(model, "_params_settled", False):
-        mx.eval(model.module.parameters())
-        model._params_settled = True  # type: ignore[attr-defined]
-    cache = model._state.cache
-    if cache:
-        mx.eval([c.state for c in cache])
+    """Evaluate the model's lazy arrays so they can be used from any thread."""
+    model.settle()
 
 
 async def run_on_model_thread(func: Callable[..., T], *args: Any) -> T:

@@ -46,21 +46,11 @@ def system_prompt(
 
 
 TOOL_LIST = "List of tools: <|tool_list_start|>{tools}<|tool_list_end|>"
-_PROBE_TOOL = "edge_agent_probe_tool"
 
 
 def template_lists_tools(model: Model) -> bool:
     """Whether the model's chat template renders a `tools` list (many silently drop it)."""
-    cached = getattr(model, "_template_lists_tools", None)
-    if cached is None:
-        probe = {
-            "type": "function",
-            "function": {"name": _PROBE_TOOL, "description": "", "parameters": {}},
-        }
-        text = model.chat_prompt([{"role": "user", "content": "hi"}], tools=[probe])
-        cached = _PROBE_TOOL in text
-        model._template_lists_tools = cached  # type: ignore[attr-defined]
-    return cached
+    return model.template_lists_tools()
 
 
 def render(

@@ -25,6 +25,7 @@ import mlx.nn as nn
 from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
 
 from agent.errors import UserError
+from agent.model_info import ModelInfo
 from agent.sampling import SamplingParams
 from agent.stats import GenerationStats
 from agent.stopping import partial_tail
@@ -96,20 +97,6 @@ def apply_logit_bias(logits: mx.array, bias: mx.array) -> mx.array:
     return mx.maximum(logits + bias, floor)
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a status bar shows about a loaded model."""
-
-    name: str
-    path: str
-    model_type: str
-    quantization: str
-    parameters: int
-    weight_bytes: int
-    context_length: int
-    vocab_size: int
-
-
 @dataclass
 class _CacheState:
     """What the prompt cache holds and the text it corresponds to."""
@@ -149,7 +136,13 @@ class Model:
     progress_step_size = 64  # prefill chunk when someone watches the progress
 
     def __init__(
-        self, name: str, path: Path, module: nn.Module, tokenizer: Any, config: dict[str, Any]
+        self,
+        name: str,
+        path: Path,
+        module: nn.Module,
+        tokenizer: Any,
+        config: dict[str, Any],
+        load_seconds: float = 0.0,
     ) -> None:
         self.name = name
         self.path = path
@@ -160,8 +153,11 @@ class Model:
         self.vocabulary: Vocabulary = build_vocabulary(hf_tokenizer, size=config.get("vocab_size"))
         self.eos_token_ids: frozenset[int] = frozenset(tokenizer.eos_token_ids)
         self.default_sampling = _default_sampling(path)
+        self.load_seconds = load_seconds
         self._state = _CacheState()
         self._lock = threading.Lock()
+        self._settled = False
+        self._lists_tools: bool | None = None
 
     # ------------------------------------------------------------------ facts
     @property
@@ -212,6 +208,32 @@ class Model:
             add_generation_prompt=add_generation_prompt,
             tokenize=False,
         )
+
+    def template_lists_tools(self) -> bool:
+        """Whether the chat template renders a `tools` list (many silently drop it)."""
+        if self._lists_tools is None:
+            probe_name = "edge_agent_probe_tool"
+            probe = {
+                "type": "function",
+                "function": {"name": probe_name, "description": "", "parameters": {}},
+            }
+            text = self.chat_prompt([{"role": "user", "content": "hi"}], tools=[probe])
+            self._lists_tools = probe_name in text
+        return self._lists_tools
+
+    def settle(self) -> None:
+        """Evaluate the model's lazy arrays so another thread can use them.
+
+        MLX arrays are bound to the stream of the thread that made them: a freshly
+        loaded model's weights are lazy casts (float32 on CPU), and after a generation
+        the cache's convolution state stays lazy (the last logits do not need it).
+        """
+        if not self._settled:
+            mx.eval(self.module.parameters())
+            self._settled = True
+        cache = self._state.cache
+        if cache:
+            mx.eval([c.state for c in cache])
 
     def encode(self, text: str) -> list[int]:
         bos = getattr(self.tokenizer, "bos_token", None)

@@ -95,8 +95,15 @@ class StoredMessage:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def chat(self) -> dict[str, Any]:
-        """The message as the chat template takes it."""
-        return {"role": self.role, "content": self.content}
+        """The message as the conversation holds it: role and content, plus the call ids
+        a tool turn answers and the calls a remote engine's assistant turn made."""
+        message: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.role == "tool" and self.meta.get("call_id"):
+            message["tool_call_id"] = self.meta["call_id"]
+            message["name"] = self.meta.get("name", "")
+        if self.role == "assistant" and self.meta.get("tool_calls"):
+            message["tool_calls"] = self.meta["tool_calls"]
+        return message
 
 
 @dataclass(frozen=True)

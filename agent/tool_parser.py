@@ -31,6 +31,7 @@ class ParsedCall:
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    call_id: str | None = None  # given by a remote server; else the loop makes one
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
-"""The real backend: a model, the `Agent` around it, and the session store.
+"""The real backend: a model engine, the `Agent` around it, and the session store.
 
-Everything here runs on the app's agent thread (engine.py); generation itself goes to
-the agent's model thread (agent.model_thread), loading too, so MLX arrays are only
-ever made and used there.
+Everything here runs on the app's agent thread (engine.py). The engine (agent.engines)
+is a local model, whose loading and generation the engine keeps on its own model
+thread, or a server over HTTP; the UI never reaches into either.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -14,12 +15,11 @@ from typing import Any
 
 from agent.agent import Agent
 from agent.docqa import DocumentQA
+from agent.engines import ChatModel, load_chat_model
 from agent.events import Event
-from agent.loader import load_model
-from agent.model_thread import run_on_model_thread
+from agent.model_info import ModelInfo
 from agent.models.registry import BUILTIN_MODELS
 from agent.progress import ProgressCallback
-from agent.runtime import Model, ModelInfo
 from agent.sessions import Session, SessionStore
 from tools import Tool, ToolCall
 from tui.backend import Approver
@@ -55,7 +55,7 @@ class AgentBackend:
         self.options = options
         self.model_spec = options.model
         self.store = store or SessionStore()
-        self.model: Model | None = None
+        self.model: ChatModel | None = None
         self.agent: Agent | None = None
         self._session: Session | None = None
         self._approver: Approver | None = None
@@ -64,7 +64,9 @@ class AgentBackend:
 
     # ------------------------------------------------------------------ model
     async def load(self, spec: str, progress: ProgressCallback, approve: Approver) -> ModelInfo:
-        model = await run_on_model_thread(_load, spec, progress)
+        # No reuse: a model loaded again replaces the previous copy instead of keeping
+        # two, and loading always reports its progress.
+        model = await asyncio.to_thread(load_chat_model, spec, progress, reuse=False)
         self.model = model
         self.model_spec = spec
         self._approver = approve
@@ -166,12 +168,6 @@ class AgentBackend:
         deleted = self.store.delete(session_id)
         if deleted == self.session_id:
             self.new_session()
-
-
-def _load(spec: str, progress: ProgressCallback) -> Model:
-    # No reuse: a model loaded again replaces the previous copy instead of keeping two,
-    # and loading always reports its progress.
-    return load_model(spec, progress)
 
 
 def _when(ts: float) -> str:

@@ -22,8 +22,8 @@ from textual.widgets import Footer, Header, Input
 
 from agent.errors import UserError
 from agent.events import ErrorEvent, Event, FinalEvent
+from agent.model_info import ModelInfo
 from agent.progress import GenerationProgress, observe_generations
-from agent.runtime import ModelInfo
 from tui.backend import ChatBackend
 from tui.commands import ChatCommands
 from tui.engine import AgentThread

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from agent.events import Event
+from agent.model_info import ModelInfo
 from agent.progress import ProgressCallback
-from agent.runtime import ModelInfo
 from tui.history import ReplayTurn
 from tui.widgets.sessions import SessionItem
 

@@ -66,12 +66,20 @@ def chat_options(args: argparse.Namespace, model: str) -> ChatOptions:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agent.engines import is_remote_spec, remote_model
     from agent.models.registry import check_model_spec
     from tui.agent_backend import AgentBackend
     from tui.app import EdgeAgentApp
 
-    check_model_spec(args.model)
-    options = chat_options(args, args.model)
+    spec = args.model
+    if args.base_url is not None:
+        remote_model(spec, base_url=args.base_url)  # checks the URL before the UI opens
+        spec = f"openai:{args.base_url}#{spec}"
+    elif is_remote_spec(spec):
+        remote_model(spec)
+    else:
+        check_model_spec(spec)
+    options = chat_options(args, spec)
     require_terminal()
     EdgeAgentApp(AgentBackend(options)).run()
     return 0

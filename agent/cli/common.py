@@ -13,6 +13,7 @@ from agent.models.registry import DEFAULT_MODEL
 # Model code (MLX, mlx-lm) loads inside the commands that use it: `--help` and argument
 # errors answer at once.
 if TYPE_CHECKING:
+    from agent.engines.base import ChatModel
     from agent.runtime import Model
     from agent.sampling import SamplingParams
 
@@ -28,14 +29,28 @@ class CliParser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def add_model_arg(parser: argparse.ArgumentParser, default: str = DEFAULT_MODEL) -> None:
+def add_model_arg(
+    parser: argparse.ArgumentParser, default: str = DEFAULT_MODEL, remote: bool = True
+) -> None:
     parser.add_argument(
         "--model",
         "-m",
         default=default,
-        help=f"built-in name (tiny, tiny-large-vocab, smollm2), MLX model directory or "
-        f"Hugging Face repo id (default: {default})",
-    )
+        help="built-in name (tiny, tiny-large-vocab, smollm2), MLX model directory, "
+        "Hugging Face repo id"
+        + (", or openai:http://host:port/v1#model-name for an OpenAI-compatible server"
+           if remote else "")
+        + f" (default: {default})",
+    )  # fmt: skip
+    if remote:
+        parser.add_argument(
+            "--base-url",
+            default=None,
+            metavar="URL",
+            help="an OpenAI-compatible server (e.g. http://localhost:8000/v1); --model is "
+            "then the model's name there; the API key comes from OPENAI_API_KEY or "
+            "EDGE_AGENT_API_KEY",
+        )
 
 
 def add_sampling_args(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +79,7 @@ def add_sampling_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="random seed")
 
 
-def sampling_from_args(args: argparse.Namespace, model: Model) -> SamplingParams:
+def sampling_from_args(args: argparse.Namespace, model: Model | ChatModel) -> SamplingParams:
     return model.default_sampling.with_overrides(
         temperature=args.temp,
         top_p=args.top_p,
@@ -82,6 +97,19 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
     return value
+
+
+def load_engine(args: argparse.Namespace) -> ChatModel:
+    """The engine the command's --model (and --base-url) name: a server is not loaded,
+    a local model is, with progress on stderr."""
+    from agent.engines import is_remote_spec, remote_model
+
+    base_url = getattr(args, "base_url", None)
+    if base_url is not None or is_remote_spec(args.model):
+        return remote_model(args.model, base_url=base_url)
+    from agent.engines.local import LocalChatModel
+
+    return LocalChatModel.for_model(load_with_progress(args.model))
 
 
 def load_with_progress(spec: str) -> Model:

@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="try everything: smollm2 answering questions about these docs, in the chat UI",
     )
-    add_model_arg(p, default=DEMO_MODEL)
+    add_model_arg(p, default=DEMO_MODEL, remote=False)
     p.add_argument(
         "--headless",
         action="store_true",

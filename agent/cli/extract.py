@@ -9,7 +9,7 @@ import sys
 from agent.cli.common import (
     add_model_arg,
     add_sampling_args,
-    load_with_progress,
+    load_engine,
     positive_int,
     read_file_arg,
     read_text_arg,
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         text = read_file_arg(args.input, "input file")
     if not text.strip():
         raise UserError("the input text is empty")
-    model = load_with_progress(args.model)
+    model = load_engine(args)
     result = extract_with_stats(
         text,
         schema,

@@ -8,11 +8,13 @@ import sys
 from agent.cli.common import (
     add_model_arg,
     add_sampling_args,
+    load_engine,
     load_with_progress,
     positive_int,
     read_text_arg,
     sampling_from_args,
 )
+from agent.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,9 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agent.engines import is_remote_spec
     from agent.runtime import GenerationResult, TextChunk
 
     prompt_text = read_text_arg(args.prompt, "prompt")
+    if args.base_url is not None or is_remote_spec(args.model):
+        return _generate_remote(args, prompt_text)
     model = load_with_progress(args.model)
     sampling = sampling_from_args(args, model)
     if args.raw:
@@ -51,5 +56,38 @@ def run(args: argparse.Namespace) -> int:
             result = item
     sys.stdout.write("\n")
     assert result is not None
+    print(f"[{model.name}] {result.stats.summary()}", file=sys.stderr)
+    return 0
+
+
+def _generate_remote(args: argparse.Namespace, prompt_text: str) -> int:
+    """One completion from an OpenAI-compatible server, streamed the same way."""
+    import asyncio
+
+    from agent.engines.base import StepRequest, StepResult, TextPiece
+
+    if args.raw:
+        raise UserError("--raw sends text without a chat template: it needs a local model")
+    model = load_engine(args)
+    request = StepRequest(
+        system=args.system or "",
+        messages=[{"role": "user", "content": prompt_text}],
+        sampling=sampling_from_args(args, model),
+    )
+
+    async def stream() -> StepResult:
+        result = None
+        async for item in model.stream(model.prepare(request), args.max_tokens):
+            if isinstance(item, TextPiece):
+                if item.kind == "text":
+                    sys.stdout.write(item.text)
+                    sys.stdout.flush()
+            else:
+                result = item
+        assert result is not None
+        return result
+
+    result = asyncio.run(stream())
+    sys.stdout.write("\n")
     print(f"[{model.name}] {result.stats.summary()}", file=sys.stderr)
     return 0

@@ -10,7 +10,7 @@ from agent.cli.common import add_model_arg, positive_int
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="estimate the RAM a model needs at a context length")
-    add_model_arg(p)
+    add_model_arg(p, remote=False)
     p.add_argument("--context", type=positive_int, default=4096, help="tokens of context")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(func=run)

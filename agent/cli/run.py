@@ -23,7 +23,7 @@ from agent.cli.common import (
     EXIT_OK,
     add_agent_args,
     add_model_arg,
-    load_with_progress,
+    load_engine,
     read_text_arg,
     sampling_from_args,
 )
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     response_format = _response_format(args.response_format)
     retriever = open_index_arg(args.index) if args.index else None
     store = SessionStore()
-    model = load_with_progress(args.model)
+    model = load_engine(args)
     # An exact id resumes or starts that session (a prefix could resume the wrong one).
     session = (
         store.open_or_create(args.session, model=model.name)
