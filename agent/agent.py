@@ -29,10 +29,15 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.call_constraint import DEFAULT_MAX_PARALLEL_CALLS
-from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
+from agent.constrained.defaults import DEFAULT_COMPILE_TIMEOUT
 from agent.constrained.output_types import OutputSpec, resolve_output_type
-from agent.engines.base import ChatModel, StepRequest, StepResult, TextPiece
+from agent.engines.base import (
+    DEFAULT_MAX_PARALLEL_CALLS,
+    ChatModel,
+    StepRequest,
+    StepResult,
+    TextPiece,
+)
 from agent.errors import UserError
 from agent.events import (
     Citation,

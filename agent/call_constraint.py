@@ -33,6 +33,7 @@ from agent.constrained.engine import Constraint, Grammar
 from agent.constrained.output_types import resolve_output_type
 from agent.constrained.select import EngineChoice, compile_output
 from agent.constrained.target import target_for
+from agent.engines.base import DEFAULT_MAX_PARALLEL_CALLS
 from agent.models.chat_template import LFM2_SPECIAL_TOKENS
 from agent.runtime import Model
 from agent.tool_parser import CALL_END, CALL_START
@@ -107,9 +108,6 @@ def _special_ids(model: Model) -> dict[str, int]:
         if len(ids) == 1 and token_bytes[ids[0]] == name.encode():
             found[name] = int(ids[0])
     return found
-
-
-DEFAULT_MAX_PARALLEL_CALLS = 8
 
 
 def calls_schema(

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.runtime import Model
+if TYPE_CHECKING:
+    from agent.runtime import Model
 
 JSON_CALLS_INSTRUCTION = "Output function calls as JSON."
 RAG_INSTRUCTION = (

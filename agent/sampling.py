@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-
-import mlx.core as mx
-from mlx_lm.sample_utils import make_repetition_penalty, make_sampler
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import UserError
 
-LogitsProcessor = Callable[[mx.array, mx.array], mx.array]
+if TYPE_CHECKING:
+    import mlx.core as mx
+
+# (history, logits) -> logits, on MLX arrays; MLX loads only where a sampler is built.
+LogitsProcessor = Callable[[Any, Any], Any]
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class SamplingParams:
         return cls(temperature=0.0, min_p=0.0, repetition_penalty=1.0)
 
     def sampler(self) -> Callable[[mx.array], mx.array]:
+        from mlx_lm.sample_utils import make_sampler
+
         return make_sampler(
             temp=self.temperature,
             top_p=self.top_p if self.top_p < 1 else 0.0,
@@ -80,4 +84,6 @@ class SamplingParams:
     def logits_processors(self) -> list[LogitsProcessor]:
         if self.repetition_penalty == 1.0:
             return []
+        from mlx_lm.sample_utils import make_repetition_penalty
+
         return [make_repetition_penalty(self.repetition_penalty, self.repetition_context_size)]

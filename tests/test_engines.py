@@ -208,3 +208,22 @@ def test_cli_run_against_a_remote_server_prints_json_events():
     result = next(e for e in events if e["type"] == "tool_result")
     assert result["content"] == "42"
     assert events[-1]["content"] == "42"
+
+
+def test_nothing_above_the_seam_imports_mlx():
+    """The agent loop, the scripted and remote engines and structured output's spec
+    handling run without MLX, mlx-lm, transformers or a grammar engine loaded."""
+    probe = (
+        "import sys\n"
+        "from agent import Agent\n"
+        "from agent.engines.remote import RemoteChatModel\n"
+        "from agent.engines.scripted import Reply, ScriptedModel\n"
+        "r = Agent(ScriptedModel([Reply(answer={'a': 1})]), response_format={'type': 'object'})"
+        ".run('x')\n"
+        "assert r.output == {'a': 1}, r.final\n"
+        "heavy = {'mlx', 'mlx_lm', 'transformers', 'llguidance', 'outlines_core', 'textual'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

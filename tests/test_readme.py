@@ -26,6 +26,7 @@ EXPECTED: list[tuple[str, list[str]]] = [
     ("edge-agent sessions list", ["<- calculator: 391", "sunny, 24", "turn 2"]),
     ("agent = Agent(", ["'type': 'final'"]),
     ("edge-agent demo --headless", ["answer: python -m pytest -q  [1] README.md", "is ready"]),
+    ("scripted = ScriptedModel(", ["LFM2-8B-A1B@http://localhost:8080/v1", "It is late."]),
 ]
 
 

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
+from agent.constrained.defaults import DEFAULT_COMPILE_TIMEOUT
 from agent.constrained.grammar import CompiledGrammar
 from agent.constrained.vocabulary import GrammarVocabulary
 from agent.paths import cache_dir
 from schemas.automaton import _read_exact
 from schemas.errors import SchemaCompileError, UnsatisfiableSchemaError
 
-DEFAULT_COMPILE_TIMEOUT = 30.0
 _FORMAT_VERSION = "1"
 _MEMORY_ENTRIES = 64
 

@@ -26,6 +26,7 @@ from agent.stats import GenerationStats
 from agent.tool_parser import ParsedCall
 
 ChoiceMode = Literal["auto", "none", "required"]
+DEFAULT_MAX_PARALLEL_CALLS = 8
 PieceKind = Literal["text", "reasoning"]
 # How a step's structure was guaranteed: by a grammar while decoding ("llguidance",
 # "regex+llguidance", "regex"), checked on arrival from a server that does not guarantee
@@ -50,7 +51,7 @@ class StepRequest:
     tool_choice: ChoiceMode = "none"
     tool_name: str | None = None
     call_schema: dict[str, Any] | None = None
-    max_parallel_calls: int = 8
+    max_parallel_calls: int = DEFAULT_MAX_PARALLEL_CALLS
     answer: Any = None  # an OutputSpec (agent.constrained.output_types)
     compile_timeout: float = 30.0  # seconds for a grammar the step needs
 

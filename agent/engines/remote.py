@@ -18,9 +18,11 @@ retries, never a hang.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -194,7 +196,9 @@ class RemoteChatModel:
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         url = f"{self.base_url}/chat/completions"
-        async with httpx.AsyncClient(timeout=self.timeout, transport=self._transport) as client:
+        async with httpx.AsyncClient(
+            timeout=self.timeout, transport=self._transport, verify=_ssl_context()
+        ) as client:
             for attempt in range(self.max_retries + 1):
                 try:
                     async with client.stream("POST", url, json=body, headers=headers) as response:
@@ -368,6 +372,15 @@ def _wire_messages(request: StepRequest) -> list[dict[str, Any]]:
         else:
             out.append({"role": role, "content": message.get("content", "")})
     return out
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One verifying context for every request (the CA bundle httpx uses, certifi's):
+    loading it costs ~40 ms, every new client would pay that again."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _estimate_tokens(text: str) -> int:
