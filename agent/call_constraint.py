@@ -104,7 +104,7 @@ def _special_ids(model: Model) -> dict[str, int]:
     found: dict[str, int] = {}
     token_bytes = model.vocabulary.token_bytes
     for name in LFM2_SPECIAL_TOKENS:
-        ids = model.tokenizer.encode(name, add_special_tokens=False)
+        ids = model.encode_fragment(name)
         if len(ids) == 1 and token_bytes[ids[0]] == name.encode():
             found[name] = int(ids[0])
     return found
