@@ -24,7 +24,6 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import mlx.core as mx
 import numpy as np
 
 from agent.constrained import masks
@@ -35,7 +34,7 @@ from agent.constrained.select import EngineChoice, compile_output
 from agent.constrained.target import target_for
 from agent.engines.base import DEFAULT_MAX_PARALLEL_CALLS
 from agent.models.chat_template import LFM2_SPECIAL_TOKENS
-from agent.runtime import Model
+from agent.token_runtime import TokenRuntime as Model
 from agent.tool_parser import CALL_END, CALL_START
 
 State = Literal["start", "free", "call", "answer", "done"]
@@ -85,8 +84,10 @@ class CallTokens:
             cache[with_call] = masks.pack(np.flatnonzero(ids), self.vocab_size)
         return cache[with_call]
 
-    def free_bias(self, width: int, with_call: bool) -> mx.array:
+    def free_bias(self, width: int, with_call: bool) -> Any:
         """`free_words` as a logit bias, kept: free text is most of an agent's tokens."""
+        import mlx.core as mx
+
         cache = self.__dict__.setdefault("_biases", {})
         key = (width, with_call)
         if key not in cache:
@@ -218,7 +219,7 @@ class ToolCallConstraint:
             return words
         raise RuntimeError(f"no tokens are allowed in state {self.state}")
 
-    def logit_bias(self, budget: int, width: int) -> mx.array:
+    def logit_bias(self, budget: int, width: int) -> Any:
         if self._inner is not None:
             return self._inner.logit_bias(budget, width)
         if self.state == "free":

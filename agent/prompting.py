@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.runtime import Model
+    from agent.token_runtime import TokenRuntime as Model
 
 JSON_CALLS_INSTRUCTION = "Output function calls as JSON."
 RAG_INSTRUCTION = (

@@ -19,9 +19,10 @@ from agent.constrained.output_types import resolve_output_type
 from agent.constrained.select import CompiledOutput, EngineChoice, compile_output
 from agent.constrained.target import target_for
 from agent.errors import UserError
-from agent.runtime import GenerationResult, Model, Prompt, TextChunk
 from agent.sampling import SamplingParams
 from agent.stats import GenerationStats
+from agent.token_runtime import GenerationResult, Prompt, TextChunk
+from agent.token_runtime import TokenRuntime as Model
 
 
 class BudgetTooSmallError(UserError):

@@ -290,6 +290,7 @@ class TokenRuntime:
             prompt_tokens=len(tokens),
             cached_prompt_tokens=cached,
             constrained=constraint is not None,
+            engine=self.engine,
         )
         run = _Decode(finish="length")
         decoder = IncrementalDecoder(self.vocabulary)
@@ -354,4 +355,3 @@ class TokenRuntime:
         if constraint is not None and generated:
             stats.mask_us_per_token = run.constraint_s * 1e6 / len(generated)
         yield GenerationResult("".join(text_parts), generated, stats)
-

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import mlx.core as mx
 import numpy as np
 
 from agent.constrained import masks
@@ -170,7 +169,7 @@ class LLGuidanceConstraint:
         self.plan = rest
         return tokens
 
-    def logit_bias(self, budget: int, width: int) -> mx.array:
+    def logit_bias(self, budget: int, width: int) -> Any:
         return masks.bias(self.packed_mask(budget), width)
 
     def packed_mask(self, budget: int) -> np.ndarray:

@@ -248,6 +248,7 @@ class RemoteChatModel:
             finish_reason=_finish(reply.finish, bool(calls)),
             constrained=bool(request.tools and request.tool_choice != "none")
             or (request.answer is not None),
+            engine=self.provider,
         )
         if stats.constrained:
             stats.grammar_engine = UNVERIFIED

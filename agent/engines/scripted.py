@@ -138,6 +138,7 @@ class ScriptedModel:
             ttft_s=total,
             total_s=total,
             finish_reason=finish,
+            engine="scripted",
         )
         yield StepResult(
             raw=answer_text or visible,
