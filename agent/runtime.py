@@ -147,6 +147,7 @@ class Model(TokenRuntime):
             weight_bytes=sum(v.nbytes for _, v in params),
             context_length=self.context_length,
             vocab_size=len(self.vocabulary),
+            engine=self.engine,
         )
 
     # ---------------------------------------------------------------- prompts

@@ -28,6 +28,7 @@ COMMANDS = [
     ["models"],
     ["models", "list"],
     ["models", "pull"],
+    ["engines"],
     ["ingest"],
     ["search"],
     ["eval"],

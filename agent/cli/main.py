@@ -10,7 +10,19 @@ import os
 import sys
 from collections.abc import Sequence
 
-from agent.cli import chat, demo, extract, generate, ingest, models, plan, run, search, sessions
+from agent.cli import (
+    chat,
+    demo,
+    engines,
+    extract,
+    generate,
+    ingest,
+    models,
+    plan,
+    run,
+    search,
+    sessions,
+)
 from agent.cli import eval as eval_command
 from agent.cli.common import EXIT_USER_ERROR, CliParser
 from agent.errors import UserError
@@ -24,6 +36,7 @@ COMMANDS = (
     sessions,
     plan,
     models,
+    engines,
     ingest,
     search,
     eval_command,

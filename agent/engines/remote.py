@@ -115,6 +115,7 @@ class RemoteChatModel:
             weight_bytes=0,
             context_length=self._context,
             vocab_size=0,
+            engine=self.provider,
         )
 
     def reset(self) -> None:

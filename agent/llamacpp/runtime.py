@@ -129,6 +129,7 @@ class LlamaCppModel(TokenRuntime):
             weight_bytes=int(lib.llama_model_size(self.llm.model)),
             context_length=self.context_length,
             vocab_size=len(self.vocabulary),
+            engine=self.engine,
         )
 
     # ---------------------------------------------------------------- prompts
