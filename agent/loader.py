@@ -57,8 +57,8 @@ def choose_engine(spec: str, engine: str = "auto") -> Literal["mlx", "llama.cpp"
         return "llama.cpp"
     if source is not None and source.kind == "file":
         return "llama.cpp"  # checked for installation when it loads
-    if apple_silicon() or source is None or not is_available():
-        return "mlx"
+    if apple_silicon() or source is None or source.kind == "tiny" or not is_available():
+        return "mlx"  # the tiny GGUF is llama.cpp's test model: asked for by name only
     return "llama.cpp"
 
 

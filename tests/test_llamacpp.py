@@ -101,9 +101,10 @@ def test_forced_tool_call_step_and_two_step_run(smollm2_gguf):
 
 def test_engine_choice_is_checked_before_loading():
     assert choose_engine("smollm2", "llama.cpp") == "llama.cpp"
-    assert choose_engine("tiny", "auto") == "mlx"  # no GGUF of the random-weight model
+    assert choose_engine("tiny", "auto") == "mlx"  # its GGUF is asked for by name only
+    assert choose_engine("tiny", "llama.cpp") == "llama.cpp"
     with pytest.raises(UserError, match="no GGUF"):
-        choose_engine("tiny", "llama.cpp")
+        choose_engine("tiny-large-vocab", "llama.cpp")
     with pytest.raises(UserError, match=r"--engine llama\.cpp"):
         choose_engine("gguf:model.gguf", "mlx")
     with pytest.raises(UserError, match="--engine must be"):
@@ -138,3 +139,38 @@ def test_engines_command_lists_every_engine():
     engines = {e["name"]: e for e in json.loads(proc.stdout)}
     assert set(engines) == {"mlx", "llama.cpp", "openai"}
     assert engines["llama.cpp"]["available"] and engines["llama.cpp"]["version"]
+
+
+def _plan(*args: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent.cli.main", "plan", "--json", *args],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_memory_plan_of_gguf_quants_and_files(smollm2_gguf):
+    q4 = _plan("--engine", "llama.cpp", "--model", "LiquidAI/LFM2-8B-A1B-GGUF:Q4_K_M",
+               "--context", "32768")  # fmt: skip
+    q3 = _plan("--engine", "llama.cpp", "--model", "LiquidAI/LFM2-8B-A1B-GGUF:Q3_K_M",
+               "--context", "32768")  # fmt: skip
+    assert 3 * 2**30 < q3["weights_bytes"] < q4["weights_bytes"] < 6 * 2**30
+    assert q3["KV_cache_bytes"] == q4["KV_cache_bytes"] > 0  # the same attention layers
+    local = _plan("--model", f"gguf:{smollm2_gguf.info.path}", "--context", "4096")
+    from pathlib import Path
+
+    assert local["weights_bytes"] == Path(smollm2_gguf.info.path).stat().st_size
+    bigger = _plan("--model", f"gguf:{smollm2_gguf.info.path}", "--context", "8192")
+    assert bigger["KV_cache_bytes"] == 2 * local["KV_cache_bytes"]
+
+
+def test_tiny_gguf_has_lfm2_tokens_and_template(tiny):
+    """The llama.cpp test model tokenises and renders exactly as the MLX tiny does."""
+    gguf = load_model("tiny", engine="llama.cpp", reuse=True)
+    messages = [{"role": "user", "content": "Call a tool <|tool_call_start|> please"}]
+    assert gguf.chat_prompt(messages) == tiny.chat_prompt(messages)
+    prompt = tiny.chat_prompt(messages)
+    assert gguf.encode(prompt) == tiny.encode(prompt)
+    assert gguf.vocabulary.token_bytes == tiny.vocabulary.token_bytes
+    assert gguf.eos_token_ids >= tiny.eos_token_ids

