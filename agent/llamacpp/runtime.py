@@ -85,6 +85,19 @@ def decode_threads() -> int:
     return max(1, (os.cpu_count() or 1) // 2)
 
 
+def batch_threads() -> int:
+    """Threads for prefill: `EDGE_AGENT_BATCH_THREADS`, else every CPU.
+
+    On cores busy with other work, spinning workers hurt prefill as well (measured on 2
+    loaded cores with SmolLM2: about 100 tok/s with one thread, 18 with two), so a
+    benchmark on a shared machine can ask for fewer.
+    """
+    value = os.environ.get("EDGE_AGENT_BATCH_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return os.cpu_count() or 1
+
+
 class LlamaCppModel(TokenRuntime):
     """A GGUF model in llama.cpp, with edge-agent's prompt, cache and grammar handling."""
 
@@ -113,7 +126,7 @@ class LlamaCppModel(TokenRuntime):
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelNotFoundError(f"no GGUF file at {self.path}")
-        cpus = os.cpu_count() or 1
+        cpus = batch_threads()
         try:
             self.llm = llama_cpp.Llama(
                 model_path=str(self.path),
