@@ -75,6 +75,12 @@ class LocalChatModel:
 
     # ------------------------------------------------------------------ facts
     @property
+    def native_calls(self) -> bool:
+        """Whether calls are LFM2 call blocks (the vocabulary has the call tokens and
+        they are used); else a bare JSON payload, constrained or parsed."""
+        return self._tokens is not None
+
+    @property
     def context_length(self) -> int:
         return self.model.context_length
 
