@@ -497,6 +497,79 @@ def test_call_schema_compiles_to_a_grammar_for_the_tiny_model(tiny):
     assert compiled.grammar.min_tokens() > 0
 
 
+ROUTE = {
+    "name": "get_traffic_info",
+    "description": "Traffic between two places.",
+    "parameters": {
+        "type": "dict",
+        "properties": {
+            "start_location": {"type": "string", "description": "Where the trip starts."},
+            "end_location": {"type": "string", "description": "Where it ends."},
+            "mode": {
+                "type": "dict",
+                "properties": {"vehicle": {"type": "string"}, "avoid": {"type": "string"}},
+                "required": ["vehicle", "avoid"],
+            },
+        },
+        "required": ["start_location", "end_location", "mode"],
+    },
+}
+
+
+def _reordered(definition: dict, order: list[str]) -> dict:
+    copy = json.loads(json.dumps(definition))
+    props = copy["parameters"]["properties"]
+    copy["parameters"]["properties"] = {name: props[name] for name in order}
+    return copy
+
+
+def _keys(schema: dict) -> list[str]:
+    return list(schema["properties"]["arguments"]["properties"])
+
+
+def test_definitions_keep_their_property_order():
+    """The prompt and the grammar list parameters in the definition's own order (a
+    model asked for `end_location` first swaps the cities), nested objects included,
+    and a definition with the same content in another order keeps its own order."""
+    registry = ToolRegistry()
+    registry.add_definitions([ROUTE])
+    schema = registry.call_schema()
+    assert _keys(schema) == ["start_location", "end_location", "mode"]
+    nested = schema["properties"]["arguments"]["properties"]["mode"]["properties"]
+    assert list(nested) == ["vehicle", "avoid"]
+    listed = registry.openai_tools()[0]["function"]["parameters"]
+    assert list(listed["properties"]) == ["start_location", "end_location", "mode"]
+    assert list(listed["properties"]["start_location"]) == ["type", "description"]
+    other = ToolRegistry()
+    other.add_definitions([_reordered(ROUTE, ["mode", "end_location", "start_location"])])
+    assert _keys(other.call_schema()) == ["mode", "end_location", "start_location"]
+    assert _keys(registry.call_schema()) == ["start_location", "end_location", "mode"]
+
+
+def test_constrained_calls_follow_each_definitions_order(tiny):
+    """Through the agent's call path on one model: the compiled grammar of one order is
+    not reused for the same definition in another order."""
+    from agent import Agent
+    from agent.events import ToolCallEvent
+
+    def first_call_keys(definition: dict) -> list[str]:
+        registry = ToolRegistry()
+        registry.add_definitions([definition])
+        agent = Agent(tiny, registry, tool_choice="required", max_steps=1, max_tokens=80)
+        result = agent.run("Traffic from Boston to New York?")
+        (call,) = result.of_type(ToolCallEvent)
+        raw = agent.messages[1]["content"]
+        pairs = json.loads(
+            raw[raw.index("[") : raw.rindex("]") + 1], object_pairs_hook=lambda kv: kv
+        )
+        assert call.name == "get_traffic_info"
+        return [key for key, _ in dict(pairs[0])["arguments"]]
+
+    assert first_call_keys(ROUTE) == ["start_location", "end_location", "mode"]
+    flipped = _reordered(ROUTE, ["end_location", "mode", "start_location"])
+    assert first_call_keys(flipped) == ["end_location", "mode", "start_location"]
+
+
 # ------------------------------------------------------------------ load_module
 def test_load_module(tmp_path):
     module = tmp_path / "my_tools.py"

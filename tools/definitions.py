@@ -84,11 +84,14 @@ def _matches(value: Any, json_type: str) -> bool:
 def normalize_parameters(parameters: Any, tool_name: str) -> dict[str, Any]:
     """A definition's `parameters` as a strict JSON Schema object schema.
 
-    Results are memoised by content: benchmark suites load the same definitions once
-    per test case, and the meta-schema check costs milliseconds each time.
+    Key order is kept as written: the order of `properties` is the order in which the
+    prompt lists the parameters and the call grammar asks for them, and the author's
+    order (say, `start_location` before `end_location`) is the one a model expects.
+    Results are memoised by content, order included: benchmark suites load the same
+    definitions once per test case, and the meta-schema check costs milliseconds.
     """
     try:
-        key = json.dumps(parameters, sort_keys=True, allow_nan=False)
+        key = json.dumps(parameters, allow_nan=False)
     except (TypeError, ValueError):
         raise ToolDefinitionError(tool_name, "'parameters' is not JSON data") from None
     cached = _NORMALIZED.get(key)
