@@ -33,6 +33,7 @@ COMMANDS = [
     ["search"],
     ["eval"],
     ["eval", "bfcl"],
+    ["eval", "bfcl", "run"],
     ["eval", "bfcl", "score"],
 ]
 HEAVY = ("mlx", "mlx_lm", "transformers", "jsonschema", "numpy", "textual", "outlines_core")
