@@ -356,3 +356,25 @@ def test_cli_bad_input_is_one_line_before_any_model_loads(
     assert code == 2
     assert message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_run_against_an_openai_compatible_server(bfcl_dir, tmp_path, capsys):
+    """Any engine: a remote server gets the tools with tool_choice "required" and its
+    calls are scored as they come."""
+    from openai_stub import StubReply, StubServer, running
+
+    cases = select_cases(load_cases("simple_python", bfcl_dir), 2)
+    replies = [
+        StubReply(calls=[(c["name"], json.dumps(c["arguments"])) for c in ground_truth_calls(case)])
+        for case in cases
+    ]
+    with running(StubServer(replies)) as stub:
+        code = _run(["--base-url", stub.url, "--model", "stub", "--category", "simple_python",
+                     "--limit", "2", "--mode", "constrained", "--out", str(tmp_path),
+                     "--data", str(bfcl_dir), "--json"])  # fmt: skip
+    assert code == 0
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    assert (row["cases"], row["correct"], row["valid"]) == (2, 2, 2)
+    sent = stub.requests[0]
+    assert sent["tool_choice"] == "required"
+    assert sent["tools"][0]["function"]["name"] == cases[0].functions[0]["name"]
