@@ -54,6 +54,12 @@ class StepRequest:
     max_parallel_calls: int = DEFAULT_MAX_PARALLEL_CALLS
     answer: Any = None  # an OutputSpec (agent.constrained.output_types)
     compile_timeout: float = 30.0  # seconds for a grammar the step needs
+    # Whitespace a grammar allows between JSON tokens of calls and answers (a bounded
+    # regex such as "[ ]?"); "" is compact JSON.
+    whitespace: str = ""
+    # Refuse the token that would repeat a cycle inside a constrained value
+    # (agent.constrained.loop_guard); engines without grammars ignore it.
+    loop_guard: bool = False
 
 
 @dataclass

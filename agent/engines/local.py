@@ -61,7 +61,7 @@ class LocalChatModel:
         self.name = model.name
         self._ledger = PromptLedger()
         self._tokens = CallTokens.for_model(model) if native_calls else None
-        self._grammars: dict[tuple[str, str], Grammar] = {}
+        self._grammars: dict[tuple[str, str, str], Grammar] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -126,12 +126,17 @@ class LocalChatModel:
         splitter = OutputSplitter()
         visible: list[str] = []
         result: GenerationResult | None = None
+        decode = plan.constraint
+        if request.loop_guard and decode is not None:
+            from agent.constrained.loop_guard import LoopGuard
+
+            decode = LoopGuard(decode)
         async for item in stream_on_model_thread(
             model,
             prompt,
             max_tokens=max_tokens,
             sampling=request.sampling,
-            constraint=plan.constraint,
+            constraint=decode,
             should_stop=should_stop,
         ):
             if isinstance(item, TextChunk):
@@ -170,13 +175,18 @@ class LocalChatModel:
         """How this step is decoded and parsed (compiles grammars: run it off the loop)."""
         mode = request.tool_choice
         timeout = request.compile_timeout
-        answer = self._grammar("answer", request.answer, None, timeout) if request.answer else None
+        space = request.whitespace
+        answer = (
+            self._grammar("answer", request.answer, None, timeout, space)
+            if request.answer
+            else None
+        )
         calls = None
         if mode != "none":
             assert request.call_schema is not None
             schema = calls_schema(request.call_schema, request.max_parallel_calls)
             end = self._tokens.call_end if self._tokens is not None else None
-            calls = self._grammar("calls", schema, end, timeout)
+            calls = self._grammar("calls", schema, end, timeout, space)
         engine = (calls or answer).engine if (calls or answer) is not None else ""
         if self._tokens is not None:
             constraint = ToolCallConstraint(
@@ -192,14 +202,16 @@ class LocalChatModel:
                          engine=answer.engine)  # fmt: skip
         return _Plan(None, 1, bare=mode != "none")
 
-    def _grammar(self, kind: str, output: Any, end: int | None, timeout: float) -> Grammar:
+    def _grammar(
+        self, kind: str, output: Any, end: int | None, timeout: float, whitespace: str = ""
+    ) -> Grammar:
         """A compiled grammar, kept for the model's lifetime (tool sets repeat per step)."""
         from agent.constrained.output_types import resolve_output_type
 
         spec = output if isinstance(output, OutputSpec) else resolve_output_type(output)
         # Key order is part of the key: a grammar asks for properties in schema order.
         key = (kind, json.dumps(spec.json_schema) if spec.kind == "json"
-               else f"{spec.kind}:{spec.pattern}")  # fmt: skip
+               else f"{spec.kind}:{spec.pattern}", whitespace)  # fmt: skip
         with self._lock:
             grammar = self._grammars.get(key)
         if grammar is None:
@@ -207,6 +219,7 @@ class LocalChatModel:
                 spec,
                 target_for(self.model),
                 end_ids=(end,) if end is not None else None,
+                whitespace=whitespace,
                 timeout=timeout,
             ).grammar
             with self._lock:

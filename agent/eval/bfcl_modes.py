@@ -43,6 +43,9 @@ MODE_SETS: dict[str, tuple[Mode, ...]] = {
     "all": MODES,
 }
 FreePrompt = Literal["native", "bfcl"]
+# llama.cpp's JSON-schema grammars allow this between tokens (its SPACE_RULE: nothing,
+# a space, or one or two newlines and up to 20 spaces or tabs); the baseline mirrors it.
+BASELINE_WHITESPACE = r"(?: |\n{1,2}[ \t]{0,20})?"
 
 
 def case_registry(case: BfclCase) -> ToolRegistry:
@@ -92,9 +95,16 @@ class ModeRequest:
 
 
 def build_request(
-    mode: Mode, case: BfclCase, sampling: SamplingParams, free_prompt: FreePrompt = "native"
+    mode: Mode,
+    case: BfclCase,
+    sampling: SamplingParams,
+    free_prompt: FreePrompt = "native",
+    call_whitespace: str = "",
+    loop_guard: bool = False,
 ) -> ModeRequest:
-    """The step request of `case` in `mode` (see the module docstring)."""
+    """The step request of `case` in `mode` (see the module docstring); `call_whitespace`
+    is what constrained mode's call grammar allows between JSON tokens, `loop_guard`
+    turns on its guard against loops inside values."""
     from agent.engines.base import StepRequest
     from agent.prompting import system_prompt
 
@@ -110,6 +120,8 @@ def build_request(
             tools=registry.openai_tools(),
             tool_choice=choice,
             call_schema=registry.call_schema(),
+            whitespace=call_whitespace if mode == "constrained" else "",
+            loop_guard=loop_guard and mode == "constrained",
         )
         return ModeRequest(mode, request, "calls")
     if mode == "free":
@@ -119,7 +131,13 @@ def build_request(
     if mode == "baseline":
         prompt = baseline_prompt(case, many_calls(case))
         answer = None if no_call else baseline_answer(case)
-        request = StepRequest(prompt.system or "", prompt.messages, sampling, answer=answer)
+        request = StepRequest(
+            prompt.system or "",
+            prompt.messages,
+            sampling,
+            answer=answer,
+            whitespace=BASELINE_WHITESPACE,
+        )
         return ModeRequest(mode, request, "json")
     raise ValueError(f"unknown mode {mode!r}")
 

@@ -279,6 +279,8 @@ class BfclRunner:
         sampling: SamplingParams,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         free_prompt: str = "auto",
+        call_whitespace: str = "",
+        loop_guard: bool = False,
         progress: ProgressCallback = _no_progress,
         warn: Callable[[str], None] = lambda message: None,
     ) -> None:
@@ -288,6 +290,8 @@ class BfclRunner:
         self.sampling = sampling
         self.max_tokens = max_tokens
         self.free_prompt: FreePrompt = free_prompt_for(model, free_prompt)
+        self.call_whitespace = call_whitespace
+        self.loop_guard = loop_guard
         self.progress = progress
         self.warn = warn
         self._stop = threading.Event()
@@ -322,7 +326,9 @@ class BfclRunner:
 
     async def run_case(self, mode: Mode, case: BfclCase) -> ResultRecord:
         """One case in one mode, as the record the results file gets."""
-        mode_request = build_request(mode, case, self.sampling, self.free_prompt)
+        mode_request = build_request(
+            mode, case, self.sampling, self.free_prompt, self.call_whitespace, self.loop_guard
+        )
         engine = self.engine(mode)
         t0 = time.perf_counter()
         prepared = await asyncio.to_thread(engine.prepare, mode_request.request)
