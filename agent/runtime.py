@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -30,6 +30,9 @@ from agent.sampling import SamplingParams
 from agent.stats import GenerationStats
 from agent.stopping import partial_tail
 from agent.vocab import IncrementalDecoder, Vocabulary, build_vocabulary
+
+if TYPE_CHECKING:
+    from agent.prompt_cache import PromptCachePool
 
 Message = dict[str, Any]
 Prompt = str | Sequence[int] | Sequence[Message]
@@ -155,6 +158,7 @@ class Model:
         self.default_sampling = _default_sampling(path)
         self.load_seconds = load_seconds
         self._state = _CacheState()
+        self._pool: PromptCachePool[_CacheState] | None = None
         self._lock = threading.Lock()
         self._settled = False
         self._lists_tools: bool | None = None
@@ -255,7 +259,12 @@ class Model:
         elif len(prompt) > 0 and isinstance(prompt[0], dict):
             text = self.chat_prompt(prompt)  # type: ignore[arg-type]
         else:
-            return [int(t) for t in prompt], None  # type: ignore[union-attr]
+            ids = [int(t) for t in prompt]  # type: ignore[union-attr]
+            if self._pool is not None:
+                self._state = self._pool.exchange(self._state, _CacheState, tokens=ids)
+            return ids, None
+        if self._pool is not None:
+            self._state = self._pool.exchange(self._state, _CacheState, text=text)
         state = self._state
         if (
             state.history_text is not None
@@ -269,7 +278,15 @@ class Model:
 
     # ------------------------------------------------------------------ cache
     def reset_cache(self) -> None:
+        """Forget every cached prompt (the active one and any kept in a pool)."""
         self._state = _CacheState()
+        if self._pool is not None:
+            self._pool.clear()
+
+    def keep_prompt_caches(self, pool: PromptCachePool[Any] | None) -> None:
+        """Keep the caches of recent prompts in `pool` (agent.prompt_cache), so that
+        conversations taking turns (a server's) each extend their own; None keeps one."""
+        self._pool = pool
 
     def _reuse_cache(self, tokens: list[int]) -> int:
         """Prepare the cache for `tokens`; return how many of them it already holds."""
