@@ -10,7 +10,19 @@ import os
 import sys
 from collections.abc import Sequence
 
-from agent.cli import chat, demo, extract, generate, ingest, models, plan, run, search, sessions
+from agent.cli import (
+    chat,
+    demo,
+    extract,
+    generate,
+    ingest,
+    models,
+    plan,
+    run,
+    search,
+    serve,
+    sessions,
+)
 from agent.cli import eval as eval_command
 from agent.cli.common import EXIT_USER_ERROR, CliParser
 from agent.errors import UserError
@@ -21,6 +33,7 @@ COMMANDS = (
     generate,
     extract,
     run,
+    serve,
     sessions,
     plan,
     models,
