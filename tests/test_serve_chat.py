@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+import httpx
+import numpy as np
 import pytest
 from openai import OpenAI
 from pydantic import BaseModel
@@ -275,3 +277,23 @@ def test_time_tool_round_trip(client):
     )  # fmt: skip
     for name, arguments in assert_valid_calls(reply.choices[0].message.tool_calls):
         assert name == "time_in" and isinstance(arguments["hours24"], bool)
+
+
+def test_embeddings_are_the_minilm_encoder_s(client, url):
+    from agent.errors import ModelUnavailableError
+    from agent.retriever.embeddings import load_embedder
+
+    try:
+        embedder = load_embedder()
+    except ModelUnavailableError as exc:
+        pytest.skip(f"all-MiniLM-L6-v2 wheel not available: {exc}")
+    texts = ["The weather is lovely today.", "He drove to the stadium."]
+    reply = client.embeddings.create(model="sentence-transformers/all-MiniLM-L6-v2", input=texts)
+    vectors = np.array([d.embedding for d in reply.data], dtype=np.float32)
+    np.testing.assert_allclose(vectors, embedder.embed(texts), atol=1e-5)
+    assert reply.usage.prompt_tokens == sum(embedder.count_tokens(texts))
+    # The float encoding (the SDK asks for base64) carries the same numbers.
+    body = httpx.post(url + "/embeddings", json={"input": texts[0], "encoding_format": "float"})
+    np.testing.assert_allclose(body.json()["data"][0]["embedding"], vectors[0], atol=1e-6)
+    wrong = httpx.post(url + "/embeddings", json={"input": "x", "model": "tiny"})
+    assert wrong.status_code == 404 and "all-MiniLM-L6-v2" in wrong.json()["error"]["message"]
