@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Literal
 
 import jsonschema
@@ -175,3 +176,19 @@ def test_loopback_names_need_no_key(host):
         pytest.skip(f"{host} does not resolve here")
     assert is_loopback(host)
     check_exposure(host, None)  # no error
+
+
+def test_the_openai_agent_example_runs_its_loop_against_a_server():
+    example = Path(__file__).resolve().parents[1] / "examples" / "openai_agent.py"
+    proc = subprocess.run(
+        [sys.executable, str(example), "--serve", "tiny", "Weather in Oslo?"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "step 1: tool_calls" in proc.stderr and "Traceback" not in proc.stderr
+    assert re.search(r"  (forecast|multiply)\(\{.*\}\) -> ", proc.stderr)
+    second = re.search(r"step 2: \w+; prompt \d+ tok \((\d+) cached\)", proc.stderr)
+    assert second and int(second.group(1)) > 0, proc.stderr

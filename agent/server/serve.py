@@ -175,12 +175,19 @@ def serve_in_background(
 
 
 def settle_here(engine: ChatModel) -> None:
-    """Evaluate a local model's lazy arrays on this thread, where it was most likely
-    loaded: MLX arrays belong to the thread that made them, and the server's event loop
-    (which settles the model before each generation) may run on another thread."""
+    """Evaluate a local model's lazy arrays where they were made: on this thread (a
+    model loaded by the caller), else on the model thread (`load_chat_model` loads
+    there). MLX arrays belong to the thread that made them, and the server's event
+    loop, which settles the model before each generation, may run on a third thread."""
     runtime = getattr(engine, "model", None)
-    if hasattr(runtime, "settle"):
+    if not hasattr(runtime, "settle"):
+        return
+    try:
         runtime.settle()  # type: ignore[union-attr]
+    except RuntimeError:  # "There is no Stream(cpu, 0) in current thread"
+        from agent.model_thread import model_executor
+
+        model_executor().submit(runtime.settle).result()  # type: ignore[union-attr]
 
 
 def configure_logging(stream: Any = None) -> None:
