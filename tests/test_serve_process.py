@@ -127,12 +127,12 @@ def test_the_agent_loop_gets_valid_calls_from_a_real_server_and_ctrl_c_stops_it(
     assert "Traceback" not in text
     assert "edge-agent serve: stopped" in text
     assert "tiny (3-bit" in text  # the model and its quantization are shown on start
-    # One line per request; the second step extends the first one's prompt cache by
-    # exactly what the model saw and generated (the server restores its call block).
+    # One line per request; the second step extends the first one's prompt cache past
+    # its prompt, into the call block the server restored as it was generated.
     first = re.search(r"#1 tool_calls \| queue \d+ ms \| prompt (\d+) tok .*\| (\d+) tok", text)
     second = re.search(r"#2 \w+ \| queue \d+ ms \| prompt \d+ tok \((\d+) cached\)", text)
     assert first and second, text
-    assert int(second.group(1)) == int(first.group(1)) + int(first.group(2)) - 1
+    assert int(first.group(1)) < int(second.group(1)) < int(first.group(1)) + int(first.group(2))
 
 
 def test_an_api_key_from_the_environment_protects_a_real_server():
