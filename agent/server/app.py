@@ -387,39 +387,48 @@ def _cancelled() -> APIError:
 
 async def _sse(
     generation: Generation, envelope: Envelope, plan: ChatPlan, watcher: asyncio.Task
-) -> AsyncIterator[dict[str, str]]:
-    """The generation as `chat.completion.chunk` events, then `[DONE]`."""
-    usage = plan.include_usage
+) -> AsyncIterator[bytes]:
+    """The generation as `chat.completion.chunk` events, then `[DONE]`.
 
-    def event(body: dict[str, Any]) -> dict[str, str]:
-        return {"data": json.dumps(body, ensure_ascii=False, separators=(",", ":"))}
-
+    Text that arrived while the client was being written to goes out as one chunk
+    (a loaded machine then sends fewer, larger events instead of falling behind).
+    """
+    writer = responses.ChunkWriter(envelope, plan.include_usage)
+    events = generation.events
+    held: list[Any] = []  # an item taken while coalescing, to handle next
     finished = ended = False
     try:
-        yield event(responses.chunk(envelope, {"role": "assistant", "content": ""},
-                                    include_usage=usage))  # fmt: skip
+        yield writer.delta({"role": "assistant", "content": ""})
         while True:
-            item = await generation.events.get()
+            item = held.pop() if held else await events.get()
+            if isinstance(item, TextPiece):
+                text = [item.text]
+                while not events.empty():  # coalesce what is already waiting
+                    following = events.get_nowait()
+                    if isinstance(following, TextPiece) and following.kind == item.kind:
+                        text.append(following.text)
+                    else:
+                        held.append(following)
+                        break
+                key = "reasoning_content" if item.kind == "reasoning" else "content"
+                yield writer.text(key, "".join(text))
+                continue
             if item is END:
                 break
-            if isinstance(item, TextPiece):
-                key = "reasoning_content" if item.kind == "reasoning" else "content"
-                yield event(responses.chunk(envelope, {key: item.text}, include_usage=usage))
-            elif isinstance(item, Outcome):
+            if isinstance(item, Outcome):
                 for delta in responses.tool_call_deltas(item.tool_calls):
-                    yield event(responses.chunk(envelope, delta, include_usage=usage))
-                yield event(responses.chunk(envelope, {}, item.finish_reason,
-                                            include_usage=usage))  # fmt: skip
-                if usage:
-                    yield event(responses.usage_chunk(envelope, item))
+                    yield writer.delta(delta)
+                yield writer.delta({}, item.finish_reason)
+                if plan.include_usage:
+                    yield writer.event(responses.usage_chunk(envelope, item))
                 ended = True
             elif isinstance(item, BaseException):
-                yield event(from_exception(item).body())
+                yield writer.event(from_exception(item).body())
                 ended = True
         if not ended:  # cancelled by the server (it is stopping): say so, do not just end
-            yield event(_cancelled().body())
+            yield writer.event(_cancelled().body())
         finished = True
-        yield {"data": "[DONE]"}
+        yield responses.DONE
     finally:
         if not finished:
             generation.ticket.cancel.set()  # the client went away: stop at the next token

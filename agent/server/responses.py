@@ -152,3 +152,38 @@ def tool_call_deltas(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
         body = {"index": index, "function": {"arguments": call["function"]["arguments"]}}
         deltas += [{"tool_calls": [head]}, {"tool_calls": [body]}]
     return deltas
+
+
+class ChunkWriter:
+    """SSE events of one stream, encoded once per event.
+
+    A text delta is the hot path (one per generated token): its JSON is a fixed prefix
+    and suffix around the JSON of the text, equal to `chunk(...)`'s, built once.
+    """
+
+    def __init__(self, envelope: Envelope, include_usage: bool) -> None:
+        self.envelope = envelope
+        self.include_usage = include_usage
+        head = _compact(chunk(envelope, {"content": ""}, include_usage=include_usage))
+        marker = '"delta":{"content":""}'
+        at = head.index(marker)
+        self._prefix = head[: at + len('"delta":{')]
+        self._suffix = head[at + len(marker) - 1 :]
+
+    def text(self, key: str, text: str) -> bytes:
+        """A delta of `content` or `reasoning_content`."""
+        body = f'{self._prefix}"{key}":{json.dumps(text, ensure_ascii=False)}{self._suffix}'
+        return b"data: " + body.encode() + b"\n\n"
+
+    def event(self, body: dict[str, Any]) -> bytes:
+        return b"data: " + _compact(body).encode() + b"\n\n"
+
+    def delta(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return self.event(chunk(self.envelope, delta, finish, include_usage=self.include_usage))
+
+
+DONE = b"data: [DONE]\n\n"
+
+
+def _compact(body: dict[str, Any]) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
