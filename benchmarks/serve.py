@@ -8,9 +8,10 @@ Each model is served by a real `edge-agent serve` process on this machine and lo
 this process too; the two never run at the same time, and runs alternate between them so
 that other load on the machine falls on both alike.
 
-1. Decode throughput: the same prompt, seed and sampling in process (the engine the
-   agent uses, `LocalChatModel.stream`) and through the server (SSE read with httpx);
-   tokens/s between the first and the last streamed token, as a client sees them.
+1. Decode throughput: the same prompts, seeds and sampling in process (the engine the
+   agent uses, `LocalChatModel.stream`) and through the server (SSE read with httpx),
+   in ABBA order; tokens/s from the first streamed token to the end of the stream, as a
+   client sees them, over all the runs together.
 2. Time to first token of a follow-up turn in a ~2,000-token conversation: cold (a
    conversation the server has no cache for), warm (right after the previous turn) and
    warm after another conversation ran in between (the cache kept in the pool).
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import signal
 import statistics
@@ -104,21 +106,33 @@ class Streamed:
     """One streamed completion as the client saw it."""
 
     t_first: float  # seconds from the request to the first token
-    t_last: float
+    t_end: float  # ... to the end of the stream
     tokens: int
     usage: dict[str, Any]
-    elapsed: float
+    cpu_s: float = 0.0  # CPU time the generating process spent on it (all its threads)
 
     @property
     def decode_tps(self) -> float:
-        span = self.t_last - self.t_first
+        span = self.t_end - self.t_first
         return (self.tokens - 1) / span if self.tokens > 1 and span > 0 else 0.0
 
 
-async def stream_chat(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> Streamed:
+def process_cpu_s(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (this one by default), all threads."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def stream_chat(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any], pid: int | None = None
+) -> Streamed:
+    """One streamed completion; with the server's `pid`, its CPU time too (Linux)."""
     body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+    cpu0 = process_cpu_s(pid) if pid else 0.0
     t0 = time.perf_counter()
-    t_first = t_last = 0.0
+    t_first = 0.0
     usage: dict[str, Any] = {}
     async with client.stream("POST", f"{url}/chat/completions", json=body) as response:
         if response.status_code != 200:
@@ -132,14 +146,11 @@ async def stream_chat(client: httpx.AsyncClient, url: str, body: dict[str, Any])
             if chunk.get("usage"):
                 usage = chunk["usage"]
             for choice in chunk.get("choices") or []:
-                if choice["delta"].get("content"):
-                    now = time.perf_counter() - t0
-                    t_first = t_first or now
-                    t_last = now
-    elapsed = time.perf_counter() - t0
-    return Streamed(
-        t_first or elapsed, t_last or elapsed, usage["completion_tokens"], usage, elapsed
-    )
+                if choice["delta"].get("content") and not t_first:
+                    t_first = time.perf_counter() - t0
+    t_end = time.perf_counter() - t0
+    cpu = process_cpu_s(pid) - cpu0 if pid else 0.0
+    return Streamed(t_first or t_end, t_end, usage["completion_tokens"], usage, cpu)
 
 
 # ---------------------------------------------------------------------- 1. throughput
@@ -150,20 +161,26 @@ async def in_process(engine: LocalChatModel, body: dict[str, Any]) -> Streamed:
         messages=body["messages"],
         sampling=engine.default_sampling.with_overrides(seed=body["seed"]),
     )
+    cpu0 = process_cpu_s()
     t0 = time.perf_counter()
     prepared = await asyncio.to_thread(engine.prepare, request)
-    t_first = t_last = 0.0
+    t_first = 0.0
     result = None
     async for item in engine.stream(prepared, body["max_tokens"]):
         if isinstance(item, TextPiece):
-            now = time.perf_counter() - t0
-            t_first = t_first or now
-            t_last = now
+            t_first = t_first or time.perf_counter() - t0
         else:
             result = item
     assert result is not None
-    elapsed = time.perf_counter() - t0
-    return Streamed(t_first, t_last, result.stats.generated_tokens, {}, elapsed)
+    t_end = time.perf_counter() - t0
+    return Streamed(t_first or t_end, t_end, result.stats.generated_tokens, {},
+                    process_cpu_s() - cpu0)  # fmt: skip
+
+
+def _rate(runs: list[Streamed]) -> float:
+    """Tokens after the first over the time they took, summed over the runs (a run that
+    ended early weighs less than a median would let it)."""
+    return sum(s.tokens - 1 for s in runs) / sum(s.t_end - s.t_first for s in runs)
 
 
 def throughput(spec: str, served: Served, tokens: int, runs: int) -> dict[str, Any]:
@@ -181,24 +198,30 @@ def throughput(spec: str, served: Served, tokens: int, runs: int) -> dict[str, A
                     "max_tokens": tokens,
                     "seed": run,
                 }
-                local.append(await in_process(engine, body))
-                remote.append(await stream_chat(client, served.url, body))
+                pid = served.proc.pid if sys.platform == "linux" else None
+                if run % 2 == 0:  # ABBA: a drift in the machine's load falls on both alike
+                    local.append(await in_process(engine, body))
+                    remote.append(await stream_chat(client, served.url, body, pid))
+                else:
+                    remote.append(await stream_chat(client, served.url, body, pid))
+                    local.append(await in_process(engine, body))
                 # The same prompt, seed and sampling: the same tokens either way.
                 assert local[-1].tokens == remote[-1].tokens, (local[-1], remote[-1])
         return local, remote
 
     local, remote = asyncio.run(measure())
     engine.reset()
-    local_tps = statistics.median(s.decode_tps for s in local)
-    remote_tps = statistics.median(s.decode_tps for s in remote)
     server_side = statistics.median(s.usage["edge_agent"]["decode_tokens_per_s"] for s in remote)
+    tokens_all = sum(s.tokens for s in remote)
     return {
+        "cpu_local_ms": sum(s.cpu_s for s in local) * 1000 / tokens_all,
+        "cpu_remote_ms": sum(s.cpu_s for s in remote) * 1000 / tokens_all,
         "model": spec,
-        "tokens": statistics.median(s.tokens for s in remote),
-        "local_tps": local_tps,
-        "remote_tps": remote_tps,
+        "tokens": sum(s.tokens for s in remote),
+        "local_tps": _rate(local),
+        "remote_tps": _rate(remote),
         "server_tps": server_side,
-        "ratio": remote_tps / local_tps,
+        "ratio": _rate(remote) / _rate(local),
         "ratios": [r.decode_tps / loc.decode_tps for loc, r in zip(local, remote, strict=True)],
     }
 
@@ -311,6 +334,65 @@ def _pct(values: list[float], p: int) -> float:
 
 
 # ---------------------------------------------------------------------- report
+def report_throughput(t: dict[str, Any], tokens: int, runs: int) -> None:
+    print(
+        f"Decode throughput: {runs} runs of up to {tokens} tokens ({t['tokens']} in all, the same "
+        "tokens both ways), alternating in ABBA order:\n"
+    )
+    print(
+        "| in process tok/s | through the server tok/s (client) | server-side tok/s | "
+        "server / in process |"
+    )
+    print("|---:|---:|---:|---:|")
+    print(
+        f"| {t['local_tps']:.1f} | {t['remote_tps']:.1f} | {t['server_tps']:.1f} | "
+        f"{t['ratio']:.3f} |"
+    )
+    print(f"\nPer-run ratios: {', '.join(f'{r:.2f}' for r in t['ratios'])}\n")
+    if t["cpu_remote_ms"]:
+        print(
+            f"CPU time per token (all threads of the generating process): in process "
+            f"{t['cpu_local_ms']:.2f} ms, server process {t['cpu_remote_ms']:.2f} ms; "
+            f"in process / server: {t['cpu_local_ms'] / t['cpu_remote_ms']:.3f}\n"
+        )
+
+
+def report_ttft(f: dict[str, Any], runs: int) -> None:
+    print(
+        f"Follow-up turn of a {f['prompt_tokens']:.0f}-token conversation, time to first "
+        f"token seen by the client (median of {runs}):\n"
+    )
+    print("| case | cached prompt tokens | TTFT ms |")
+    print("|---|---:|---:|")
+    cases = (
+        ("cold (no cache for it)", "cold_ms"),
+        ("warm (right after its previous turn)", "warm_ms"),
+        ("warm after another conversation (from the pool)", "pool_ms"),
+    )
+    for (name, key), cached in zip(cases, f["cached"], strict=True):
+        print(f"| {name} | {cached:.0f} | {f[key]:.0f} |")
+    print(
+        f"\ncold / warm: {f['cold_ms'] / f['warm_ms']:.1f}x, "
+        f"cold / pool: {f['cold_ms'] / f['pool_ms']:.1f}x\n"
+    )
+
+
+def report_concurrency(rows: list[dict[str, Any]], requests: int) -> None:
+    print(f"Concurrent clients, {requests} requests each (16 tokens):\n")
+    print(
+        "| clients | requests | errors | req/s | latency p50 ms | latency p95 ms | "
+        "queued p50 ms | model p50 ms | overhead p50 ms | overhead p95 ms |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['clients']} | {r['requests']} | {r['errors']} | {r['throughput']:.1f} "
+            f"| {r['latency_p50']:.0f} | {r['latency_p95']:.0f} | {r['queue_p50']:.0f} "
+            f"| {r['model_p50']:.0f} | {r['overhead_p50']:.1f} | {r['overhead_p95']:.1f} |"
+        )
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["tiny-large-vocab", "tiny"])
@@ -319,66 +401,28 @@ def main() -> None:
     parser.add_argument("--paragraphs", type=int, default=40, help="~50 tokens each")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--requests", type=int, default=6, help="per client")
+    parser.add_argument(
+        "--parts", nargs="+", default=["throughput", "ttft", "concurrency"],
+        choices=["throughput", "ttft", "concurrency"],
+    )  # fmt: skip
     args = parser.parse_args()
     print(f"Machine: {machine_description()}\n")
 
     for spec in args.models:
         served = start_server(spec)
+        print(f"### {spec}\n", flush=True)
         try:
-            t = throughput(spec, served, args.tokens, args.runs)
-            f = followup_ttft(served, args.paragraphs, args.runs)
-            c = [concurrency(served, n, args.requests) for n in args.clients]
+            if "throughput" in args.parts:
+                report_throughput(throughput(spec, served, args.tokens, args.runs),
+                                  args.tokens, args.runs)  # fmt: skip
+            if "ttft" in args.parts:
+                report_ttft(followup_ttft(served, args.paragraphs, args.runs), args.runs)
+            if "concurrency" in args.parts:
+                rows = [concurrency(served, n, args.requests) for n in args.clients]
+                report_concurrency(rows, args.requests)
         finally:
             code = served.stop()
-        print(f"### {spec}\n")
-        print(
-            f"Decode throughput, {args.tokens} tokens, median of {args.runs} alternating runs "
-            f"(same prompt, seed and tokens both ways):\n"
-        )
-        print(
-            "| in process tok/s | through the server tok/s (client) | server-side tok/s | "
-            "server / in process |"
-        )
-        print("|---:|---:|---:|---:|")
-        print(
-            f"| {t['local_tps']:.1f} | {t['remote_tps']:.1f} | {t['server_tps']:.1f} | "
-            f"{t['ratio']:.3f} |"
-        )
-        print(f"\nPer-run ratios: {', '.join(f'{r:.3f}' for r in t['ratios'])}\n")
-        print(
-            f"Follow-up turn of a {f['prompt_tokens']:.0f}-token conversation, time to first "
-            f"token seen by the client (median of {args.runs}):\n"
-        )
-        print("| case | cached prompt tokens | TTFT ms |")
-        print("|---|---:|---:|")
-        for name, cached, key in zip(
-            (
-                "cold (no cache for it)",
-                "warm (right after its previous turn)",
-                "warm after another conversation (from the pool)",
-            ),
-            f["cached"],
-            ("cold_ms", "warm_ms", "pool_ms"),
-            strict=True,
-        ):
-            print(f"| {name} | {cached:.0f} | {f[key]:.0f} |")
-        print(
-            f"\ncold / warm: {f['cold_ms'] / f['warm_ms']:.1f}x, "
-            f"cold / pool: {f['cold_ms'] / f['pool_ms']:.1f}x\n"
-        )
-        print(f"Concurrent clients, {args.requests} requests each (16 tokens):\n")
-        print(
-            "| clients | requests | errors | req/s | latency p50 ms | latency p95 ms | "
-            "queued p50 ms | model p50 ms | overhead p50 ms | overhead p95 ms |"
-        )
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for r in c:
-            print(
-                f"| {r['clients']} | {r['requests']} | {r['errors']} | {r['throughput']:.1f} "
-                f"| {r['latency_p50']:.0f} | {r['latency_p95']:.0f} | {r['queue_p50']:.0f} "
-                f"| {r['model_p50']:.0f} | {r['overhead_p50']:.1f} | {r['overhead_p95']:.1f} |"
-            )
-        print(f"\nServer exit code after Ctrl+C: {code}\n")
+        print(f"Server exit code after Ctrl+C: {code}\n", flush=True)
 
 
 if __name__ == "__main__":

@@ -278,3 +278,21 @@ def test_concurrent_requests_queue_and_all_succeed(client, url):
     for t in threads:
         t.join()
     assert errors == [] and len(results) == 2
+
+
+def test_text_of_an_unconstrained_model_that_looks_like_a_bad_call_stays_text():
+    # A local model without LFM2's call tokens writes calls as text in auto mode, with
+    # no grammar: one that does not validate is its text, not a call (and not a 500).
+    def reply(request):
+        return Reply(text='[{"name": "weather", "arguments": {}}]',
+                     calls=[("weather", {"town": "Oslo"})])  # fmt: skip
+
+    unconstrained = ScriptedModel(reply, name="local", provider="mlx")
+    with serve_in_background(unconstrained) as server:
+        choice = (
+            _client(server.url)
+            .chat.completions.create(model="local", messages=USER, tools=[WEATHER])
+            .choices[0]
+        )
+    assert choice.message.tool_calls is None and choice.finish_reason == "stop"
+    assert choice.message.content == '[{"name": "weather", "arguments": {}}]'

@@ -8,14 +8,19 @@ validate against its tool's parameters and every answer against its schema.
 The server sits beside the CLI: it drives a model through `agent.engines` (the one
 decode path), and nothing below it imports it. Modules:
 
+* `config`: the server's settings;
 * `protocol`: the request bodies (pydantic), checked before anything runs;
 * `translate`: a chat request as the engine's `StepRequest`;
 * `turns`: the exact text of assistant turns this server generated, so that a
   conversation sent back extends its prompt cache;
 * `scheduler`: one generation at a time, a bounded queue, cancellation;
+* `generation`: one completion on the model, checked before it leaves;
+* `stops`: `stop` sequences over streamed text;
 * `responses`: completion, chunk and usage bodies in OpenAI's shapes;
 * `errors`: OpenAI's error shape with the right status;
-* `app`: the Starlette routes; `serve`: uvicorn, the bind policy, Ctrl+C.
+* `embeddings`: `/v1/embeddings` with the MiniLM encoder;
+* `app`: the Starlette routes; `serve`: the bind policy, uvicorn, Ctrl+C, and a server
+  on a thread of this process (`serve_in_background`).
 """
 
 from __future__ import annotations

@@ -145,6 +145,9 @@ def _route(
             error = from_exception(exc)
             if error.status == 500:
                 log.exception("%s %s failed", request.method, request.url.path)
+            else:
+                log.info("%s %s %d %s", request.method, request.url.path, error.status,
+                         error.message[:200])  # fmt: skip
             return _error_response(error)
 
     return endpoint
@@ -243,6 +246,7 @@ async def _embeddings(state: ServerState, request: Request) -> Response:
         raise emb.unavailable()
     body = parse_body(EmbeddingRequest, await _json(request))
     texts = state.embeddings.texts(body)
+    await state.embeddings.embedder()  # loaded (a download, the first time) before queueing
     ticket = _admit(state)
     await state.scheduler.wait(ticket)
     try:

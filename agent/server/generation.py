@@ -7,9 +7,10 @@ scheduler's ticket until the engine's stream has ended, whatever the client does
 
 Before an outcome leaves the server it is checked: every call against the call schema
 (its tool's parameters) and a `json_schema` answer against its schema. Under a grammar
-they cannot fail; an engine without one (a scripted or remote model behind this server)
-or a grammar bug would make them fail, and then the client gets a 500, never an invalid
-call presented as valid.
+they cannot fail; if they do (a grammar bug, or an engine behind this server that
+guarantees nothing) the client gets a 500, never an invalid call presented as valid.
+Output no grammar constrained (a model without LFM2's call tokens, free to write text
+in auto mode) that merely looks like an invalid call stays text.
 """
 
 from __future__ import annotations
@@ -144,6 +145,11 @@ class _Run:
                 calls = calls[:before]
         if not plan.parallel_calls and len(calls) > 1:
             calls, exact = calls[:1], False
+        from_text = self.engine.provider == "mlx" and not result.stats.constrained
+        if calls and from_text and not _valid_calls(calls, plan):
+            # No grammar decoded these (a model without LFM2's call tokens, in auto mode):
+            # what only looks like a call is the model's text, not a call to pass on.
+            calls = []
         _check_calls(calls, plan.step.call_schema)
         content: str | None = text
         if plan.step.answer is not None and not calls:
@@ -176,6 +182,14 @@ class _Run:
             s.generated_tokens, f" | {s.grammar_engine}" if s.grammar_engine else "",
             extra={"edge_agent_outcome": outcome},
         )  # fmt: skip
+
+
+def _valid_calls(calls: list[Any], plan: ChatPlan) -> bool:
+    try:
+        _check_calls(calls, plan.step.call_schema)
+    except InvalidOutput:
+        return False
+    return True
 
 
 def _check_calls(calls: list[Any], call_schema: dict[str, Any] | None) -> None:
