@@ -209,11 +209,13 @@ def throughput(spec: str, served: Served, tokens: int, runs: int) -> dict[str, A
                 assert local[-1].tokens == remote[-1].tokens, (local[-1], remote[-1])
         return local, remote
 
+    load_before = os.getloadavg()[0]
     local, remote = asyncio.run(measure())
     engine.reset()
     server_side = statistics.median(s.usage["edge_agent"]["decode_tokens_per_s"] for s in remote)
     tokens_all = sum(s.tokens for s in remote)
     return {
+        "load": (load_before, os.getloadavg()[0]),
         "cpu_local_ms": sum(s.cpu_s for s in local) * 1000 / tokens_all,
         "cpu_remote_ms": sum(s.cpu_s for s in remote) * 1000 / tokens_all,
         "model": spec,
@@ -348,7 +350,8 @@ def report_throughput(t: dict[str, Any], tokens: int, runs: int) -> None:
         f"| {t['local_tps']:.1f} | {t['remote_tps']:.1f} | {t['server_tps']:.1f} | "
         f"{t['ratio']:.3f} |"
     )
-    print(f"\nPer-run ratios: {', '.join(f'{r:.2f}' for r in t['ratios'])}\n")
+    print(f"\nPer-run ratios: {', '.join(f'{r:.2f}' for r in t['ratios'])}")
+    print(f"Load average (1 min) before and after: {t['load'][0]:.1f}, {t['load'][1]:.1f}\n")
     if t["cpu_remote_ms"]:
         print(
             f"CPU time per token (all threads of the generating process): in process "

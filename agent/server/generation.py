@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.engines.base import ChatModel, PreparedStep, StepResult, TextPiece
+from agent.errors import UserError
 from agent.server import responses
 from agent.server.responses import Outcome
 from agent.server.scheduler import Scheduler, Ticket
@@ -113,6 +114,13 @@ class _Run:
                 outcome = self._outcome(result, "".join(text), "".join(reasoning), scanner)
                 self.events.put_nowait(outcome)
                 self._log(outcome)
+        except asyncio.CancelledError:  # the event loop is closing
+            status = "cancelled"
+            raise
+        except UserError as exc:  # a 400 for the client; nothing went wrong here
+            status = "refused"
+            log.info("%s refused: %s", self.label, exc)
+            self.events.put_nowait(exc)
         except Exception as exc:
             status = "failed"
             log.error("%s failed: %s: %s", self.label, type(exc).__name__, exc,
@@ -127,7 +135,7 @@ class _Run:
                          extra={"edge_agent_generated": generated})  # fmt: skip
             elif status == "failed":
                 counters.failed += 1
-            else:
+            elif status == "ok":
                 counters.completed += 1
             self.scheduler.release(ticket)
             self.events.put_nowait(END)
