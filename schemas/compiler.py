@@ -1267,6 +1267,10 @@ class SchemaCompiler:
                 additional.append(Node(part["additional"], part["resolver"]))
         if len(m.object_parts) > 1 and pattern_parts:
             raise UnsupportedSchemaError("patternProperties", path, "in several allOf branches")
+        if m.forbidden and any(
+            _searches(pattern, key) for pattern, _ in pattern_parts for key in m.forbidden
+        ):
+            raise UnsupportedSchemaError("patternProperties", path, "matching a forbidden key")
         pairs: list[str] = []
         if pattern_parts:
             from schemas.patterns import UnsupportedPattern, pattern_to_regex
@@ -1311,8 +1315,9 @@ class SchemaCompiler:
         return rf"\{{{ws}{body}{ws}\}}"
 
     def _key_regex(self, m: Merged, path: str) -> str | None:
+        """Free keys: any name propertyNames allows, except those a `not` forbids."""
         if not m.property_names:
-            return rb.JSON_STRING
+            return rb.json_string_except(m.forbidden) if m.forbidden else rb.JSON_STRING
         try:
             conj, _ = self._expand(m.property_names, path, ())
         except _Unsat:
@@ -1320,11 +1325,17 @@ class SchemaCompiler:
         names = self._merge(conj, path)
         if names.enum is not None:
             kept = [
-                v for v in names.enum if isinstance(v, str) and self._validates(v, m.property_names)
+                v
+                for v in names.enum
+                if isinstance(v, str)
+                and v not in m.forbidden
+                and self._validates(v, m.property_names)
             ]
             return rb.alternation(rb.json_literal(v) for v in kept)
         if names.any_of or names.one_of or names.nots or names.conditionals:
             raise UnsupportedSchemaError("propertyNames", path)
+        if m.forbidden:
+            raise UnsupportedSchemaError("propertyNames", path, "with keys a `not` forbids")
         content = self._string_content(names, path)
         return None if content is None else f'"{content}"'
 
@@ -1338,6 +1349,14 @@ class SchemaCompiler:
         array = rf"\[{ws}(?:{inner}(?:{sep}{inner})*)?{ws}\]"
         obj = rf"\{{{ws}(?:{rb.JSON_STRING}{ws}:{ws}{inner})?{ws}\}}"
         return rb.alternation([*scalars, array, obj])  # type: ignore[return-value]
+
+
+def _searches(pattern: str, key: str) -> bool:
+    """Whether a patternProperties pattern matches `key` (an unreadable one may)."""
+    try:
+        return re.search(pattern, key) is not None
+    except re.error:
+        return True
 
 
 _SAFE_INT = 10**15 - 1  # the largest magnitude an unbounded number side may reach
