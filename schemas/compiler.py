@@ -29,10 +29,13 @@ How keywords are handled:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import reduce
@@ -1410,16 +1413,47 @@ def _some_multiples(m: Merged, integer: bool) -> str | None:
     return rb.alternation(literals) if literals else None
 
 
+_CHECKED: OrderedDict[bytes, None] = OrderedDict()  # digests of schemas that passed
+_CHECKED_ENTRIES = 4096
+_CHECKED_LOCK = threading.Lock()
+
+
+def clear_check_cache() -> None:
+    """Forget which schemas passed (for cold-compile measurements)."""
+    with _CHECKED_LOCK:
+        _CHECKED.clear()
+
+
 def check_schema(schema: Any) -> None:
-    """Raise InvalidSchemaError when `schema` fails its own meta-schema."""
+    """Raise InvalidSchemaError when `schema` fails its own meta-schema.
+
+    Meta-validation against 2020-12 is slow (a 50-tool call schema: ~0.8 s here), and
+    the same schemas come back (a tool set on every step, a response format on every
+    request): those that passed are remembered by digest.
+    """
     if not isinstance(schema, (dict, bool)):
         raise InvalidSchemaError("a JSON Schema must be an object or a boolean")
+    try:
+        text = json.dumps(schema, sort_keys=True, ensure_ascii=False, default=repr)
+    except (ValueError, RecursionError):
+        text = None  # circular or too deep: the validator reports it
+    digest = hashlib.blake2b(text.encode(), digest_size=16).digest() if text else None
+    if digest is not None:
+        with _CHECKED_LOCK:
+            if digest in _CHECKED:
+                _CHECKED.move_to_end(digest)
+                return
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = "#/" + "/".join(str(p) for p in exc.absolute_path) if exc.absolute_path else "#"
         raise InvalidSchemaError(f"invalid JSON Schema: {exc.message:.200}", where) from None
+    if digest is not None:
+        with _CHECKED_LOCK:
+            _CHECKED[digest] = None
+            while len(_CHECKED) > _CHECKED_ENTRIES:
+                _CHECKED.popitem(last=False)
 
 
 def schema_to_regex(schema: Any, options: RegexOptions | None = None) -> str:

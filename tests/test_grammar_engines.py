@@ -339,7 +339,9 @@ WILDCARD_PATTERNS = {
     "unanchored suffix": r"\.[a-zA-Z]{2,3}$",
     "alternation with a literal": r"^(([0-9]|[1-9][0-9])\.){3}[0-9]|0\.0\.0\.0\/0$",
     "literal after a required wildcard": r"^application\/vnd\.stone-romfile\..+-resource",
-    "alternating classes": r"^[_a-z0-9-]+(\.[_a-z0-9-]+)*@[_a-z0-9-]+(\.[_a-z0-9-]+)*(\.[a-z]{2,3})$",
+    "alternating classes": (
+        r"^[_a-z0-9-]+(\.[_a-z0-9-]+)*@[_a-z0-9-]+(\.[_a-z0-9-]+)*(\.[a-z]{2,3})$"
+    ),
 }
 
 
