@@ -28,11 +28,11 @@ import numpy as np
 
 from agent.constrained import masks
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
+from agent.constrained.defaults import DEFAULT_MAX_PARALLEL_CALLS
 from agent.constrained.engine import Constraint, Grammar
 from agent.constrained.output_types import OutputSpec, resolve_output_type
 from agent.constrained.select import EngineChoice, compile_output
 from agent.constrained.target import target_for
-from agent.engines.base import DEFAULT_MAX_PARALLEL_CALLS
 from agent.models.chat_template import LFM2_SPECIAL_TOKENS
 from agent.token_runtime import TokenRuntime as Model
 from agent.tool_parser import CALL_END, CALL_START
