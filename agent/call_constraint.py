@@ -21,21 +21,20 @@ from __future__ import annotations
 
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-import mlx.core as mx
 import numpy as np
 
 from agent.constrained import masks
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
+from agent.constrained.defaults import DEFAULT_MAX_PARALLEL_CALLS
 from agent.constrained.engine import Constraint, Grammar
-from agent.constrained.output_types import resolve_output_type
+from agent.constrained.output_types import OutputSpec, resolve_output_type
 from agent.constrained.select import EngineChoice, compile_output
 from agent.constrained.target import target_for
-from agent.engines.base import DEFAULT_MAX_PARALLEL_CALLS
 from agent.models.chat_template import LFM2_SPECIAL_TOKENS
-from agent.runtime import Model
+from agent.token_runtime import TokenRuntime as Model
 from agent.tool_parser import CALL_END, CALL_START
 
 State = Literal["start", "free", "call", "answer", "done"]
@@ -85,8 +84,10 @@ class CallTokens:
             cache[with_call] = masks.pack(np.flatnonzero(ids), self.vocab_size)
         return cache[with_call]
 
-    def free_bias(self, width: int, with_call: bool) -> mx.array:
+    def free_bias(self, width: int, with_call: bool) -> Any:
         """`free_words` as a logit bias, kept: free text is most of an agent's tokens."""
+        import mlx.core as mx
+
         cache = self.__dict__.setdefault("_biases", {})
         key = (width, with_call)
         if key not in cache:
@@ -104,7 +105,7 @@ def _special_ids(model: Model) -> dict[str, int]:
     found: dict[str, int] = {}
     token_bytes = model.vocabulary.token_bytes
     for name in LFM2_SPECIAL_TOKENS:
-        ids = model.tokenizer.encode(name, add_special_tokens=False)
+        ids = model.encode_fragment(name)
         if len(ids) == 1 and token_bytes[ids[0]] == name.encode():
             found[name] = int(ids[0])
     return found
@@ -117,6 +118,17 @@ def calls_schema(
     return {"type": "array", "items": call_schema, "minItems": 1, "maxItems": max_calls}
 
 
+def call_output_spec(
+    call_schema: dict[str, Any], max_calls: int = DEFAULT_MAX_PARALLEL_CALLS
+) -> OutputSpec:
+    """The output request of a call payload for a registry's `call_schema`.
+
+    Every tool's parameters were checked when the tool was made (`tools.Tool`), so the
+    payload's schema skips the meta-schema check (0.8 s for 50 BFCL tools).
+    """
+    return replace(resolve_output_type(calls_schema(call_schema, max_calls)), checked=True)
+
+
 def compile_call_grammar(
     model: Model,
     tokens: CallTokens,
@@ -126,7 +138,7 @@ def compile_call_grammar(
     engine: EngineChoice = "auto",
 ) -> Grammar:
     """The grammar of one call block's payload, ending with `<|tool_call_end|>`."""
-    spec = resolve_output_type(calls_schema(call_schema, max_calls))
+    spec = call_output_spec(call_schema, max_calls)
     compiled = compile_output(
         spec, target_for(model), end_ids=(tokens.call_end,), engine=engine, timeout=timeout
     )
@@ -218,7 +230,7 @@ class ToolCallConstraint:
             return words
         raise RuntimeError(f"no tokens are allowed in state {self.state}")
 
-    def logit_bias(self, budget: int, width: int) -> mx.array:
+    def logit_bias(self, budget: int, width: int) -> Any:
         if self._inner is not None:
             return self._inner.logit_bias(budget, width)
         if self.state == "free":

@@ -1,19 +1,65 @@
-"""`load_model`: from a model spec to a ready `Model`, through `mlx_lm.load`."""
+"""`load_model`: from a model spec to a ready runtime, on the engine that suits it.
+
+Two local engines run models in this process: MLX (mlx-lm; Apple silicon's Metal, or
+the CPU elsewhere) and llama.cpp (llama-cpp-python; GGUF files, fast on every CPU). The
+`engine` argument picks one; `auto` takes MLX on Apple silicon, llama.cpp elsewhere when
+it is installed and the spec names a GGUF (smollm2, gguf:PATH, LFM2-8B-A1B's GGUF
+release), and MLX otherwise.
+"""
 
 from __future__ import annotations
 
+import platform
+import sys
 import time
+from typing import TYPE_CHECKING, Any, Literal
 
-import mlx.core as mx
-import mlx.nn as nn
-
-from agent.errors import ModelNotFoundError
-from agent.fastpath import dequantize_on_cpu, dequantized_config
+from agent.errors import ModelNotFoundError, UserError
 from agent.models.registry import BUILTIN_MODELS, DEFAULT_MODEL, read_config, resolve_model_path
 from agent.progress import ProgressCallback, silent_progress
-from agent.runtime import Model
 
-_LOADED: dict[str, Model] = {}
+if TYPE_CHECKING:
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    from agent.token_runtime import TokenRuntime
+
+EngineName = Literal["auto", "mlx", "llama.cpp"]
+ENGINES: tuple[EngineName, ...] = ("auto", "mlx", "llama.cpp")
+
+_LOADED: dict[tuple[str, str], Any] = {}
+
+
+def apple_silicon() -> bool:
+    return sys.platform == "darwin" and platform.machine() == "arm64"
+
+
+def choose_engine(spec: str, engine: str = "auto") -> Literal["mlx", "llama.cpp"]:
+    """The local engine that will run `spec` (see the module docstring)."""
+    from agent.llamacpp import INSTALL_HINT, is_available
+    from agent.llamacpp.models import gguf_source
+
+    if engine not in ENGINES:
+        raise UserError(f"--engine must be one of {', '.join(ENGINES)}, got '{engine}'")
+    source = gguf_source(spec)
+    if engine == "mlx":
+        if source is not None and source.kind == "file":
+            raise UserError(f"'{spec}' is a GGUF file: run it with --engine llama.cpp")
+        return "mlx"
+    if engine == "llama.cpp":
+        if not is_available():
+            raise UserError(f"the llama.cpp engine is not installed: {INSTALL_HINT}")
+        if source is None:
+            raise UserError(
+                f"'{spec}' has no GGUF for llama.cpp (smollm2, gguf:PATH and LFM2-8B-A1B "
+                "do); use --engine mlx"
+            )
+        return "llama.cpp"
+    if source is not None and source.kind == "file":
+        return "llama.cpp"  # checked for installation when it loads
+    if apple_silicon() or source is None or source.kind == "tiny" or not is_available():
+        return "mlx"  # the tiny GGUF is llama.cpp's test model: asked for by name only
+    return "llama.cpp"
 
 
 def compute_dtype_for_device() -> mx.Dtype | None:
@@ -23,6 +69,8 @@ def compute_dtype_for_device() -> mx.Dtype | None:
     than with float32 (see BENCHMARKS.md); the cost is 0.5 bit per weight more for the
     scales and biases of a 3-bit model.
     """
+    import mlx.core as mx
+
     return mx.float32 if mx.default_device().type == mx.DeviceType.cpu else None
 
 
@@ -37,18 +85,35 @@ def load_model(
     progress: ProgressCallback = silent_progress,
     *,
     reuse: bool = False,
-) -> Model:
-    """Load a model by built-in name, local MLX directory or Hugging Face repo id.
+    engine: str = "auto",
+) -> TokenRuntime:
+    """Load a model by built-in name, local directory, GGUF or Hugging Face repo id.
 
-    On a CPU with a fast BLAS loaded (agent/fastpath.py) a small quantized model is
+    On a CPU with a fast BLAS loaded (agent/fastpath.py) a small quantized MLX model is
     dequantized to float32, which is several times faster there.
 
-    With `reuse=True` a model already loaded in this process under the same spec is
-    returned (with its prompt cache) instead of loading the weights again.
+    With `reuse=True` a model already loaded in this process under the same spec and
+    engine is returned (with its prompt cache) instead of loading the weights again.
     """
-    if reuse and spec in _LOADED:
-        return _LOADED[spec]
+    chosen = choose_engine(spec, engine)
+    key = (spec, chosen)
+    if reuse and key in _LOADED:
+        return _LOADED[key]
+    if chosen == "llama.cpp":
+        from agent.llamacpp.models import load_llamacpp
+
+        model = load_llamacpp(spec, progress)
+    else:
+        model = _load_mlx(spec, progress)
+    _LOADED[key] = model
+    return model
+
+
+def _load_mlx(spec: str, progress: ProgressCallback) -> Any:
     from mlx_lm import load as mlx_load
+
+    from agent.fastpath import dequantize_on_cpu, dequantized_config
+    from agent.runtime import Model
 
     path = resolve_model_path(spec, progress)
     config = read_config(path)
@@ -64,6 +129,4 @@ def load_model(
     else:
         use_float32_on_cpu(module)
     progress(f"Loading {spec}", 1, 1)
-    model = Model(spec, path, module, tokenizer, config, load_seconds=time.perf_counter() - t0)
-    _LOADED[spec] = model
-    return model
+    return Model(spec, path, module, tokenizer, config, load_seconds=time.perf_counter() - t0)

@@ -17,3 +17,4 @@ class ModelInfo:
     weight_bytes: int
     context_length: int
     vocab_size: int
+    engine: str = ""  # "mlx", "llama.cpp", "openai", "scripted"

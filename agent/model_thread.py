@@ -21,7 +21,8 @@ from concurrent.futures import Executor, Future
 from typing import Any, TypeVar
 
 from agent.progress import GenerationObserver, GenerationProgress, generation_observer
-from agent.runtime import GenerationResult, Model, StreamItem
+from agent.token_runtime import GenerationResult, StreamItem
+from agent.token_runtime import TokenRuntime as Model
 
 T = TypeVar("T")
 

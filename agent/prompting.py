@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.runtime import Model
+    from agent.token_runtime import TokenRuntime as Model
 
 JSON_CALLS_INSTRUCTION = "Output function calls as JSON."
 RAG_INSTRUCTION = (
@@ -84,7 +84,7 @@ class PromptLedger:
         """Tokens of `prompt`, tokenising only what extends the last step's text."""
         if self.text and len(prompt) > len(self.text) and prompt.startswith(self.text):
             suffix = prompt[len(self.text) :]
-            return self.tokens + len(model.tokenizer.encode(suffix, add_special_tokens=False))
+            return self.tokens + len(model.encode_fragment(suffix))
         return model.count_tokens(prompt)
 
     def extends(self, prompt: str) -> bool:

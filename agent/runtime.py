@@ -13,77 +13,45 @@ sampled, and feeding several grammar-forced tokens in one forward pass.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
 
-from agent.errors import UserError
 from agent.model_info import ModelInfo
 from agent.sampling import SamplingParams
-from agent.stats import GenerationStats
-from agent.stopping import partial_tail
-from agent.vocab import IncrementalDecoder, Vocabulary, build_vocabulary
+from agent.token_runtime import (
+    RESAMPLES,
+    DecodeConstraint,
+    GenerationResult,
+    Message,
+    Prompt,
+    StreamItem,
+    TextChunk,
+    TokenRuntime,
+    _Decode,
+)
+from agent.vocab import Vocabulary, build_vocabulary
 
 if TYPE_CHECKING:
     from agent.prompt_cache import PromptCachePool
 
-Message = dict[str, Any]
-Prompt = str | Sequence[int] | Sequence[Message]
+__all__ = [
+    "DecodeConstraint",
+    "GenerationResult",
+    "Message",
+    "Model",
+    "ModelInfo",
+    "Prompt",
+    "StreamItem",
+    "TextChunk",
+    "apply_logit_bias",
+]
 
-
-@dataclass
-class TextChunk:
-    """A piece of streamed output. `forced` marks grammar fast-forwarded tokens."""
-
-    text: str
-    token_ids: list[int]
-    forced: bool = False
-
-
-@dataclass
-class GenerationResult:
-    """The last item of every stream: the whole output and its statistics."""
-
-    text: str
-    token_ids: list[int]
-    stats: GenerationStats
-
-
-StreamItem = TextChunk | GenerationResult
-
-
-class DecodeConstraint(Protocol):
-    """What the decode loop needs from a grammar (implemented in agent.constrained)."""
-
-    def forced(self, budget: int) -> list[int]:
-        """Tokens that are the only way on from here, already taken (may be empty)."""
-
-    def logit_bias(self, budget: int, width: int) -> mx.array:
-        """The allowed tokens as an additive float32 bias of `width`: 0 where allowed,
-        a large negative number where not (see `apply_logit_bias`)."""
-
-    def check(self, token: int, budget: int) -> bool:
-        """Whether a sampled token may be taken; refused ones are sampled again."""
-
-    def fallback(self, budget: int) -> int:
-        """A token that may always be taken now (after repeated refusals)."""
-
-    def advance(self, token: int) -> None:
-        """Take `token`."""
-
-    def is_finished(self) -> bool:
-        """True once the grammar has taken an end token."""
-
-
-# Samples drawn again when a constraint refuses a sampled token, before its fallback.
-RESAMPLES = 3
 FLOOR_MARGIN = 30.0  # masked logits sit this far below the smallest logit
 
 
@@ -98,16 +66,6 @@ def apply_logit_bias(logits: mx.array, bias: mx.array) -> mx.array:
     """
     floor = mx.min(logits, axis=-1, keepdims=True) - FLOOR_MARGIN
     return mx.maximum(logits + bias, floor)
-
-
-@dataclass
-class _CacheState:
-    """What the prompt cache holds and the text it corresponds to."""
-
-    cache: list[Any] | None = None
-    tokens: list[int] = field(default_factory=list)  # fed into the cache
-    history_tokens: list[int] = field(default_factory=list)  # prompt + generated
-    history_text: str | None = None  # exact text of history_tokens, when known
 
 
 def _default_sampling(path: Path) -> SamplingParams:
@@ -132,8 +90,10 @@ def _describe_quantization(config: dict[str, Any]) -> str:
     return f"{quant['bits']}-bit (group {quant.get('group_size', 64)})"
 
 
-class Model:
-    """A loaded model with its tokenizer, chat template and prompt cache."""
+class Model(TokenRuntime):
+    """An mlx-lm model with its tokenizer, chat template and prompt cache."""
+
+    engine = "mlx"
 
     prefill_step_size = 512
     progress_step_size = 64  # prefill chunk when someone watches the progress
@@ -147,6 +107,7 @@ class Model:
         config: dict[str, Any],
         load_seconds: float = 0.0,
     ) -> None:
+        super().__init__()
         self.name = name
         self.path = path
         self.module = module
@@ -157,11 +118,7 @@ class Model:
         self.eos_token_ids: frozenset[int] = frozenset(tokenizer.eos_token_ids)
         self.default_sampling = _default_sampling(path)
         self.load_seconds = load_seconds
-        self._state = _CacheState()
-        self._pool: PromptCachePool[_CacheState] | None = None
-        self._lock = threading.Lock()
         self._settled = False
-        self._lists_tools: bool | None = None
 
     # ------------------------------------------------------------------ facts
     @property
@@ -193,6 +150,7 @@ class Model:
             weight_bytes=sum(v.nbytes for _, v in params),
             context_length=self.context_length,
             vocab_size=len(self.vocabulary),
+            engine=self.engine,
         )
 
     # ---------------------------------------------------------------- prompts
@@ -213,18 +171,6 @@ class Model:
             tokenize=False,
         )
 
-    def template_lists_tools(self) -> bool:
-        """Whether the chat template renders a `tools` list (many silently drop it)."""
-        if self._lists_tools is None:
-            probe_name = "edge_agent_probe_tool"
-            probe = {
-                "type": "function",
-                "function": {"name": probe_name, "description": "", "parameters": {}},
-            }
-            text = self.chat_prompt([{"role": "user", "content": "hi"}], tools=[probe])
-            self._lists_tools = probe_name in text
-        return self._lists_tools
-
     def settle(self) -> None:
         """Evaluate the model's lazy arrays so another thread can use them.
 
@@ -244,48 +190,34 @@ class Model:
         add_special = not (bos and text.startswith(bos))
         return list(self.tokenizer.encode(text, add_special_tokens=add_special))
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.encode(text))
+    def encode_fragment(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def _prompt_tokens(self, prompt: Prompt) -> tuple[list[int], str | None]:
-        """Tokens for `prompt`, extending the cached history when the text extends it.
+    def tokenizer_json(self) -> str | None:
+        import copy
 
-        Re-tokenising a whole conversation can split the model's own output differently
-        from how it was sampled, which would defeat the cache; appending only the new
-        text's tokens keeps the sequence an exact extension.
-        """
-        if isinstance(prompt, str):
-            text = prompt
-        elif len(prompt) > 0 and isinstance(prompt[0], dict):
-            text = self.chat_prompt(prompt)  # type: ignore[arg-type]
-        else:
-            ids = [int(t) for t in prompt]  # type: ignore[union-attr]
-            if self._pool is not None:
-                self._state = self._pool.exchange(self._state, _CacheState, tokens=ids)
-            return ids, None
-        if self._pool is not None:
-            self._state = self._pool.exchange(self._state, _CacheState, text=text)
-        state = self._state
-        if (
-            state.history_text is not None
-            and len(text) > len(state.history_text)
-            and text.startswith(state.history_text)
-        ):
-            suffix = text[len(state.history_text) :]
-            suffix_ids = self.tokenizer.encode(suffix, add_special_tokens=False)
-            return state.history_tokens + list(suffix_ids), text
-        return self.encode(text), text
+        hf = getattr(self.tokenizer, "_tokenizer", self.tokenizer)
+        backend = getattr(hf, "backend_tokenizer", None)
+        if backend is None:
+            return None
+        backend = copy.copy(backend)  # serialised without padding or truncation
+        backend.no_padding()
+        backend.no_truncation()
+        return str(backend.to_str())
+
+    def _begin(self, sampling: SamplingParams) -> None:
+        if sampling.seed is not None:
+            mx.random.seed(sampling.seed)
+        mx.reset_peak_memory()
+
+    def _peak_memory_bytes(self) -> int:
+        return int(mx.get_peak_memory())
 
     # ------------------------------------------------------------------ cache
-    def reset_cache(self) -> None:
-        """Forget every cached prompt (the active one and any kept in a pool)."""
-        self._state = _CacheState()
-        if self._pool is not None:
-            self._pool.clear()
-
     def keep_prompt_caches(self, pool: PromptCachePool[Any] | None) -> None:
         """Keep the caches of recent prompts in `pool` (agent.prompt_cache), so that
-        conversations taking turns (a server's) each extend their own; None keeps one."""
+        conversations taking turns (a server's) each extend their own; None keeps one.
+        MLX caches are plain arrays this runtime owns, so they can be swapped."""
         self._pool = pool
 
     def _reuse_cache(self, tokens: list[int]) -> int:
@@ -333,146 +265,6 @@ class Model:
         logits = self.module(mx.array(rest)[None], cache=state.cache)[:, -1, :]
         state.tokens.extend(rest)
         return logits.astype(mx.float32)
-
-    # ------------------------------------------------------------- generation
-    def generate(self, prompt: Prompt, **kwargs: Any) -> GenerationResult:
-        """Run `stream` to the end and return its result."""
-        result = None
-        for item in self.stream(prompt, **kwargs):
-            if isinstance(item, GenerationResult):
-                result = item
-        assert result is not None
-        return result
-
-    def stream(
-        self,
-        prompt: Prompt,
-        *,
-        max_tokens: int = 512,
-        sampling: SamplingParams | None = None,
-        stop: Sequence[str] = (),
-        constraint: DecodeConstraint | None = None,
-        prefill_progress: Callable[[int, int], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
-    ) -> Iterator[StreamItem]:
-        """Stream text chunks, then one `GenerationResult`.
-
-        `prompt` is raw text, token ids, or chat messages (rendered with the chat
-        template). `should_stop` is polled between tokens so a UI can cancel cleanly;
-        the partial output is returned with finish_reason "cancelled".
-        """
-        if max_tokens < 1:
-            raise UserError(f"max_tokens must be at least 1, got {max_tokens}")
-        if not self._lock.acquire(blocking=False):
-            raise RuntimeError("this Model is already generating; use one Model per thread")
-        try:
-            yield from self._stream(
-                prompt,
-                max_tokens=max_tokens,
-                sampling=sampling or self.default_sampling,
-                stop=tuple(s for s in stop if s),
-                constraint=constraint,
-                prefill_progress=prefill_progress,
-                should_stop=should_stop,
-            )
-        finally:
-            self._lock.release()
-
-    def _stream(
-        self,
-        prompt: Prompt,
-        *,
-        max_tokens: int,
-        sampling: SamplingParams,
-        stop: tuple[str, ...],
-        constraint: DecodeConstraint | None,
-        prefill_progress: Callable[[int, int], None] | None,
-        should_stop: Callable[[], bool] | None,
-    ) -> Iterator[StreamItem]:
-        """The text layer: token ids -> text, stop strings, statistics."""
-        t_start = time.perf_counter()
-        tokens, prompt_text = self._prompt_tokens(prompt)
-        if not tokens:
-            raise UserError("the prompt is empty")
-        if len(tokens) >= self.context_length:
-            raise UserError(
-                f"the prompt has {len(tokens)} tokens but {self.name} has a context of "
-                f"{self.context_length}; shorten the prompt"
-            )
-        if sampling.seed is not None:
-            mx.random.seed(sampling.seed)
-        mx.reset_peak_memory()
-        state = self._state
-        state.history_text = None  # unknown until this call completes
-        cached = self._reuse_cache(tokens)
-        stats = GenerationStats(
-            prompt_tokens=len(tokens),
-            cached_prompt_tokens=cached,
-            constrained=constraint is not None,
-        )
-        run = _Decode(finish="length")
-        decoder = IncrementalDecoder(self.vocabulary)
-        generated: list[int] = []
-        text_parts: list[str] = []
-        held = ""  # text withheld because it may be the start of a stop sequence
-        steps = self._decode(
-            tokens, cached, generated, run, max_tokens, sampling, constraint,
-            prefill_progress, should_stop,
-        )  # fmt: skip
-        try:
-            for step_tokens, forced in steps:
-                if not run.t_first:
-                    run.t_first = time.perf_counter()
-                piece = decoder.add_many([t for t in step_tokens if t not in self.eos_token_ids])
-                if forced:
-                    stats.forced_tokens += len(step_tokens)
-                    if piece:
-                        text_parts.append(piece)
-                    yield TextChunk(piece, step_tokens, forced=True)
-                    continue
-                if stop:
-                    held += piece
-                    hit = min((held.find(s) for s in stop if s in held), default=-1)
-                    if hit >= 0:
-                        if held[:hit]:
-                            text_parts.append(held[:hit])
-                            yield TextChunk(held[:hit], step_tokens)
-                        run.finish = "stop_sequence"
-                        held = ""
-                        break
-                    keep = partial_tail(held, stop)
-                    piece, held = held[: len(held) - keep], held[len(held) - keep :]
-                if piece:
-                    text_parts.append(piece)
-                    yield TextChunk(piece, step_tokens)
-        finally:
-            steps.close()
-            # Keep the bookkeeping exact even when the consumer abandons the stream.
-            state.history_tokens = tokens + generated
-
-        tail = decoder.flush() + held
-        if tail:
-            text_parts.append(tail)
-            yield TextChunk(tail, [])
-        if prompt_text is not None:
-            # The text a caller sees (invalid UTF-8 from a weak model shows as U+FFFD);
-            # a next prompt that extends it reuses the tokens actually generated.
-            state.history_text = prompt_text + self.vocabulary.decode(generated)
-
-        t_end = time.perf_counter()
-        prefill_s = (run.t_first or t_end) - t_start
-        stats.generated_tokens = len(generated)
-        stats.ttft_s = prefill_s
-        stats.prefill_tps = stats.prefilled_tokens / prefill_s if prefill_s > 0 else 0.0
-        if len(generated) > 1 and t_end > run.t_first:
-            stats.decode_tps = (len(generated) - 1) / (t_end - run.t_first)
-        stats.total_s = t_end - t_start
-        stats.peak_memory_bytes = int(mx.get_peak_memory())
-        stats.finish_reason = run.finish
-        stats.decode_forward_passes = run.forward_passes
-        if constraint is not None and generated:
-            stats.mask_us_per_token = run.constraint_s * 1e6 / len(generated)
-        yield GenerationResult("".join(text_parts), generated, stats)
 
     def _decode(
         self,
@@ -554,16 +346,6 @@ class Model:
             logits = self._feed([token])
             mx.async_eval(logits)
             run.forward_passes += 1
-
-
-@dataclass
-class _Decode:
-    """What the token layer tells the text layer about one generation."""
-
-    finish: str
-    t_first: float = 0.0
-    constraint_s: float = 0.0
-    forward_passes: int = 0
 
 
 def _resample(

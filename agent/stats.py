@@ -19,6 +19,7 @@ class GenerationStats:
     total_s: float = 0.0
     peak_memory_bytes: int = 0
     finish_reason: str = ""
+    engine: str = ""  # what ran the model: "mlx", "llama.cpp", "openai", "scripted"
     # Constrained decoding (zero when the call was not constrained).
     constrained: bool = False
     compile_ms: float = 0.0
@@ -47,6 +48,7 @@ class GenerationStats:
     def summary(self) -> str:
         """One line for a terminal."""
         parts = [
+            *([f"engine {self.engine}"] if self.engine else []),
             f"prompt {self.prompt_tokens} tok ({self.cached_prompt_tokens} cached)",
             f"generated {self.generated_tokens} tok",
             f"TTFT {self.ttft_s * 1000:.0f} ms",

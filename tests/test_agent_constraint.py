@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-import mlx.core as mx
-import numpy as np
 import pytest
 
 from agent.call_constraint import CallTokens, ToolCallConstraint, compile_call_grammar
-from agent.constrained.masks import unpack_ids
+from agent.constrained.masks import bias, pack, unpack_ids
 from agent.sampling import SamplingParams
 from agent.structured import compile_output_type
 from agent.tool_parser import CALL_END, CALL_START, parse_output
@@ -34,18 +32,36 @@ REGISTRY = ToolRegistry([weather, note])
 PROMPT = "<|im_start|>user\nWhat is the weather?<|im_end|>\n<|im_start|>assistant\n"
 
 
+@pytest.fixture(scope="module", params=["mlx", "llama.cpp"])
+def model(tiny, request):
+    """The random-weight tiny model on each runtime: MLX's LFM2-MoE, and llama.cpp's
+    tiny GGUF (same tokenizer, LFM2's call tokens and template)."""
+    if request.param == "mlx":
+        return tiny
+    from agent.llamacpp import is_available
+    from agent.loader import load_model
+
+    if not is_available():
+        pytest.skip('llama.cpp is not installed: pip install -e ".[llama-cpp]"')
+    return load_model("tiny", engine="llama.cpp", reuse=True)
+
+
 @pytest.fixture(scope="module", params=["llguidance", "regex"])
-def call_parts(tiny, request):
-    """The call grammar on each engine: every guarantee must hold on both."""
-    tokens = CallTokens.for_model(tiny)
+def call_parts(model, request):
+    """The call grammar on each grammar engine: every guarantee must hold on both."""
+    tokens = CallTokens.for_model(model)
     assert tokens is not None
-    grammar = compile_call_grammar(tiny, tokens, REGISTRY.call_schema(), engine=request.param)
+    grammar = compile_call_grammar(model, tokens, REGISTRY.call_schema(), engine=request.param)
     assert grammar.engine == request.param
     return tokens, grammar
 
 
 def _allowed(constraint, budget):
-    return set(unpack_ids(constraint.packed_mask(budget)).tolist())
+    return _allowed_words(constraint.packed_mask(budget))
+
+
+def _allowed_words(words):
+    return set(unpack_ids(words).tolist())
 
 
 def _generate(model, constraint, max_tokens, seed):
@@ -66,10 +82,10 @@ def _validate(calls):
         assert tool_.validation_errors(call.arguments) == [], call
 
 
-def test_tokens_of_the_lfm2_format(tiny, call_parts):
+def test_tokens_of_the_lfm2_format(model, call_parts):
     tokens, grammar = call_parts
-    assert tiny.vocabulary.token_bytes[tokens.call_start] == CALL_START.encode()
-    assert tiny.vocabulary.token_bytes[tokens.call_end] == CALL_END.encode()
+    assert model.vocabulary.token_bytes[tokens.call_start] == CALL_START.encode()
+    assert model.vocabulary.token_bytes[tokens.call_end] == CALL_END.encode()
     assert tokens.call_end in tokens.blocked and tokens.call_start not in tokens.blocked
     assert not tokens.blocked & tokens.eos_ids
     # The grammar's end token is the call's end token, not EOS.
@@ -77,10 +93,10 @@ def test_tokens_of_the_lfm2_format(tiny, call_parts):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_required_step_is_exactly_one_valid_call_block(tiny, call_parts, seed):
+def test_required_step_is_exactly_one_valid_call_block(model, call_parts, seed):
     tokens, grammar = call_parts
     constraint = ToolCallConstraint(tokens, mode="required", call_grammar=grammar)
-    result = _generate(tiny, constraint, 120, seed)
+    result = _generate(model, constraint, 120, seed)
     assert result.token_ids[0] == tokens.call_start
     assert result.token_ids[-1] == tokens.call_end
     assert result.stats.finish_reason == "stop"
@@ -92,11 +108,11 @@ def test_required_step_is_exactly_one_valid_call_block(tiny, call_parts, seed):
 
 
 @pytest.mark.parametrize("budget_slack", [0, 1, 3])
-def test_budget_never_truncates_a_call(tiny, call_parts, budget_slack):
+def test_budget_never_truncates_a_call(model, call_parts, budget_slack):
     tokens, grammar = call_parts
     constraint = ToolCallConstraint(tokens, mode="required", call_grammar=grammar)
     budget = constraint.call_cost() + budget_slack
-    result = _generate(tiny, constraint, budget, seed=budget_slack)
+    result = _generate(model, constraint, budget, seed=budget_slack)
     assert len(result.token_ids) <= budget
     assert result.token_ids[-1] == tokens.call_end
     _validate(parse_output(result.text, bare=False).calls)
@@ -114,32 +130,37 @@ def test_call_start_is_offered_only_when_the_call_fits(call_parts):
     assert tokens.eos_ids <= ids_short  # free text can always end its turn
 
 
-def test_none_mode_never_starts_a_call(tiny, call_parts):
+def test_none_mode_never_starts_a_call(model, call_parts):
     tokens, _ = call_parts
     constraint = ToolCallConstraint(tokens, mode="none", call_grammar=None)
     assert tokens.call_start not in _allowed(constraint, 10_000)
-    result = _generate(tiny, constraint, 60, seed=0)
+    result = _generate(model, constraint, 60, seed=0)
     assert not set(result.token_ids) & (tokens.blocked | {tokens.call_start})
 
 
-def test_auto_mode_calls_are_valid_once_the_model_starts_one(tiny, call_parts):
+def test_auto_mode_calls_are_valid_once_the_model_starts_one(model, call_parts):
     """Force the free model into a call by adding a bias to the call-start token."""
     tokens, grammar = call_parts
 
     class Biased(ToolCallConstraint):
+        """Only the call-start token while it is allowed, on either runtime's mask."""
+
+        def packed_mask(self, budget):
+            words = super().packed_mask(budget)
+            if self.state == "free" and tokens.call_start in _allowed_words(words):
+                return pack([tokens.call_start], len(model.vocabulary))
+            return words
+
         def logit_bias(self, budget, width):
-            bias = super().logit_bias(budget, width)
-            if self.state == "free" and tokens.call_start in _allowed(self, budget):
-                return mx.array(np.where(np.arange(width) == tokens.call_start, 0.0, -1e30))
-            return bias
+            return bias(self.packed_mask(budget), width)
 
     constraint = Biased(tokens, mode="auto", call_grammar=grammar)
-    result = _generate(tiny, constraint, 150, seed=1)
+    result = _generate(model, constraint, 150, seed=1)
     assert constraint.calls >= 1
     _validate(parse_output(result.text, bare=False).calls)
 
 
-def test_response_format_step_is_a_call_or_the_schema_answer(tiny, call_parts):
+def test_response_format_step_is_a_call_or_the_schema_answer(model, call_parts):
     tokens, grammar = call_parts
     schema = {
         "type": "object",
@@ -147,14 +168,14 @@ def test_response_format_step_is_a_call_or_the_schema_answer(tiny, call_parts):
         "required": ["answer"],
         "additionalProperties": False,
     }
-    compiled = compile_output_type(tiny, schema, engine=grammar.engine)
+    compiled = compile_output_type(model, schema, engine=grammar.engine)
     spec, answer = compiled.spec, compiled.grammar
     kinds = set()
     for seed in range(6):
         constraint = ToolCallConstraint(
             tokens, mode="auto", call_grammar=grammar, answer_grammar=answer
         )
-        result = _generate(tiny, constraint, 150, seed)
+        result = _generate(model, constraint, 150, seed)
         assert constraint.is_finished()
         if constraint.calls:
             kinds.add("call")

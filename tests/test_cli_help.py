@@ -29,6 +29,7 @@ COMMANDS = [
     ["models"],
     ["models", "list"],
     ["models", "pull"],
+    ["engines"],
     ["ingest"],
     ["search"],
     ["eval"],

@@ -42,7 +42,7 @@ def smollm2(smollm2_dir: Path) -> tuple[Any, Any]:
 def test_public_api_and_cli_answer_paris(smollm2_dir: Path) -> None:
     from agent import SamplingParams, load_model
 
-    model = load_model("smollm2")
+    model = load_model("smollm2", engine="mlx")  # the converted model (llama.cpp: test_llamacpp)
     result = model.generate(
         [{"role": "user", "content": "What is the capital of France?"}],
         max_tokens=32,
@@ -60,6 +60,8 @@ def test_public_api_and_cli_answer_paris(smollm2_dir: Path) -> None:
             "What is the capital of France?",
             "--model",
             "smollm2",
+            "--engine",
+            "mlx",
             "--temp",
             "0",
             "--max-tokens",

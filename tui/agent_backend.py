@@ -32,6 +32,7 @@ class ChatOptions:
     """What `edge-agent chat` and `edge-agent demo` configure; checked before the UI."""
 
     model: str
+    engine: str = "auto"  # the local engine: auto, mlx, llama.cpp
     tools: list[Tool] = field(default_factory=list)
     retriever: Any = None
     session: str | None = None  # resume (or start) this session id
@@ -66,7 +67,9 @@ class AgentBackend:
     async def load(self, spec: str, progress: ProgressCallback, approve: Approver) -> ModelInfo:
         # No reuse: a model loaded again replaces the previous copy instead of keeping
         # two, and loading always reports its progress.
-        model = await asyncio.to_thread(load_chat_model, spec, progress, reuse=False)
+        model = await asyncio.to_thread(
+            load_chat_model, spec, progress, reuse=False, engine=self.options.engine
+        )
         self.model = model
         self.model_spec = spec
         self._approver = approve

@@ -55,6 +55,7 @@ def chat_options(args: argparse.Namespace, model: str) -> ChatOptions:
     }
     return ChatOptions(
         model=model,
+        engine=getattr(args, "engine", "auto"),
         tools=tools,
         retriever=retriever,
         session=session,

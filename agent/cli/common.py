@@ -14,8 +14,8 @@ from agent.models.registry import DEFAULT_MODEL
 # errors answer at once.
 if TYPE_CHECKING:
     from agent.engines.base import ChatModel
-    from agent.runtime import Model
     from agent.sampling import SamplingParams
+    from agent.token_runtime import TokenRuntime as Model
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
@@ -42,6 +42,14 @@ def add_model_arg(
            if remote else "")
         + f" (default: {default})",
     )  # fmt: skip
+    parser.add_argument(
+        "--engine",
+        default="auto",
+        choices=("auto", "mlx", "llama.cpp"),
+        help="the local engine: mlx, llama.cpp (GGUF; `edge-agent engines` says whether it "
+        "is installed), or auto (MLX on Apple silicon, llama.cpp elsewhere when installed "
+        "and the model has a GGUF)",
+    )
     if remote:
         parser.add_argument(
             "--base-url",
@@ -109,15 +117,15 @@ def load_engine(args: argparse.Namespace) -> ChatModel:
         return remote_model(args.model, base_url=base_url)
     from agent.engines.local import LocalChatModel
 
-    return LocalChatModel.for_model(load_with_progress(args.model))
+    return LocalChatModel.for_model(load_with_progress(args.model, args.engine))
 
 
-def load_with_progress(spec: str) -> Model:
+def load_with_progress(spec: str, engine: str = "auto") -> Model:
     from agent.loader import load_model
     from agent.progress import console_progress
 
     with console_progress() as progress:
-        return load_model(spec, progress)
+        return load_model(spec, progress, engine=engine)
 
 
 def read_text_arg(value: str | None, what: str) -> str:

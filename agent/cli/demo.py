@@ -174,6 +174,7 @@ def run_headless(spec: str, task: str, retriever: Any, max_tokens: int) -> int:
     from agent.guards import CANCELLED, ERROR
 
     model = load_with_progress(spec)
+    print(f"demo model: {spec} on {model.engine}", file=sys.stderr)
     qa = DocumentQA(model, retriever, k=RAG_K, max_tokens=max_tokens, display_path=display_path)
     print(f"demo task: {task}", file=sys.stderr)
 

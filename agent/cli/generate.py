@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     prompt_text = read_text_arg(args.prompt, "prompt")
     if args.base_url is not None or is_remote_spec(args.model):
         return _generate_remote(args, prompt_text)
-    model = load_with_progress(args.model)
+    model = load_with_progress(args.model, args.engine)
     sampling = sampling_from_args(args, model)
     if args.raw:
         prompt: str | list[dict] = prompt_text

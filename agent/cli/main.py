@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from agent.cli import (
     chat,
     demo,
+    engines,
     extract,
     generate,
     ingest,
@@ -37,6 +38,7 @@ COMMANDS = (
     sessions,
     plan,
     models,
+    engines,
     ingest,
     search,
     eval_command,

@@ -17,10 +17,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.memory_plan import config_for_spec, plan_memory
+    from agent.llamacpp.models import gguf_source
 
-    config, name = config_for_spec(args.model)
-    plan = plan_memory(config, args.context, name)
+    source = gguf_source(args.model)
+    gguf = args.engine == "llama.cpp" or (source is not None and source.kind == "file")
+    if gguf:  # a GGUF on llama.cpp (planning needs no engine installed for hub quants)
+        from agent.llamacpp.memory_plan import plan_gguf
+
+        plan = plan_gguf(args.model, args.context)
+    else:
+        from agent.memory_plan import config_for_spec, plan_memory
+
+        config, name = config_for_spec(args.model)
+        plan = plan_memory(config, args.context, name)
     if args.json:
         data = {row[0].replace(" ", "_") + "_bytes": row[1] for row in plan.rows()}
         data.update(model=plan.model, context=plan.context, device=plan.device)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import mlx.core as mx
+from typing import Any
+
 import numpy as np
 
 from agent.constrained import masks
@@ -41,7 +42,7 @@ class GrammarConstraint:
         self._words = self.grammar.packed_mask(self.state, budget)
         return self._words
 
-    def logit_bias(self, budget: int, width: int) -> mx.array:
+    def logit_bias(self, budget: int, width: int) -> Any:
         return masks.bias(self.packed_mask(budget), width)
 
     def check(self, token: int, budget: int) -> bool:

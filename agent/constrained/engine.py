@@ -13,9 +13,8 @@ stops half-way at `max_tokens`: it completes, or the call is refused before it s
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-import mlx.core as mx
 import numpy as np
 
 # "llguidance": llguidance compiled the request; "regex+llguidance": the project's regex
@@ -33,7 +32,7 @@ class Constraint(Protocol):
     def packed_mask(self, budget: int) -> np.ndarray:
         """The tokens that may be sampled now, as packed bits (uint32 words)."""
 
-    def logit_bias(self, budget: int, width: int) -> mx.array:
+    def logit_bias(self, budget: int, width: int) -> Any:
         """`packed_mask` as an additive float32 logit bias of `width` (0 or -1e30)."""
 
     def check(self, token: int, budget: int) -> bool:

@@ -25,8 +25,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
+from typing import Any
 
-import mlx.core as mx
 import numpy as np
 
 DEFAULT_CACHE_BYTES = 128 * 2**20
@@ -51,8 +51,10 @@ def unpack_ids(words: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.unpackbits(words.view(np.uint8), bitorder="little"))
 
 
-def bias(words: np.ndarray, width: int) -> mx.array:
-    """The additive logit bias (float32, `width`) of a packed mask."""
+def bias(words: np.ndarray, width: int) -> Any:
+    """The additive logit bias (float32, `width`) of a packed mask, as an MLX array."""
+    import mlx.core as mx
+
     bits = np.unpackbits(words.view(np.uint8), bitorder="little")
     if bits.shape[0] < width:
         bits = np.concatenate([bits, np.zeros(width - bits.shape[0], dtype=np.uint8)])

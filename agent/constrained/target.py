@@ -9,7 +9,6 @@ so a target is cached per model, held weakly: it goes when the model goes.
 
 from __future__ import annotations
 
-import copy
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -109,8 +108,8 @@ _TARGETS_LOCK = threading.Lock()
 
 
 def target_for(model: Any) -> GrammarTarget:
-    """The grammar target of a loaded model (anything with `vocabulary`, `eos_token_ids`,
-    `tokenizer`), built on first use."""
+    """The grammar target of a loaded model (an `agent.token_runtime.TokenRuntime`),
+    built on first use."""
     with _TARGETS_LOCK:
         target = _TARGETS.get(model)
         if target is None:
@@ -119,22 +118,9 @@ def target_for(model: Any) -> GrammarTarget:
 
 
 def _build_target(model: Any) -> GrammarTarget:
-    tokenizer = model.tokenizer
-    hf = getattr(tokenizer, "_tokenizer", tokenizer)
-    backend = getattr(hf, "backend_tokenizer", None)
-    tokenizer_json = None
-    if backend is not None:
-        backend = copy.copy(backend)  # serialised without padding or truncation
-        backend.no_padding()
-        backend.no_truncation()
-        tokenizer_json = backend.to_str()
-
-    def encode(text: str) -> list[int]:
-        return list(tokenizer.encode(text, add_special_tokens=False))
-
     return GrammarTarget(
         vocabulary=model.vocabulary,
         eos_ids=frozenset(model.eos_token_ids),
-        encode=encode,
-        tokenizer_json=tokenizer_json,
+        encode=model.encode_fragment,
+        tokenizer_json=model.tokenizer_json(),
     )

@@ -43,9 +43,11 @@ def load_chat_model(
     base_url: str | None = None,
     api_key: str | None = None,
     reuse: bool = True,
+    engine: str = "auto",
 ) -> ChatModel:
     """The engine for `spec` (see the module docstring); `base_url` makes `spec` the
-    name of a model on that server."""
+    name of a model on that server; `engine` picks the local engine (auto, mlx,
+    llama.cpp; see `agent.loader.choose_engine`)."""
     if base_url is not None or is_remote_spec(spec):
         return remote_model(spec, base_url=base_url, api_key=api_key)
     from agent.engines.local import LocalChatModel
@@ -53,7 +55,7 @@ def load_chat_model(
     from agent.model_thread import model_executor
 
     # On the model thread, where its generations run: MLX arrays are bound to a thread.
-    model = model_executor().submit(load_model, spec, progress, reuse=reuse).result()
+    model = model_executor().submit(load_model, spec, progress, reuse=reuse, engine=engine).result()
     return LocalChatModel.for_model(model)
 
 
@@ -83,9 +85,9 @@ def as_chat_model(model: Any) -> ChatModel:
     if hasattr(model, "prepare") and hasattr(model, "stream") and hasattr(model, "provider"):
         return model  # type: ignore[no-any-return]
     from agent.engines.local import LocalChatModel
-    from agent.runtime import Model
+    from agent.token_runtime import TokenRuntime
 
-    if isinstance(model, Model):
+    if isinstance(model, TokenRuntime):
         return LocalChatModel.for_model(model)
     raise UserError(f"not a model: {model!r} (pass a model spec, a loaded Model or a ChatModel)")
 

@@ -28,8 +28,9 @@ from agent.model_info import ModelInfo
 from agent.model_thread import stream_on_model_thread
 from agent.output_split import OutputSplitter
 from agent.prompting import PromptLedger, render
-from agent.runtime import GenerationResult, Model, TextChunk
 from agent.sampling import SamplingParams
+from agent.token_runtime import GenerationResult, TextChunk
+from agent.token_runtime import TokenRuntime as Model
 from agent.tool_parser import CALL_END, CALL_START, parse_output
 
 

