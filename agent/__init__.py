@@ -36,8 +36,8 @@ _LAZY = {
     "BudgetTooSmallError": "agent.structured",
     "GenerationIncomplete": "agent.structured",
     "StructuredResult": "agent.structured",
-    "extract": "agent.structured",
-    "extract_with_stats": "agent.structured",
+    "extract": "agent.extraction",
+    "extract_with_stats": "agent.extraction",
     "generate_structured": "agent.structured",
     "stream_structured": "agent.structured",
 }
@@ -45,6 +45,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from agent.agent import Agent, RunResult
     from agent.constrained.output_types import Regex
+    from agent.extraction import extract, extract_with_stats
     from agent.loader import load_model
     from agent.model_info import ModelInfo
     from agent.models.registry import BUILTIN_MODELS, DEFAULT_MODEL
@@ -56,8 +57,6 @@ if TYPE_CHECKING:
         BudgetTooSmallError,
         GenerationIncomplete,
         StructuredResult,
-        extract,
-        extract_with_stats,
         generate_structured,
         stream_structured,
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -36,6 +36,9 @@ from agent.token_runtime import (
     _Decode,
 )
 from agent.vocab import Vocabulary, build_vocabulary
+
+if TYPE_CHECKING:
+    from agent.prompt_cache import PromptCachePool
 
 __all__ = [
     "DecodeConstraint",
@@ -211,6 +214,12 @@ class Model(TokenRuntime):
         return int(mx.get_peak_memory())
 
     # ------------------------------------------------------------------ cache
+    def keep_prompt_caches(self, pool: PromptCachePool[Any] | None) -> None:
+        """Keep the caches of recent prompts in `pool` (agent.prompt_cache), so that
+        conversations taking turns (a server's) each extend their own; None keeps one.
+        MLX caches are plain arrays this runtime owns, so they can be swapped."""
+        self._pool = pool
+
     def _reuse_cache(self, tokens: list[int]) -> int:
         """Prepare the cache for `tokens`; return how many of them it already holds."""
         state = self._state

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.errors import UserError
 from agent.model_info import ModelInfo
@@ -24,6 +24,9 @@ from agent.sampling import SamplingParams
 from agent.stats import GenerationStats
 from agent.stopping import partial_tail
 from agent.vocab import IncrementalDecoder, Vocabulary
+
+if TYPE_CHECKING:
+    from agent.prompt_cache import PromptCachePool
 
 Message = dict[str, Any]
 Prompt = str | Sequence[int] | Sequence[Message]
@@ -112,6 +115,9 @@ class TokenRuntime:
 
     def __init__(self) -> None:
         self._state = _CacheState()
+        # Caches of other recent prompts, for runtimes whose cache state is theirs to
+        # swap (MLX's: `Model.keep_prompt_caches`); None keeps the one.
+        self._pool: PromptCachePool[_CacheState] | None = None
         self._lock = threading.Lock()
         self._lists_tools: bool | None = None
 
@@ -150,7 +156,10 @@ class TokenRuntime:
         """Make the model usable from another thread (MLX arrays are thread-bound)."""
 
     def reset_cache(self) -> None:
+        """Forget every cached prompt (the active one and any kept in a pool)."""
         self._state = _CacheState()
+        if self._pool is not None:
+            self._pool.clear()
 
     def _reuse_cache(self, tokens: list[int]) -> int:
         """Prepare the cache for `tokens`; return how many of them it already holds."""
@@ -206,7 +215,12 @@ class TokenRuntime:
         elif len(prompt) > 0 and isinstance(prompt[0], dict):
             text = self.chat_prompt(prompt)  # type: ignore[arg-type]
         else:
-            return [int(t) for t in prompt], None  # type: ignore[union-attr]
+            ids = [int(t) for t in prompt]  # type: ignore[union-attr]
+            if self._pool is not None:
+                self._state = self._pool.exchange(self._state, _CacheState, tokens=ids)
+            return ids, None
+        if self._pool is not None:
+            self._state = self._pool.exchange(self._state, _CacheState, text=text)
         state = self._state
         if (
             state.history_text is not None

@@ -49,6 +49,7 @@ from agent.constrained import llg, masks
 from agent.constrained.compile import clear_memory_cache
 from agent.structured import compile_output_type, extraction_messages, generate_structured
 from schemas import shipped_schema
+from schemas.compiler import clear_check_cache
 
 FREE_STRINGS = {"type": "array", "items": {"type": "string"}}
 TEXT = (
@@ -228,16 +229,23 @@ def extraction_overhead(model, runs: int) -> dict:
 
 
 def _cold_compile_ms(model, schema, engine: str) -> tuple[float, str]:
-    """(ms, engine), or (inf, why) when the engine refuses or times out (30 s)."""
+    """(ms, engine), or (inf, why) when the engine refuses or times out (30 s).
+
+    `schema` may be an OutputSpec (the agent's call payload) or any output type."""
+    from agent.constrained import compile_output, resolve_output_type, target_for
+    from agent.constrained.output_types import OutputSpec
     from agent.errors import UserError
 
     clear_memory_cache()
     llg.clear_cache()
+    clear_check_cache()
+    spec = schema if isinstance(schema, OutputSpec) else resolve_output_type(schema)
+    t0 = time.perf_counter()
     try:
-        compiled = compile_output_type(model, schema, engine=engine)  # type: ignore[arg-type]
+        compiled = compile_output(spec, target_for(model), engine=engine)  # type: ignore[arg-type]
     except UserError as exc:
         return float("inf"), f"{engine}: {type(exc).__name__}"
-    return compiled.compile_ms, compiled.engine
+    return (time.perf_counter() - t0) * 1000, compiled.engine
 
 
 def registry_of_bfcl_tools(count: int):
@@ -257,12 +265,12 @@ def registry_of_bfcl_tools(count: int):
 
 
 def compile_costs(model) -> list[tuple[str, str, float]]:
-    from agent.call_constraint import calls_schema
+    from agent.call_constraint import call_output_spec
 
     rows = []
     if (SHARED / "bfcl").is_dir():
         registry = registry_of_bfcl_tools(50)
-        schema = calls_schema(registry.call_schema())
+        schema = call_output_spec(registry.call_schema())  # as the agent loop compiles it
         for engine, repeats in (("auto", 5), ("regex", 1)):
             times = [_cold_compile_ms(model, schema, engine) for _ in range(repeats)]
             name = f"{len(registry)}-tool BFCL call grammar"

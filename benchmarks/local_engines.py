@@ -32,8 +32,9 @@ sys.path[:] = [
 from _machine import machine_description
 
 from agent import SamplingParams
+from agent.extraction import extract_with_stats
 from agent.loader import load_model
-from agent.structured import compile_output_type, extract_with_stats, generate_structured
+from agent.structured import compile_output_type, generate_structured
 
 # Six strings of 20-40 characters: nearly every token is free text inside a string (the
 # constraint's cost, not forced tokens), and no output can end after a few tokens.

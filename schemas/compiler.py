@@ -29,10 +29,13 @@ How keywords are handled:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import reduce
@@ -1267,6 +1270,10 @@ class SchemaCompiler:
                 additional.append(Node(part["additional"], part["resolver"]))
         if len(m.object_parts) > 1 and pattern_parts:
             raise UnsupportedSchemaError("patternProperties", path, "in several allOf branches")
+        if m.forbidden and any(
+            _searches(pattern, key) for pattern, _ in pattern_parts for key in m.forbidden
+        ):
+            raise UnsupportedSchemaError("patternProperties", path, "matching a forbidden key")
         pairs: list[str] = []
         if pattern_parts:
             from schemas.patterns import UnsupportedPattern, pattern_to_regex
@@ -1311,8 +1318,9 @@ class SchemaCompiler:
         return rf"\{{{ws}{body}{ws}\}}"
 
     def _key_regex(self, m: Merged, path: str) -> str | None:
+        """Free keys: any name propertyNames allows, except those a `not` forbids."""
         if not m.property_names:
-            return rb.JSON_STRING
+            return rb.json_string_except(m.forbidden) if m.forbidden else rb.JSON_STRING
         try:
             conj, _ = self._expand(m.property_names, path, ())
         except _Unsat:
@@ -1320,11 +1328,17 @@ class SchemaCompiler:
         names = self._merge(conj, path)
         if names.enum is not None:
             kept = [
-                v for v in names.enum if isinstance(v, str) and self._validates(v, m.property_names)
+                v
+                for v in names.enum
+                if isinstance(v, str)
+                and v not in m.forbidden
+                and self._validates(v, m.property_names)
             ]
             return rb.alternation(rb.json_literal(v) for v in kept)
         if names.any_of or names.one_of or names.nots or names.conditionals:
             raise UnsupportedSchemaError("propertyNames", path)
+        if m.forbidden:
+            raise UnsupportedSchemaError("propertyNames", path, "with keys a `not` forbids")
         content = self._string_content(names, path)
         return None if content is None else f'"{content}"'
 
@@ -1338,6 +1352,14 @@ class SchemaCompiler:
         array = rf"\[{ws}(?:{inner}(?:{sep}{inner})*)?{ws}\]"
         obj = rf"\{{{ws}(?:{rb.JSON_STRING}{ws}:{ws}{inner})?{ws}\}}"
         return rb.alternation([*scalars, array, obj])  # type: ignore[return-value]
+
+
+def _searches(pattern: str, key: str) -> bool:
+    """Whether a patternProperties pattern matches `key` (an unreadable one may)."""
+    try:
+        return re.search(pattern, key) is not None
+    except re.error:
+        return True
 
 
 _SAFE_INT = 10**15 - 1  # the largest magnitude an unbounded number side may reach
@@ -1391,16 +1413,47 @@ def _some_multiples(m: Merged, integer: bool) -> str | None:
     return rb.alternation(literals) if literals else None
 
 
+_CHECKED: OrderedDict[bytes, None] = OrderedDict()  # digests of schemas that passed
+_CHECKED_ENTRIES = 4096
+_CHECKED_LOCK = threading.Lock()
+
+
+def clear_check_cache() -> None:
+    """Forget which schemas passed (for cold-compile measurements)."""
+    with _CHECKED_LOCK:
+        _CHECKED.clear()
+
+
 def check_schema(schema: Any) -> None:
-    """Raise InvalidSchemaError when `schema` fails its own meta-schema."""
+    """Raise InvalidSchemaError when `schema` fails its own meta-schema.
+
+    Meta-validation against 2020-12 is slow (a 50-tool call schema: ~0.8 s here), and
+    the same schemas come back (a tool set on every step, a response format on every
+    request): those that passed are remembered by digest.
+    """
     if not isinstance(schema, (dict, bool)):
         raise InvalidSchemaError("a JSON Schema must be an object or a boolean")
+    try:
+        text = json.dumps(schema, sort_keys=True, ensure_ascii=False, default=repr)
+    except (ValueError, RecursionError):
+        text = None  # circular or too deep: the validator reports it
+    digest = hashlib.blake2b(text.encode(), digest_size=16).digest() if text else None
+    if digest is not None:
+        with _CHECKED_LOCK:
+            if digest in _CHECKED:
+                _CHECKED.move_to_end(digest)
+                return
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = "#/" + "/".join(str(p) for p in exc.absolute_path) if exc.absolute_path else "#"
         raise InvalidSchemaError(f"invalid JSON Schema: {exc.message:.200}", where) from None
+    if digest is not None:
+        with _CHECKED_LOCK:
+            _CHECKED[digest] = None
+            while len(_CHECKED) > _CHECKED_ENTRIES:
+                _CHECKED.popitem(last=False)
 
 
 def schema_to_regex(schema: Any, options: RegexOptions | None = None) -> str:

@@ -33,6 +33,36 @@ BOOLEAN = "(?:true|false)"
 NULL = "null"
 
 
+def json_string_except(words: Iterable[str]) -> str:
+    """A JSON string (no escapes) whose value is none of `words`.
+
+    Used for the free keys of an object that must not carry certain properties (a
+    `not: {required: [...]}`). Escapes are left out because `\\u0062ody` decodes to
+    `body`: without them, the value is the text, and a trie over the words says which
+    texts to avoid. Characters a JSON string cannot hold unescaped are never produced,
+    so words containing them need no exclusion.
+    """
+    plain = '[^"\\\\\\x00-\\x1F]'
+    trie: dict[str, Any] = {}
+    for word in set(words):
+        if any(ch in '"\\' or ord(ch) < 0x20 for ch in word):
+            continue
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # the end of a word
+
+    def below(node: dict[str, Any]) -> str:
+        children = sorted(k for k in node if k)
+        options = [] if "" in node else [""]
+        other = "".join("\\" + c if c in _SPECIAL else c for c in children)
+        options.append((f'[^"\\\\\\x00-\\x1F{other}]' if other else plain) + f"{plain}*")
+        options.extend(literal(c) + below(node[c]) for c in children)
+        return "(?:" + "|".join(options) + ")"
+
+    return f'"{below(trie)}"'
+
+
 def literal(text: str) -> str:
     """`text` matched literally."""
     return "".join("\\" + ch if ch in _SPECIAL else ch for ch in text)

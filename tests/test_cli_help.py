@@ -20,6 +20,7 @@ COMMANDS = [
     ["generate"],
     ["extract"],
     ["run"],
+    ["serve"],
     ["sessions"],
     ["sessions", "list"],
     ["sessions", "show"],

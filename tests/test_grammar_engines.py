@@ -329,3 +329,52 @@ def test_regex_output_types_use_llguidance(tiny):
         tiny, PROMPT, Regex(pattern), max_tokens=20, sampling=SamplingParams(1.0, seed=2)
     )
     assert re.fullmatch(pattern, result.value)
+
+
+# Patterns whose literal part comes after a wildcard: greedy planning alone goes round in
+# circles inside the wildcard (these shapes are from JSONSchemaBench schemas that fell
+# through to the automaton and took 2-37 s to compile before hints existed).
+WILDCARD_PATTERNS = {
+    "literal after lazy wildcard": r"^(.*?)\.alfred3?workflow$",
+    "unanchored suffix": r"\.[a-zA-Z]{2,3}$",
+    "alternation with a literal": r"^(([0-9]|[1-9][0-9])\.){3}[0-9]|0\.0\.0\.0\/0$",
+    "literal after a required wildcard": r"^application\/vnd\.stone-romfile\..+-resource",
+    "alternating classes": (
+        r"^[_a-z0-9-]+(\.[_a-z0-9-]+)*@[_a-z0-9-]+(\.[_a-z0-9-]+)*(\.[a-z]{2,3})$"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(WILDCARD_PATTERNS))
+def test_patterns_behind_wildcards_are_planned_by_llguidance(tiny, name):
+    pattern = WILDCARD_PATTERNS[name]
+    schema = {
+        "type": "object",
+        "properties": {"value": {"type": "string", "pattern": pattern}},
+        "required": ["value"],
+        "additionalProperties": False,
+    }
+    compiled = compile_output_type(tiny, schema)
+    assert compiled.route == "llguidance"  # not the slow automaton
+    # The plan (the shortest way the grammar knows to finish) is itself a valid value.
+    assert re.search(pattern, json.loads(compiled.grammar.plan.data.decode())["value"])
+    shortest = compiled.grammar.min_tokens()
+    for seed, budget in enumerate((shortest, shortest + 4, 60)):
+        result = generate_structured(
+            tiny, PROMPT, schema, max_tokens=budget,
+            sampling=SamplingParams(temperature=1.0, seed=seed),
+        )  # fmt: skip
+        assert result.stats.generated_tokens <= budget
+        _validate(schema, result.value)
+        assert re.search(pattern, result.value["value"])
+
+
+def test_pattern_witnesses_match_their_patterns():
+    from agent.constrained.hints import pattern_witness, witness_runs
+
+    for pattern in WILDCARD_PATTERNS.values():
+        witness = pattern_witness(pattern)
+        assert witness is not None and re.search(pattern, witness), pattern
+    assert witness_runs(r"^(.*?)\.alfred3?workflow$") == [".alfredworkflow"]
+    assert witness_runs(r"\.[a-zA-Z]{2,3}$") == [".aa"]
+    assert pattern_witness(r"(?=a)b") is None  # look-arounds are not followed

@@ -14,9 +14,10 @@ import pytest
 from agent import Agent, SamplingParams, generate_structured
 from agent.errors import ModelUnavailableError, UserError
 from agent.events import StatsEvent, ToolCallEvent, ToolResultEvent
+from agent.extraction import extract_with_stats
 from agent.llamacpp import is_available
 from agent.loader import choose_engine, load_model
-from agent.structured import compile_output_type, extract_with_stats
+from agent.structured import compile_output_type
 from schemas import shipped_schema
 from tools import builtin_tools
 

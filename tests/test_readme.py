@@ -27,6 +27,7 @@ EXPECTED: list[tuple[str, list[str]]] = [
     ("agent = Agent(", ["'type': 'final'"]),
     ("edge-agent demo --headless", ["answer: python -m pytest -q  [1] README.md", "is ready"]),
     ("scripted = ScriptedModel(", ["LFM2-8B-A1B@http://localhost:8080/v1", "It is late."]),
+    ("with serve_in_background(", ["weather ['city']", "Contact {'queue_wait_ms'"]),
 ]
 
 

@@ -124,3 +124,31 @@ def test_long_fixed_length_strings_compile_quickly(tiny):
         sampling=SamplingParams(temperature=1.0, seed=3),
     )
     assert len(result.value) == 36
+
+
+@pytest.mark.parametrize(
+    "words",
+    [["body", "bodyValue"], ["b"], ["a-b", "a]", "^x", ""], ["", "x"], ["é", "日本"]],
+)
+def test_json_string_except_accepts_every_key_but_the_words(words):
+    from schemas.regex_builder import json_string_except
+
+    regex = json_string_except(words)
+    probes = {w + tail for w in [*words, "bod", "zz"] for tail in ("", "x", "-", "]")}
+    probes |= {w[:-1] for w in words if w}
+    for key in sorted(probes):
+        assert accepts(regex, json.dumps(key, ensure_ascii=False)) == (key not in words), key
+    assert not accepts(regex, r'"\u0062"')  # escapes could spell a forbidden word
+
+
+def test_not_required_forbids_the_key_in_an_open_object():
+    # `not: {required: [a, b]}`: an object may have a or b, never both. The compiler
+    # forbids the last one; free keys must not spell it (a maskbench schema caught it).
+    schema = {"type": "object", "not": {"required": ["body", "bodyValue"]}}
+    regex = schema_to_regex(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    assert accepts(regex, '{"body":"x"}')
+    assert accepts(regex, '{"bodyValu":1,"bodyValuex":2}')
+    for value in ({"body": "x", "bodyValue": None}, {"bodyValue": 1}):
+        assert not accepts(regex, compact(value))
+    assert not validator.is_valid({"body": "x", "bodyValue": None})

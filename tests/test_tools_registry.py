@@ -640,3 +640,31 @@ def test_load_module_errors(tmp_path, source, message):
 def test_load_module_rejects_a_directory(tmp_path):
     with pytest.raises(ToolLoadError, match="is not a file"):
         ToolRegistry().load_module(tmp_path)
+
+
+def test_a_tool_made_directly_has_its_parameters_checked():
+    # Grammars built from a registry skip the meta-schema check, so every way of making
+    # a tool must check its parameters.
+    with pytest.raises(ToolDefinitionError, match=r"tool 'bad': invalid parameters schema"):
+        Tool("bad", "d", {"type": "object", "properties": {"n": {"type": "integr"}}})
+    with pytest.raises(ToolDefinitionError, match="must be a JSON Schema object"):
+        Tool("bad", "d", ["not", "a", "schema"])  # type: ignore[arg-type]
+    ok = Tool("ok", "d", {"type": "object", "properties": {"n": {"type": "integer"}}})
+    registry = ToolRegistry([ok])
+    from agent.call_constraint import call_output_spec
+
+    spec = call_output_spec(registry.call_schema())
+    assert spec.checked and spec.json_schema["items"]["properties"]["name"] == {"const": "ok"}
+
+
+def test_schema_check_memo_never_passes_an_invalid_schema():
+    from schemas.compiler import check_schema
+    from schemas.errors import InvalidSchemaError
+
+    good = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    bad = {"type": "object", "properties": {"n": {"type": "integr"}}}
+    check_schema(good)
+    check_schema(good)  # remembered
+    for _ in range(2):
+        with pytest.raises(InvalidSchemaError):
+            check_schema(bad)

@@ -69,6 +69,14 @@ class Tool:
     def __post_init__(self) -> None:
         check_name(self.name)
         self.timeout = _check_timeout(self.name, self.timeout)
+        # Checked here, whichever way the tool was made, so that grammars built from
+        # tools (`ToolRegistry.call_schema`) need no meta-schema check of their own.
+        if not isinstance(self.parameters, dict):
+            raise ToolDefinitionError(self.name, "parameters must be a JSON Schema object")
+        try:
+            check_schema(self.parameters)
+        except SchemaCompileError as exc:
+            raise ToolDefinitionError(self.name, f"invalid parameters schema: {exc}") from None
         if self.function is not None and self.binder is None:
             _, self.binder = analyse_function(
                 self.function, self.name, parse_docstring(None), need_schema=False

@@ -345,8 +345,10 @@ class EdgeAgentApp(App[None]):
 
     async def show_history(self, history: list[ReplayTurn]) -> None:
         """A resumed session: its turns in the chat, its token counts in the status bar."""
-        await self.chat.load_history(history)
+        # Counts first: the chat fills over several awaits, and whoever sees the last
+        # answer on screen may read the status bar at once.
         self.status.reset_session(stats for turn in history for stats in turn.step_stats())
+        await self.chat.load_history(history)
 
     async def show_error(self, message: str, title: str = "Error") -> None:
         """An error as a notification and a card in the chat; the app goes on."""

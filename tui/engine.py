@@ -22,10 +22,16 @@ class AgentThread:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = False
+        self._stopped = False
+        self._lock = threading.Lock()
+        self._pending: set[concurrent.futures.Future[Any]] = set()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.run_forever()
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.close()
 
     def start(self) -> None:
         if not self._started:
@@ -40,9 +46,27 @@ class AgentThread:
         return threading.current_thread() is self._thread
 
     def run(self, coro: Awaitable[T]) -> concurrent.futures.Future[T]:
-        """Schedule `coro` on the agent loop."""
-        self.start()
-        return asyncio.run_coroutine_threadsafe(_as_coroutine(coro), self._loop)
+        """Schedule `coro` on the agent loop. Once the thread is stopped, the future
+        comes back cancelled: whoever awaits it must not wait for a loop that is gone."""
+        with self._lock:
+            if self._stopped:
+                if asyncio.iscoroutine(coro):
+                    coro.close()
+                cancelled: concurrent.futures.Future[T] = concurrent.futures.Future()
+                cancelled.cancel()
+                return cancelled
+            self.start()
+            # A coroutine goes as it is: wrapped, one cancelled before it starts would
+            # never be awaited (and warn so at exit).
+            runnable = coro if asyncio.iscoroutine(coro) else _as_coroutine(coro)
+            future = asyncio.run_coroutine_threadsafe(runnable, self._loop)
+            self._pending.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: concurrent.futures.Future[Any]) -> None:
+        with self._lock:
+            self._pending.discard(future)
 
     def call(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
         """Run the blocking `fn(*args)` on the agent thread."""
@@ -53,9 +77,24 @@ class AgentThread:
         return self.run(wrapper())
 
     def stop(self) -> None:
-        """Stop the loop once what runs now returns (the thread is a daemon)."""
-        if self._started and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        """Stop the loop once what runs now returns (the thread is a daemon), and cancel
+        every future not yet done: a UI handler awaiting one would otherwise wait
+        forever, and the app's shutdown with it."""
+        with self._lock:
+            self._stopped = True
+            pending, self._pending = self._pending, set()
+        for future in pending:
+            future.cancel()
+        if not self._started:
+            self._loop.close()
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._shutdown)
+
+    def _shutdown(self) -> None:
+        """Agent thread: cancelled tasks take one more turn of the loop to unwind."""
+        for task in asyncio.all_tasks(self._loop):
+            task.cancel()
+        self._loop.call_soon(self._loop.stop)
 
 
 async def _as_coroutine(awaitable: Awaitable[T]) -> T:

@@ -57,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.structured import extract_with_stats, load_schema, resolve_schema_early
+    from agent.extraction import extract_with_stats
+    from agent.structured import load_schema, resolve_schema_early
 
     if args.compile_timeout <= 0:
         raise UserError(f"--compile-timeout must be positive, got {args.compile_timeout:g}")

@@ -21,6 +21,7 @@ from agent.cli import (
     plan,
     run,
     search,
+    serve,
     sessions,
 )
 from agent.cli import eval as eval_command
@@ -33,6 +34,7 @@ COMMANDS = (
     generate,
     extract,
     run,
+    serve,
     sessions,
     plan,
     models,

@@ -11,9 +11,12 @@ that leaves no fitting plan is refused before it is fed (see `LLGuidanceConstrai
 Plans are found greedily: forced bytes are taken as they come, and at a choice the first
 allowed byte of a preference order that closes things early (quotes, braces, separators
 before letters) is taken; a byte chosen eight times in a row is demoted until the next
-forced bytes, so patterns such as `[a-z]+@` reach their `@`. A plan is not always the
-shortest completion, only a valid one: a too-long plan costs freedom near the end of
-the budget, never validity.
+forced bytes, so patterns such as `[a-z]+@` reach their `@`. Where that goes round in
+circles (a wildcard before a literal: `.*\\.json`), the literal runs of the grammar's
+patterns are tried as stepping stones (`hints.py`); when every byte has been demoted
+twice over, the search gives up rather than fill the whole byte allowance. A plan is
+not always the shortest completion, only a valid one: a too-long plan costs freedom
+near the end of the budget, never validity.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from llguidance import LLMatcher, LLTokenizer
 # smallest digit and letters; every other byte comes after.
 _PREFERENCE = b'"}],@._-/: +0aA1'
 _DEMOTE_AFTER = 8
+_ROUNDS = 2  # rounds through every demoted byte before a plan is given up
+_LONG_STRETCH = 16  # bytes without forced ones that call for hints (then 32, 64...)
+_HINT_DEPTH = 3  # hints in a row to get past one wildcard
+_HINT_BRANCHES = 512  # branches one plan may explore, over all its wildcards
 
 
 def byte_preference(byte_tokens: Sequence[int | None]) -> tuple[int, ...]:
@@ -76,6 +83,12 @@ class Plan:
         return None
 
 
+@dataclass
+class _HintSearch:
+    hints: Sequence[bytes]
+    branches: int  # left to explore in this plan
+
+
 class Planner:
     """Finds plans over one tokenizer's single-byte tokens."""
 
@@ -88,32 +101,142 @@ class Planner:
         tokens = [self.byte_tokens[b] for b in data]
         return None if None in tokens else tokens  # type: ignore[return-value]
 
-    def complete(self, matcher: LLMatcher, max_bytes: int) -> Plan | None:
-        """A plan of at most `max_bytes` bytes from `matcher`'s position (left untouched)."""
-        probe = matcher.deep_copy()
+    def complete(
+        self, matcher: LLMatcher, max_bytes: int, hints: Sequence[bytes] = ()
+    ) -> Plan | None:
+        """A plan of at most `max_bytes` bytes from `matcher`'s position (left untouched).
+
+        `hints` (witness runs of the grammar's patterns, see `hints.pattern_hints`) are
+        tried where greedy choice goes round in circles, before demotion.
+        """
+        search = _HintSearch(hints, _HINT_BRANCHES)
+        out = self._greedy(matcher.deep_copy(), max_bytes, search, _HINT_DEPTH)
+        return None if out is None else Plan(out)
+
+    def _greedy(
+        self, probe: LLMatcher, max_bytes: int, search: _HintSearch, depth: int
+    ) -> bytes | None:
+        """Bytes that finish from `probe` (which consumes them).
+
+        At the top level (`depth` is the maximum) that means to the end of the output.
+        Below, it is one branch of a hint search, which only has to get past the
+        wildcard: it ends with success at the next forced bytes or at an end, and with
+        failure where it would go round in circles again and has no hints left.
+        """
+        top = depth == _HINT_DEPTH
         out = bytearray()
         demoted: list[int] = []
-        last, run = -1, 0
+        last, run, rounds = -1, 0, 0
+        stretch = 0  # bytes since the last forced ones, each a single-byte token
         while len(out) <= max_bytes:
             if probe.is_accepting():
-                return Plan(bytes(out))
+                return bytes(out)
             forced = probe.compute_ff_bytes()
             if forced:
+                if not top:
+                    return bytes(out)  # past the wildcard
                 tokens = self.bytes_as_tokens(forced)
                 if tokens is None or not probe.consume_tokens(tokens):
                     return None
                 out += forced
-                last, run = -1, 0
+                last, run, rounds, stretch = -1, 0, 0, 0
                 demoted.clear()  # a new stretch: demotions were about the last one
                 continue
             chosen = self._choose(probe, demoted)
             if chosen is None:
                 return None
+            if chosen in demoted:  # every other byte is demoted: start a new round
+                rounds += 1
+                if rounds > _ROUNDS:
+                    return None  # going round in circles for good
+                demoted.clear()
             out += self.tokenizer.decode_bytes([chosen])
+            stretch += 1
             run = run + 1 if chosen == last else 1
             last = chosen
-            if run >= _DEMOTE_AFTER and chosen not in demoted:
+            repeating = run >= _DEMOTE_AFTER and chosen not in demoted
+            # A long stretch without forced bytes goes round in circles too (`._._._`).
+            wandering = stretch >= _LONG_STRETCH and stretch & (stretch - 1) == 0
+            if not (repeating or wandering):
+                continue
+            # Try the literals the patterns wait for, from where this stretch began (a
+            # whole value: `a@a.aa`), then from where the run began.
+            if search.hints and depth > 0:
+                found = None
+                backs = (stretch, run) if top and stretch > run else (run,)
+                for back in backs if repeating else (stretch,):
+                    # A wandering stretch may still finish: only a shorter way past it
+                    # replaces it.
+                    limit = None if repeating else back
+                    found = self._hints_from(probe, out, back, max_bytes, search, depth - 1, limit)
+                    if found is not None:
+                        stretch += found - back
+                        break
+                if found is not None:
+                    last, run = -1, 0
+                    continue
+            if not top:
+                return None  # a branch of a hint search: give it up
+            if repeating:
                 demoted.append(chosen)
+        return None
+
+    def _hints_from(
+        self,
+        probe: LLMatcher,
+        out: bytearray,
+        back: int,
+        max_bytes: int,
+        search: _HintSearch,
+        depth: int,
+        limit: int | None,
+    ) -> int | None:
+        """Replace the last `back` bytes (single-byte tokens) by a hint search's finding
+        (of at most `limit` bytes, if given).
+
+        On success `probe` and `out` hold the finding and its length is returned; on
+        failure both are as they were.
+        """
+        saved = bytes(out[-back:])
+        probe.rollback(back)
+        del out[-back:]
+        found = self._through_hints(probe, max_bytes - len(out), search, depth)
+        if found is not None and limit is not None and len(found) > limit:
+            found = None
+        tokens = self.bytes_as_tokens(found) if found is not None else None
+        if tokens is not None and probe.try_consume_tokens(tokens) == len(tokens):
+            out += found  # type: ignore[operator]
+            return len(tokens)
+        replay = self.bytes_as_tokens(saved)
+        if replay is None or probe.try_consume_tokens(replay) != len(replay):
+            raise AssertionError("the matcher must take back bytes it took before")
+        out += saved
+        return None
+
+    def _through_hints(
+        self, probe: LLMatcher, max_bytes: int, search: _HintSearch, depth: int
+    ) -> bytes | None:
+        """Bytes past a wildcard that start with a hint, with at most `depth` more hints.
+
+        Iterative deepening: every single hint first, then pairs, and so on, so that a
+        long hint a wildcard also accepts does not use up the branches before a short
+        one that gets past is tried; of the ways past at one depth, the shortest.
+        """
+        for further in range(depth + 1):
+            best: bytes | None = None
+            for hint in search.hints:
+                tokens = self.bytes_as_tokens(hint)
+                if tokens is None or len(hint) > max_bytes or search.branches <= 0:
+                    continue
+                branch = probe.deep_copy()
+                if branch.try_consume_tokens(tokens) != len(tokens):
+                    continue
+                search.branches -= 1
+                rest = self._greedy(branch, max_bytes - len(hint), search, further)
+                if rest is not None and (best is None or len(hint) + len(rest) < len(best)):
+                    best = hint + rest
+            if best is not None:
+                return best  # the shortest way past with this many hints
         return None
 
     def _choose(self, probe: LLMatcher, demoted: list[int]) -> int | None:

@@ -27,6 +27,7 @@ import numpy as np
 from agent.constrained import masks
 from agent.constrained.completion import Plan, Planner
 from agent.constrained.engine import EngineName
+from agent.constrained.hints import pattern_hints
 from agent.constrained.json_lexer import JsonLexState
 from agent.constrained.target import GrammarTarget
 from schemas.errors import SchemaCompileError, UnsupportedSchemaError
@@ -93,6 +94,7 @@ class LLGuidanceGrammar:
         json_output: bool,
         source: str,
         engine: EngineName = "llguidance",
+        hints: Sequence[bytes] = (),
     ) -> None:
         self.engine: EngineName = engine
         self.target = target
@@ -101,6 +103,7 @@ class LLGuidanceGrammar:
         self.end_ids = end_ids
         self.json_output = json_output
         self.source = source
+        self.hints = hints
         self.shared = _shared(target)
         self._min_tokens: int | None = None
         self._lock = threading.Lock()
@@ -126,6 +129,7 @@ class LLGuidanceConstraint:
         self.matcher = grammar.matcher.deep_copy()
         self.plan = Plan(grammar.plan.data, grammar.plan.tokens)
         self.end_ids = grammar.end_ids
+        self._hints = grammar.hints
         self._end_set = frozenset(grammar.end_ids)
         self._llg_eos = shared.llg_eos
         self._token_bytes = shared.token_bytes
@@ -156,7 +160,7 @@ class LLGuidanceConstraint:
         try:
             rest = self._plan_after_run(tokens) if taken == len(tokens) else None
             if taken == len(tokens) and rest is None:
-                rest = self.planner.complete(matcher, MAX_PLAN_BYTES)
+                rest = self.planner.complete(matcher, MAX_PLAN_BYTES, self._hints)
             fits = rest is not None and rest.fits(budget - len(tokens), self.planner, matcher)
         finally:
             if taken:
@@ -256,7 +260,7 @@ class LLGuidanceConstraint:
             reused = self._same_value(data) or planner.revalidate(self.plan, matcher)
             if reused is not None and reused.fits(budget, planner, matcher):
                 return reused
-        fresh = planner.complete(matcher, min(MAX_PLAN_BYTES, max(budget, 1) * 16))
+        fresh = planner.complete(matcher, min(MAX_PLAN_BYTES, max(budget, 1) * 16), self._hints)
         if fresh is not None and fresh.fits(budget, planner, matcher):
             return fresh
         return None
@@ -320,15 +324,21 @@ def compile_llguidance(
     json_output: bool,
     timeout: float,
     engine: EngineName = "llguidance",
+    hints: Sequence[bytes] | None = None,
 ) -> tuple[LLGuidanceGrammar, bool]:
-    """The grammar for `grammar_text` (llguidance's JSON form): (grammar, from cache)."""
-    key = (id(target), grammar_text, tuple(end_ids), json_output, engine)
+    """The grammar for `grammar_text` (llguidance's JSON form): (grammar, from cache).
+
+    `hints` are the literal stepping stones for the planner (`hints.py`); by default
+    they are read from the patterns in `grammar_text`.
+    """
+    found = tuple(hints) if hints is not None else pattern_hints(grammar_text)
+    key = (id(target), grammar_text, tuple(end_ids), json_output, engine, found)
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is not None and cached.target is target:
             _CACHE.move_to_end(key)
             return cached, True
-    grammar = _build(target, grammar_text, tuple(end_ids), json_output, timeout, engine)
+    grammar = _build(target, grammar_text, tuple(end_ids), json_output, timeout, engine, found)
     with _CACHE_LOCK:
         _CACHE[key] = grammar
         while len(_CACHE) > _CACHE_ENTRIES:
@@ -348,6 +358,7 @@ def _build(
     json_output: bool,
     timeout: float,
     engine: EngineName,
+    hints: Sequence[bytes],
 ) -> LLGuidanceGrammar:
     """Build the matcher and its first plan on a thread, within `timeout` seconds.
 
@@ -368,7 +379,7 @@ def _build(
                 outcome["error"] = matcher.get_error()
                 return
             outcome["matcher"] = matcher
-            outcome["plan"] = planner.complete(matcher, MAX_PLAN_BYTES)
+            outcome["plan"] = planner.complete(matcher, MAX_PLAN_BYTES, hints)
         except BaseException as exc:  # reported to the caller
             outcome["error"] = f"{type(exc).__name__}: {exc}"
 
@@ -388,7 +399,7 @@ def _build(
             "llguidance found no way to finish this grammar (it may be unsatisfiable)"
         )
     return LLGuidanceGrammar(
-        target, outcome["matcher"], plan, end_ids, json_output, grammar_text, engine
+        target, outcome["matcher"], plan, end_ids, json_output, grammar_text, engine, hints
     )
 
 

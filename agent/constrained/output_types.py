@@ -40,6 +40,9 @@ class OutputSpec:
     parse: Callable[[str], Any]
     json_schema: Any = None  # kind "json"
     pattern: str | None = None  # kinds "regex" and "choice": a fully anchored regex
+    # The schema is valid by construction (built from schemas checked when they came
+    # in, such as a tool registry's): compiling skips the meta-schema check.
+    checked: bool = False
 
 
 class OutputValidationError(UserError):

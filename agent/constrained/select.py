@@ -71,7 +71,7 @@ def compile_output(
     ends = tuple(sorted(end_ids if end_ids is not None else target.eos_ids))
     t0 = time.perf_counter()
     deadline = t0 + timeout
-    if spec.kind == "json":
+    if spec.kind == "json" and not spec.checked:
         from schemas.compiler import check_schema
 
         check_schema(spec.json_schema)  # an invalid schema is the user's, on any engine
@@ -104,7 +104,7 @@ def compile_output(
             full = _regex_of(spec, target, ends, whitespace, sized=False)
             grammar, cached = compile_llguidance(
                 target, _regex_grammar(full), ends, json_output=spec.kind == "json",
-                timeout=left(), engine="regex+llguidance",
+                timeout=left(), engine="regex+llguidance", hints=_hints_of(spec),
             )  # fmt: skip
             return CompiledOutput(spec, grammar, _ms(t0), cached, "regex+llguidance")
         except SchemaCompileError as exc:
@@ -254,6 +254,16 @@ def _json_grammar(schema: object, whitespace: str) -> str:
         )
     except (ValueError, TypeError, RecursionError) as exc:
         raise LLGuidanceRefused(f"llguidance cannot read the schema: {exc}") from None
+
+
+def _hints_of(spec: OutputSpec) -> tuple[bytes, ...] | None:
+    """Planner hints for the regex route: the schema's own patterns, not the JSON
+    structure the regex spells out (None: read them from the regex itself)."""
+    if spec.kind != "json":
+        return None
+    from agent.constrained.hints import schema_hints
+
+    return schema_hints(spec.json_schema)
 
 
 def _regex_grammar(regex: str) -> str:

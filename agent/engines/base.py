@@ -20,13 +20,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from agent.constrained.defaults import DEFAULT_MAX_PARALLEL_CALLS
 from agent.model_info import ModelInfo
 from agent.sampling import SamplingParams
 from agent.stats import GenerationStats
 from agent.tool_parser import ParsedCall
 
 ChoiceMode = Literal["auto", "none", "required"]
-DEFAULT_MAX_PARALLEL_CALLS = 8
 PieceKind = Literal["text", "reasoning"]
 # How a step's structure was guaranteed: by a grammar while decoding ("llguidance",
 # "regex+llguidance", "regex"), checked on arrival from a server that does not guarantee

@@ -16,10 +16,12 @@ convolution state, like MLX's, cannot be rewound).
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import os
 import resource
 import sys
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,16 @@ _FILE_TYPES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9
 
 
 _LOG_CALLBACK: Any = None
+# Every llama.cpp context this process opened. They are closed at exit, while the
+# interpreter is whole: llama-cpp-python's own __del__ runs during teardown, after the
+# modules it calls have been cleared, and prints a TypeError for each live model.
+_OPEN: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for llm in list(_OPEN):
+        llm.close()
 
 
 def quiet_llama_logs() -> None:
@@ -149,6 +161,7 @@ class LlamaCppModel(TokenRuntime):
                 n_batch=self.prefill_step_size,
                 verbose=False,
             )
+        _OPEN.add(self.llm)
         self.metadata: dict[str, str] = dict(self.llm.metadata)
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self.vocabulary, eos = self._read_vocabulary()

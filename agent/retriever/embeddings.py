@@ -63,6 +63,12 @@ class Embedder:
             out[batch] = np.array(vectors.astype(mx.float32))
         return out
 
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        """Word pieces per text, as embedded (with [CLS]/[SEP], truncated): the usage a
+        server reports."""
+        with self._lock:
+            return [len(e.ids) for e in self._tokenizer.encode_batch(texts)]
+
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
 
