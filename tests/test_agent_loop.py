@@ -348,3 +348,56 @@ def test_models_without_call_tokens_get_bare_constrained_calls(tiny):
     assert agent.messages[1]["content"].startswith('[{"name":"weather"')
     assert result.of_type(TextDelta) == []  # the payload is reported as calls, not text
     assert all(r.error is None for r in result.of_type(ToolResultEvent))
+
+
+def test_tool_choice_none_never_calls(tiny):
+    agent = Agent(tiny, [weather], tool_choice="none", max_tokens=40, sampling=sampling(5))
+    result = agent.run("Weather?")
+    assert result.of_type(ToolCallEvent) == []
+    assert "<|tool_call_start|>" not in agent.messages[-1]["content"]
+    assert result.content == "".join(e.text for e in result.of_type(TextDelta)).strip()
+    if result.stopped_by is not None:  # random text may run to the budget, nothing else
+        assert result.stopped_by == "token_budget"
+
+
+def test_token_budget_and_context_window_guards(tiny):
+    # The step would need more tokens than the budget allows: refused before generating.
+    agent = Agent(tiny, [weather], tool_choice="required", max_tokens=3)
+    result = agent.run("Weather?")
+    assert result.stopped_by == "token_budget"
+    assert "max_tokens" in result.final.reason and result.stats.steps == 0
+
+    # The prompt alone fills the context window.
+    prompt_tokens = tiny.count_tokens(agent.system)  # far less than the whole prompt
+    small = Agent(tiny, [weather], context_window=prompt_tokens + 5)
+    result = small.run("Weather?")
+    assert result.stopped_by == "context_window"
+    assert "context window" in result.final.reason and result.stats.generated_tokens == 0
+
+
+def test_cancel_stops_at_the_next_token(tiny):
+    agent = Agent(tiny, tool_choice="none", max_tokens=2000, sampling=sampling(0))
+
+    async def go() -> list:
+        events = []
+        async for event in agent.stream("Tell me a long story"):
+            events.append(event)
+            if isinstance(event, TextDelta) and len(events) == 3:
+                agent.cancel()
+        return events
+
+    events = asyncio.run(go())
+    final = events[-1]
+    assert isinstance(final, FinalEvent) and final.stopped_by == "cancelled"
+    assert final.stats.generated_tokens < 100
+
+
+def test_conversation_continues_across_runs_with_cache_reuse(tiny):
+    tiny.reset_cache()
+    agent = Agent(tiny, response_format=Verdict, max_tokens=200, sampling=sampling(0))
+    first = agent.run("Is Oslo in Norway?")
+    second = agent.run("And Lima in Peru?")
+    assert [m["role"] for m in agent.messages] == ["user", "assistant", "user", "assistant"]
+    s1, s2 = first.stats, second.stats
+    assert s2.cached_prompt_tokens > s1.prompt_tokens  # the whole first turn was reused
+    assert s2.cached_prompt_tokens >= s1.prompt_tokens + s1.generated_tokens - 4

@@ -146,6 +146,8 @@ def test_the_layer_check_catches_an_upward_import(tmp_path):
         ("schemas", {"mlx", "mlx_lm", "transformers", "llguidance", "textual", "agent"}),
         ("tools", {"mlx", "mlx_lm", "transformers", "llguidance", "textual"}),
         ("agent.engines", {"mlx", "mlx_lm", "transformers", "textual", "tui"}),
+        # The chat UI in front of a remote model loads no local runtime.
+        ("tui.app", {"mlx", "mlx_lm", "transformers", "llama_cpp"}),
     ],
 )
 def test_lower_layers_import_without_model_or_ui_code(package, heavy):
@@ -158,3 +160,20 @@ def test_lower_layers_import_without_model_or_ui_code(package, heavy):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]", f"importing {package} loaded {proc.stdout.strip()}"
+
+
+def test_a_remote_generate_loads_no_local_runtime():
+    """`generate --model openai:...` talks HTTP only: no MLX, no llama.cpp (a closed
+    port makes it end at once with a one-line error)."""
+    probe = (
+        "import sys\n"
+        "from agent.cli.main import main\n"
+        "code = main(['generate', '--model', 'openai:http://127.0.0.1:9/v1#m', 'hi'])\n"
+        "heavy = {'mlx', 'mlx_lm', 'transformers', 'llama_cpp'}\n"
+        "print(code, sorted({m.split('.')[0] for m in sys.modules} & heavy))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert proc.stdout.strip() == "2 []", proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and "127.0.0.1:9" in proc.stderr

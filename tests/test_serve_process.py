@@ -192,3 +192,14 @@ def test_the_openai_agent_example_runs_its_loop_against_a_server():
     assert re.search(r"  (forecast|multiply)\(\{.*\}\) -> ", proc.stderr)
     second = re.search(r"step 2: \w+; prompt \d+ tok \((\d+) cached\)", proc.stderr)
     assert second and int(second.group(1)) > 0, proc.stderr
+
+
+@pytest.mark.parametrize("engine", ["mlx", "llama.cpp"])
+def test_the_engine_flag_chooses_the_runtime_that_serves(engine):
+    with serve_process("--engine", engine) as (url, lines, proc):
+        import httpx
+
+        assert httpx.get(url.removesuffix("/v1") + "/health", timeout=30).status_code == 200
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    assert f"on {engine}," in "".join(lines)

@@ -87,6 +87,13 @@ def test_demo_headless_prints_the_events_of_a_rag_run(capsys, data_dir):
     assert "0 added, 0 updated" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("engine", ["mlx", "llama.cpp"])
+def test_demo_headless_runs_on_the_engine_asked_for(engine, capsys, data_dir):
+    code = main(["demo", "--headless", "--model", "tiny", "--engine", engine, "--max-tokens", "8"])
+    err = capsys.readouterr().err
+    assert code == 0 and f"demo model: tiny on {engine}" in err
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("blas", ["default", "off"])
 def test_demo_headless_answers_with_the_readme_test_command(blas, tmp_path):

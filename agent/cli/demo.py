@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         index_dir = build_demo_index(progress)
     retriever = open_index(index_dir)
     if args.headless:
-        return run_headless(args.model, args.task, retriever, args.max_tokens)
+        return run_headless(args.model, args.task, retriever, args.max_tokens, args.engine)
 
     from tui.agent_backend import AgentBackend, ChatOptions
     from tui.app import EdgeAgentApp
@@ -161,19 +161,22 @@ def run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         rag_k=RAG_K,
         document_qa=True,
+        engine=args.engine,
     )
     EdgeAgentApp(AgentBackend(options), suggestion=args.task).run()
     return EXIT_OK
 
 
-def run_headless(spec: str, task: str, retriever: Any, max_tokens: int) -> int:
+def run_headless(
+    spec: str, task: str, retriever: Any, max_tokens: int, engine: str = "auto"
+) -> int:
     """The scripted question: retrieval, then the constrained answer; events on stdout."""
     from agent.cli.common import load_with_progress
     from agent.docqa import Answer, DocumentQA
     from agent.events import FinalEvent
     from agent.guards import CANCELLED, ERROR
 
-    model = load_with_progress(spec)
+    model = load_with_progress(spec, engine)
     print(f"demo model: {spec} on {model.engine}", file=sys.stderr)
     qa = DocumentQA(model, retriever, k=RAG_K, max_tokens=max_tokens, display_path=display_path)
     print(f"demo task: {task}", file=sys.stderr)

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from agent.engines import is_remote_spec
-    from agent.runtime import GenerationResult, TextChunk
+    from agent.token_runtime import GenerationResult, TextChunk
 
     prompt_text = read_text_arg(args.prompt, "prompt")
     if args.base_url is not None or is_remote_spec(args.model):

@@ -94,13 +94,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         from agent.engines.local import LocalChatModel
 
-        engine = LocalChatModel.for_model(load_with_progress(args.model))
+        engine = LocalChatModel.for_model(load_with_progress(args.model, args.engine))
         info = engine.info
         name = config.served_name or engine.name
 
         def ready(url: str) -> None:
             print(
-                f"edge-agent serve: {name} ({info.quantization}, context "
+                f"edge-agent serve: {name} ({info.quantization} on {info.engine}, context "
                 f"{info.context_length:,}) at {url}"
                 + (" (API key required)" if api_key else "")
                 + "; Ctrl+C stops",

@@ -12,8 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Sparkline
 
 from agent.events import Event, FinalEvent, ReasoningDelta, StatsEvent, TextDelta
+from agent.model_info import ModelInfo
 from agent.progress import GenerationProgress
-from agent.runtime import ModelInfo
 from agent.stats import GenerationStats
 from tui.widgets import format as fmt
 
