@@ -95,10 +95,13 @@ def test_demo_headless_runs_on_the_engine_asked_for(engine, capsys, data_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("blas", ["default", "off"])
-def test_demo_headless_answers_with_the_readme_test_command(blas, tmp_path):
-    """SmolLM2 names the README's test command and cites the README, every run: with
-    the CPU fast path and without it (MLX's own BLAS), in a fresh process each."""
+@pytest.mark.parametrize(
+    ("engine", "blas"), [("llama.cpp", "default"), ("mlx", "default"), ("mlx", "off")]
+)
+def test_demo_headless_answers_with_the_readme_test_command(engine, blas, tmp_path):
+    """SmolLM2 names the README's test command and cites the README, every run: on
+    llama.cpp, and on MLX with the CPU fast path and without it (MLX's own BLAS), in a
+    fresh process each."""
     from agent.errors import ModelUnavailableError
     from agent.models.registry import BUILTIN_MODELS
 
@@ -110,7 +113,7 @@ def test_demo_headless_answers_with_the_readme_test_command(blas, tmp_path):
     if blas == "off":
         env["EDGE_AGENT_BLAS"] = "off"
     proc = subprocess.run(
-        [sys.executable, "-m", "agent.cli.main", "demo", "--headless"],
+        [sys.executable, "-m", "agent.cli.main", "demo", "--headless", "--engine", engine],
         capture_output=True,
         text=True,
         env=env,
@@ -122,6 +125,7 @@ def test_demo_headless_answers_with_the_readme_test_command(blas, tmp_path):
     cited = final["citations"][0]
     assert cited["path"].endswith("README.md") and readme_test_command() in cited["text"]
     assert f"answer: {readme_test_command()}  [1] README.md:" in proc.stderr
+    assert f"demo model: smollm2 on {engine}" in proc.stderr
 
 
 def test_demo_index_is_rebuilt_when_the_documents_change(capsys, data_dir):
