@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
 
 MAX_HINTS = 12
 _MIN_LENGTH = 2
@@ -38,6 +40,41 @@ def pattern_hints(grammar_text: str) -> tuple[bytes, ...]:
             for regex in _lark_regexes(lark):
                 runs += [r for r in witness_runs(regex) if '"' not in r]
     return _best(runs)
+
+
+class LazyHints(Sequence[bytes]):
+    """`pattern_hints(grammar_text)`, read when the planner first asks for them.
+
+    Most plans never get stuck, and reading a large grammar (a 50-tool call grammar is
+    ~100 KB of JSON) costs milliseconds of a compile that should take a few tens.
+    """
+
+    def __init__(self, grammar_text: str) -> None:
+        self._text = grammar_text
+        self._hints: tuple[bytes, ...] | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> tuple[bytes, ...]:
+        with self._lock:
+            if self._hints is None:
+                self._hints = pattern_hints(self._text)
+            return self._hints
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[bytes, ...]: ...
+    def __getitem__(self, index: int | slice) -> bytes | tuple[bytes, ...]:
+        return self._get()[index]
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._get())
+
+    def __bool__(self) -> bool:
+        return bool(self._get())
 
 
 def schema_hints(schema: Any) -> tuple[bytes, ...]:

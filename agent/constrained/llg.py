@@ -27,7 +27,7 @@ import numpy as np
 from agent.constrained import masks
 from agent.constrained.completion import Plan, Planner
 from agent.constrained.engine import EngineName
-from agent.constrained.hints import pattern_hints
+from agent.constrained.hints import LazyHints
 from agent.constrained.json_lexer import JsonLexState
 from agent.constrained.target import GrammarTarget
 from schemas.errors import SchemaCompileError, UnsupportedSchemaError
@@ -331,8 +331,10 @@ def compile_llguidance(
     `hints` are the literal stepping stones for the planner (`hints.py`); by default
     they are read from the patterns in `grammar_text`.
     """
-    found = tuple(hints) if hints is not None else pattern_hints(grammar_text)
-    key = (id(target), grammar_text, tuple(end_ids), json_output, engine, found)
+    # Hints read from the grammar text add nothing to the key (the text is in it).
+    found: Sequence[bytes] = tuple(hints) if hints is not None else LazyHints(grammar_text)
+    own = found if isinstance(found, tuple) else None
+    key = (id(target), grammar_text, tuple(end_ids), json_output, engine, own)
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is not None and cached.target is target:
