@@ -9,8 +9,11 @@ model, and nothing invalid may pass as valid.
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import subprocess
 import sys
+import threading
 
 import pytest
 from openai_stub import StubReply, StubServer, free_port, running
@@ -227,3 +230,34 @@ def test_nothing_above_the_seam_imports_mlx():
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def _resetting_server() -> tuple[int, threading.Thread]:
+    """A TCP server that reads one request and resets the connection (RST, no reply)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def serve() -> None:
+        with server:
+            conn, _ = server.accept()
+            conn.recv(65536)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return server.getsockname()[1], thread
+
+
+def test_a_reset_connection_is_one_line_from_the_cli(capsys):
+    from agent.cli.main import main
+
+    port, thread = _resetting_server()
+    code = main(["generate", "--model", f"openai:http://127.0.0.1:{port}/v1#m", "hi"])
+    thread.join(timeout=30)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert (
+        "Traceback" not in err and f"127.0.0.1:{port}" in err and len(err.strip().splitlines()) == 1
+    )

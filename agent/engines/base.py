@@ -30,7 +30,8 @@ ChoiceMode = Literal["auto", "none", "required"]
 PieceKind = Literal["text", "reasoning"]
 # How a step's structure was guaranteed: by a grammar while decoding ("llguidance",
 # "regex+llguidance", "regex"), checked on arrival from a server that does not guarantee
-# it ("remote-unverified" when a call or answer had to be refused), or not constrained.
+# it ("remote-unverified": every constrained step of a remote engine, whatever arrived),
+# or not constrained.
 GrammarKind = str
 
 

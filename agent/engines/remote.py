@@ -222,6 +222,9 @@ class RemoteChatModel:
                     ) from None
                 except httpx.RemoteProtocolError as exc:
                     raise RemoteError(f"the server closed the stream mid-answer: {exc}") from None
+                except httpx.TransportError as exc:  # a reset connection, a read or write error
+                    what = type(exc).__name__
+                    raise RemoteError(f"the connection to {url} failed: {what} {exc}") from None
         if not reply.done and not (should_stop and should_stop()):
             raise RemoteError("the server closed the stream before the answer was complete")
 
