@@ -35,6 +35,7 @@ import math
 import re
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -1445,7 +1446,9 @@ def check_schema(schema: Any) -> None:
                 return
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
-        cls.check_schema(schema)
+        with warnings.catch_warnings():  # `re` warns of a pattern's `[[`: its author's
+            warnings.simplefilter("ignore", FutureWarning)
+            cls.check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = "#/" + "/".join(str(p) for p in exc.absolute_path) if exc.absolute_path else "#"
         raise InvalidSchemaError(f"invalid JSON Schema: {exc.message:.200}", where) from None

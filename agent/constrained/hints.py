@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
@@ -269,7 +270,9 @@ def _class_witness(regex: str, start: int) -> tuple[str | None, int]:
     """A plain character the `[...]` class at `start` allows (None if none is found)."""
     end = _class_end(regex, start)
     try:
-        compiled = re.compile(regex[start:end])
+        with warnings.catch_warnings():  # a schema's `[[...]` is its author's, not ours
+            warnings.simplefilter("ignore", FutureWarning)
+            compiled = re.compile(regex[start:end])
     except re.error:
         return None, end
     return next((c for c in _CANDIDATES if compiled.fullmatch(c)), None), end
