@@ -256,11 +256,11 @@ class Agent:
                                 stop = None
                                 continue
                         break
-                    async for event in self._call_tools(step, state.calls, repeat, turn, stats):
-                        if isinstance(event, Stop):
-                            stop = event
+                    async for item in self._call_tools(step, state.calls, repeat, turn, stats):
+                        if isinstance(item, Stop):
+                            stop = item
                         else:
-                            yield event
+                            yield item
                     if stop is not None:
                         break
                 else:

@@ -46,9 +46,9 @@ from agent.rag import RAG_TOOL_NAME, CitationBook, RetrieverLike
 if TYPE_CHECKING:
     from agent.agent import Agent
     from agent.engines.base import ChatModel
-    from agent.runtime import Model
     from agent.sampling import SamplingParams
     from agent.sessions import Session
+    from agent.token_runtime import TokenRuntime
 
 DEFAULT_K = 2
 MAX_PASSAGE_CHARS = 900
@@ -69,7 +69,7 @@ _FENCE = re.compile(r"```([^\n`]*)\n(.*?)(?:```|\Z)", re.DOTALL)
 _SHELL_FENCES = ("", "bash", "sh", "shell", "console", "zsh")
 _SPAN = re.compile(r"`([^`]+)`")
 _PROGRAM = re.compile(r"^[a-z][a-z0-9._-]*$")
-_PAIRS = ("()", "[]", "{}")
+_PAIRS = (("(", ")"), ("[", "]"), ("{", "}"))
 
 
 def question_query(question: str) -> str:
@@ -258,7 +258,7 @@ class DocumentQA:
 
     def __init__(
         self,
-        model: Model | ChatModel,
+        model: TokenRuntime | ChatModel,
         retriever: RetrieverLike,
         *,
         k: int = DEFAULT_K,

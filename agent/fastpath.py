@@ -31,7 +31,7 @@ import sys
 import types
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 BLAS_ENV = "EDGE_AGENT_BLAS"
 # float32 weights above this stay quantized: memory, and the quantized kernels catch up.
@@ -89,7 +89,8 @@ def float32_bytes(module: Any, config: dict[str, Any]) -> int:
 
     bits = (config.get("quantization") or {}).get("bits")
     total = 0
-    for key, value in tree_flatten(module.parameters()):
+    # tree_flatten returns a list of (key, array) pairs unless given a `destination` dict.
+    for key, value in cast(list[tuple[str, Any]], tree_flatten(module.parameters())):
         if key.endswith((".scales", ".biases")):
             continue
         packed = str(value.dtype) == "mlx.core.uint32" and bits
@@ -159,8 +160,8 @@ class _DeferredRfc3987(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         def __getattr__(name: str) -> Any:  # the rest of the package's API, on demand
             return getattr(helpers(), name)
 
-        module.is_valid_syntax = is_valid_syntax  # type: ignore[attr-defined]
-        module.__getattr__ = __getattr__  # type: ignore[attr-defined]
+        # The stand-in's namespace: is_valid_syntax, and the rest through PEP 562's __getattr__.
+        vars(module).update(is_valid_syntax=is_valid_syntax, __getattr__=__getattr__)
 
 
 _DEFERRED = _DeferredRfc3987()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from agent.errors import ModelNotFoundError, UserError
 from agent.models.registry import BUILTIN_MODELS, DEFAULT_MODEL, read_config, resolve_model_path
@@ -21,6 +21,7 @@ from agent.progress import ProgressCallback, silent_progress
 if TYPE_CHECKING:
     import mlx.core as mx
     import mlx.nn as nn
+    from mlx_lm.tokenizer_utils import TokenizerWrapper
 
     from agent.token_runtime import TokenRuntime
 
@@ -120,7 +121,8 @@ def _load_mlx(spec: str, progress: ProgressCallback) -> Any:
     progress(f"Loading {spec}", 0, 1)
     t0 = time.perf_counter()
     try:
-        module, tokenizer = mlx_load(str(path))
+        # Without return_config, load returns a pair (its annotation also allows a triple).
+        module, tokenizer = cast("tuple[nn.Module, TokenizerWrapper]", mlx_load(str(path)))
     except (ValueError, FileNotFoundError) as exc:
         raise ModelNotFoundError(f"cannot load the model in {path}: {exc}") from None
     builtin = BUILTIN_MODELS.get(spec)

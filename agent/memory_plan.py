@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -130,7 +130,9 @@ def plan_memory(
     if limit and context > limit:
         raise UserError(f"context {context} exceeds the model's maximum of {limit} tokens")
     model = _lazy_model(config)
-    weights = sum(v.nbytes for _, v in tree_flatten(model.parameters()))
+    # tree_flatten returns a list of (key, array) pairs unless given a `destination` dict.
+    params = cast(list[tuple[str, mx.array]], tree_flatten(model.parameters()))
+    weights = sum(v.nbytes for _, v in params)
 
     on_cpu = mx.default_device().type == mx.DeviceType.cpu
     act = 4 if compute_dtype_for_device() == mx.float32 else 2

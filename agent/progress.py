@@ -45,7 +45,8 @@ class GenerationProgress:
         return (self.generated - 1) / (self.elapsed_s - self.ttft_s)
 
 
-GenerationObserver = Callable[[GenerationProgress], None]
+# What an observer returns is ignored (a lambda that posts a message may return a bool).
+GenerationObserver = Callable[[GenerationProgress], object]
 _observer: ContextVar[GenerationObserver | None] = ContextVar("generation_observer", default=None)
 
 
@@ -109,6 +110,7 @@ def console_progress() -> Iterator[ProgressCallback]:
         Progress,
         ProgressColumn,
         Task,
+        TaskID,
         TextColumn,
         TimeElapsedColumn,
     )
@@ -120,7 +122,7 @@ def console_progress() -> Iterator[ProgressCallback]:
         def render(self, task: Task) -> Text:
             return Text(amount_text(task.description, task.completed, task.total))
 
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

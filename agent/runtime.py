@@ -14,9 +14,9 @@ sampled, and feeding several grammar-forced tokens in one forward pass.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -133,7 +133,8 @@ class Model(TokenRuntime):
     def info(self) -> ModelInfo:
         from mlx.utils import tree_flatten
 
-        params = tree_flatten(self.module.parameters())
+        # tree_flatten returns a list of (key, array) pairs unless given a `destination` dict.
+        params = cast(list[tuple[str, mx.array]], tree_flatten(self.module.parameters()))
         n_params = 0
         bits = (self.config.get("quantization") or {}).get("bits")
         for key, value in params:
@@ -255,6 +256,7 @@ class Model(TokenRuntime):
         while len(tokens) - done > step:
             chunk = tokens[done : done + step]
             self.module(mx.array(chunk)[None], cache=state.cache)
+            assert state.cache is not None  # _reuse_cache made it before the first feed
             mx.eval([c.state for c in state.cache])
             state.tokens.extend(chunk)
             done += step
@@ -277,7 +279,7 @@ class Model(TokenRuntime):
         constraint: DecodeConstraint | None,
         prefill_progress: Callable[[int, int], None] | None,
         should_stop: Callable[[], bool] | None,
-    ) -> Iterator[tuple[list[int], bool]]:
+    ) -> Generator[tuple[list[int], bool], None, None]:
         """The token layer: yields (ids, forced) per step, appending them to `generated`.
 
         Each forward pass is started with `mx.async_eval` before the grammar computes the
@@ -326,7 +328,7 @@ class Model(TokenRuntime):
                 logits = apply_logit_bias(logits, bias)
                 run.constraint_s += time.perf_counter() - t0
             logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-            token = int(sampler(logprobs).item())
+            token = _token_id(sampler(logprobs))
             if constraint is not None:
                 t0 = time.perf_counter()
                 if not constraint.check(token, budget):
@@ -348,6 +350,11 @@ class Model(TokenRuntime):
             run.forward_passes += 1
 
 
+def _token_id(sample: mx.array) -> int:
+    """The id a sampler drew (mlx types `item()` as any scalar, complex included)."""
+    return int(cast(int, sample.item()))
+
+
 def _resample(
     logprobs: mx.array,
     token: int,
@@ -360,7 +367,7 @@ def _resample(
         logprobs[:, token] = -mx.inf
         if not bool(mx.isfinite(logprobs).any().item()):
             break
-        token = int(sampler(logprobs).item())
+        token = _token_id(sampler(logprobs))
         if constraint.check(token, budget):
             return token
     return constraint.fallback(budget)

@@ -65,7 +65,9 @@ class SamplingParams:
 
     def with_overrides(self, **overrides: float | int | None) -> SamplingParams:
         """A copy with the given fields replaced; None means keep."""
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        # Numbers by field name (ints and floats alike); __post_init__ checks their ranges.
+        kept: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+        return replace(self, **kept)
 
     @classmethod
     def greedy(cls) -> SamplingParams:

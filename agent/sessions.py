@@ -14,6 +14,7 @@ which is the usual trade-off for a local app).
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 import sqlite3
@@ -284,7 +285,8 @@ class SessionStore:
                 ),
             )
 
-    def turns(self, session_id: str) -> list[TurnInfo]:
+    # `list` is a method of this class from here on: annotations name the builtin.
+    def turns(self, session_id: str) -> builtins.list[TurnInfo]:
         with self._connect() as db:
             turn_rows = db.execute(
                 "SELECT turn, status, stopped_by FROM turns WHERE session_id = ? ORDER BY turn",

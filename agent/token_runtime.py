@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from agent.errors import UserError
 from agent.model_info import ModelInfo
@@ -182,7 +182,7 @@ class TokenRuntime:
         constraint: DecodeConstraint | None,
         prefill_progress: Callable[[int, int], None] | None,
         should_stop: Callable[[], bool] | None,
-    ) -> Iterator[tuple[list[int], bool]]:
+    ) -> Generator[tuple[list[int], bool], None, None]:
         """The token layer: yields (ids, forced) per step, appending them to `generated`,
         and says in `run.finish` why it stopped."""
         raise NotImplementedError
@@ -213,9 +213,10 @@ class TokenRuntime:
         if isinstance(prompt, str):
             text = prompt
         elif len(prompt) > 0 and isinstance(prompt[0], dict):
-            text = self.chat_prompt(prompt)  # type: ignore[arg-type]
+            # Its first element says which kind of sequence the prompt is.
+            text = self.chat_prompt(cast("Sequence[Message]", prompt))
         else:
-            ids = [int(t) for t in prompt]  # type: ignore[union-attr]
+            ids = [int(t) for t in cast("Sequence[int]", prompt)]
             if self._pool is not None:
                 self._state = self._pool.exchange(self._state, _CacheState, tokens=ids)
             return ids, None

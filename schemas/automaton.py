@@ -173,6 +173,7 @@ def worker_serve(requests, replies) -> None:  # pragma: no cover - runs in the w
             request = pickle.loads(_read_exact(requests, size))
         except EOFError:
             return
+        reply: tuple[str, object]
         try:
             reply = ("ok", worker_build(*request))
         except Exception as exc:

@@ -40,7 +40,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import reduce
-from typing import Any
+from typing import Any, Literal
 
 import jsonschema
 from referencing import Registry, Resource
@@ -811,7 +811,7 @@ class SchemaCompiler:
         self, conjuncts: list[Node], m: Merged, path: str, refs: tuple[str, ...]
     ) -> str | None:
         if m.enum is not None:
-            return self._enum(conjuncts, m, path)
+            return self._enum(conjuncts, m.enum, path)
         types = self._generated_types(m)
         options: list[str | None] = []
         for t in ("object", "array", "string", "number", "integer", "boolean", "null"):
@@ -823,11 +823,11 @@ class SchemaCompiler:
             options.append(builder(m, path, refs))
         return rb.alternation(o for o in options if o is not None)
 
-    def _enum(self, conjuncts: list[Node], m: Merged, path: str) -> str | None:
-        if len(m.enum) > self.options.max_alternatives * 16:
-            raise UnsupportedSchemaError("enum", path, f"{len(m.enum)} values")
+    def _enum(self, conjuncts: list[Node], enum: list[Any], path: str) -> str | None:
+        if len(enum) > self.options.max_alternatives * 16:
+            raise UnsupportedSchemaError("enum", path, f"{len(enum)} values")
         stripped = self._strip(conjuncts, ("enum", "const"))
-        kept = [v for v in m.enum if self._validates(v, stripped)]
+        kept = [v for v in enum if self._validates(v, stripped)]
         return rb.alternation(rb.json_literal(v) for v in kept)
 
     def _validator(self, node: Node) -> Any:
@@ -1078,7 +1078,7 @@ class SchemaCompiler:
         high: int | None,
         path: str,
         refs: tuple[str, ...],
-    ) -> str | bool | None:
+    ) -> str | Literal[False] | None:
         """Unique arrays of enumerable items as strictly increasing subsequences.
 
         Returns False when the items are not enumerable (caller narrows instead).
@@ -1124,7 +1124,8 @@ class SchemaCompiler:
         if merged.any_of or merged.one_of or merged.nots or merged.conditionals:
             return None
         if merged.enum is not None:
-            kept, out = [v for v in merged.enum if self._validates(v, nodes)], []
+            kept = [v for v in merged.enum if self._validates(v, nodes)]
+            out: list[Any] = []
             for v in kept:
                 if not any(_json_equal(v, o) for o in out):
                     out.append(v)
@@ -1403,10 +1404,10 @@ def _some_multiples(m: Merged, integer: bool) -> str | None:
     literals = []
     for c in range(start, start + 4 * _MULTIPLES):
         exact = c * step
-        value: Any = int(exact) if exact.denominator == 1 else float(exact)
-        if not integer and isinstance(value, float) and not math.isfinite(value):
+        number = int(exact) if exact.denominator == 1 else float(exact)
+        if not integer and isinstance(number, float) and not math.isfinite(number):
             continue
-        text = json.dumps(value)
+        text = json.dumps(number)
         if validator.is_valid(json.loads(text)):
             literals.append(rb.literal(text))
         if len(literals) >= _MULTIPLES:

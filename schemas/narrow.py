@@ -183,8 +183,9 @@ def _bound(
         return
     for opposite in (other, other_ex):
         value = node.get(opposite)
-        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if numeric and value * sign >= NUMBER_LIMIT:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if value * sign >= NUMBER_LIMIT:
             return  # a bound at the limit would empty the range
     node[key] = sign * NUMBER_LIMIT
 
@@ -251,7 +252,7 @@ def _exclusive_one_of(node: dict[str, Any], root: Any) -> None:
             how = _separate(infos[i], other, outer_required)
             if how is None:
                 break
-            if how != "disjoint":
+            if isinstance(how, tuple):  # not "disjoint": (property to forbid, object only)
                 prop, object_only = how
                 forbidden.append(prop)
                 needs_object = needs_object or object_only
@@ -311,9 +312,10 @@ def _branch(schema: Any, root: Any) -> _Branch:
 
 
 def _own_branch(node: dict[str, Any], root: Any) -> _Branch:
-    types = _types(node)
-    if types is not None:
-        types = frozenset("number" if t == "integer" else t for t in types) & _JSON_TYPES
+    kinds = _types(node)
+    types: frozenset[str] | None = None
+    if kinds is not None:
+        types = frozenset("number" if t == "integer" else t for t in kinds) & _JSON_TYPES
     elif "const" in node:
         types = frozenset({_json_type(node["const"])})
     elif isinstance(node.get("enum"), list):

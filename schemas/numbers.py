@@ -649,7 +649,10 @@ def _difference(a: tuple[float, float], b: tuple[float, float]) -> list[tuple[fl
 # Bounds: exact values, the values as written, and float rounding
 # --------------------------------------------------------------------------------------------
 
-_Bound = tuple[Real, bool]  # (value, exclusive)
+# A bound or step: any numbers.Real (int, float, Fraction; bool is refused). numbers.Real is
+# invisible to type checkers (PEP 484's numeric tower), so annotations spell out the three.
+_Real = int | float | Fraction
+_Bound = tuple[_Real, bool]  # (value, exclusive)
 
 
 def _check_real(name: str, value: object) -> None:
@@ -661,7 +664,7 @@ def _check_real(name: str, value: object) -> None:
         raise ValueError(f"{name} must be finite")
 
 
-def _written(value: Real) -> Fraction:
+def _written(value: _Real) -> Fraction:
     """The value as the schema wrote it: a float's shortest decimal form."""
     return Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
 
@@ -754,7 +757,7 @@ def _fraction_grid_high(bound: _Bound | None, scale: int, cap: int) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _passes_multiple_of(instance: int | float, k: Real) -> bool:
+def _passes_multiple_of(instance: int | float, k: _Real) -> bool:
     """python-jsonschema's multipleOf check (jsonschema/_keywords.py), verbatim in effect."""
     if isinstance(k, float):
         quotient = instance / k
@@ -774,7 +777,7 @@ def _float_step_is_safe(k: float) -> bool:
     return abs(delta) / (1 + delta) < _MIDPOINT_EPS
 
 
-def _integer_step(multiple_of: Real | None) -> tuple[int, bool]:
+def _integer_step(multiple_of: _Real | None) -> tuple[int, bool]:
     """(K, via_float): integers n pass multipleOf exactly when K divides n (for |n| <= 2**53
     when via_float, since jsonschema then divides floats)."""
     if multiple_of is None:
@@ -800,9 +803,9 @@ def _integer_step(multiple_of: Real | None) -> tuple[int, bool]:
 
 
 def integer_regex(
-    minimum: Real | None = None,
-    maximum: Real | None = None,
-    multiple_of: Real | None = None,
+    minimum: _Real | None = None,
+    maximum: _Real | None = None,
+    multiple_of: _Real | None = None,
 ) -> str:
     """Regex for exactly the decimal integers n with minimum <= n <= maximum (None: unbounded)
     and, when given, n a multiple of `multiple_of`.
@@ -861,11 +864,11 @@ def _integer_regex(lo: int | None, hi: int | None, k: int) -> str:
 
 
 def number_regex(
-    minimum: Real | None = None,
-    maximum: Real | None = None,
-    exclusive_minimum: Real | None = None,
-    exclusive_maximum: Real | None = None,
-    multiple_of: Real | None = None,
+    minimum: _Real | None = None,
+    maximum: _Real | None = None,
+    exclusive_minimum: _Real | None = None,
+    exclusive_maximum: _Real | None = None,
+    multiple_of: _Real | None = None,
 ) -> str:
     """Regex for JSON numbers whose value satisfies the bounds (draft 6+ semantics: exclusive
     bounds are numbers; callers translate draft-4 booleans) and multipleOf.
@@ -938,7 +941,7 @@ def number_regex(
     return ast.render(node)
 
 
-def _number_multiple_regex(lower: _Bound | None, upper: _Bound | None, k: Real) -> str:
+def _number_multiple_regex(lower: _Bound | None, upper: _Bound | None, k: _Real) -> str:
     int_low, int_high = _value_bounds(lower, upper)
     lo_i, hi_i = _grid_low(int_low, 1), _grid_high(int_high, 1)
     if isinstance(k, int) or (isinstance(k, float) and k.is_integer()):

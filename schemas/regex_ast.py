@@ -149,7 +149,8 @@ def _lengths(node: Node) -> tuple[int, int | None]:
     if kind == "empty":
         return 0, 0
     if kind == "seq":
-        lo, hi = 0, 0
+        lo = 0
+        hi: int | None = 0
         for part in node[1]:
             a, b = _lengths(part)
             lo, hi = lo + a, (None if hi is None or b is None else hi + b)

@@ -139,6 +139,20 @@ def test_malformed_remote_arguments_go_back_as_errors_and_say_unverified():
     assert result.content == "I give up."
 
 
+def test_remote_arguments_json_refuses_go_back_as_errors():
+    # Python's json raises a plain ValueError (no .msg) for an integer of more than 4300
+    # digits; the call must still go back to the model as "not JSON", not crash the run.
+    replies = [
+        StubReply(calls=[("weather", '{"city": ' + "1" * 5000 + "}")]),
+        StubReply(text="I give up."),
+    ]
+    with running(StubServer(replies)) as stub:
+        result = Agent(_remote(stub), [weather]).run("Oslo?")
+    errors = [e.error for e in result.of_type(ToolResultEvent)]
+    assert len(errors) == 1 and "not JSON" in errors[0] and "4300" in errors[0]
+    assert result.content == "I give up."
+
+
 def test_an_ignored_response_format_is_caught_and_retried():
     replies = [
         StubReply(text="it is warm"),  # the server ignored response_format

@@ -82,7 +82,7 @@ class Tool:
                 self.function, self.name, parse_docstring(None), need_schema=False
             )
         if self.function is not None:
-            functools.update_wrapper(self, self.function, updated=())  # type: ignore[arg-type]
+            functools.update_wrapper(self, self.function, updated=())
 
     # ------------------------------------------------------------------ views
     def openai(self) -> dict[str, Any]:

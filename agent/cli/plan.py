@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from agent.cli.common import add_model_arg, positive_int
 
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         config, name = config_for_spec(args.model)
         plan = plan_memory(config, args.context, name)
     if args.json:
-        data = {row[0].replace(" ", "_") + "_bytes": row[1] for row in plan.rows()}
+        data: dict[str, Any] = {row[0].replace(" ", "_") + "_bytes": row[1] for row in plan.rows()}
         data.update(model=plan.model, context=plan.context, device=plan.device)
         print(json.dumps(data, indent=2))
     else:

@@ -203,10 +203,11 @@ class Planner:
         found = self._through_hints(probe, max_bytes - len(out), search, depth)
         if found is not None and limit is not None and len(found) > limit:
             found = None
-        tokens = self.bytes_as_tokens(found) if found is not None else None
-        if tokens is not None and probe.try_consume_tokens(tokens) == len(tokens):
-            out += found  # type: ignore[operator]
-            return len(tokens)
+        if found is not None:
+            tokens = self.bytes_as_tokens(found)
+            if tokens is not None and probe.try_consume_tokens(tokens) == len(tokens):
+                out += found
+                return len(tokens)
         replay = self.bytes_as_tokens(saved)
         if replay is None or probe.try_consume_tokens(replay) != len(replay):
             raise AssertionError("the matcher must take back bytes it took before")

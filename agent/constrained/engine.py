@@ -53,7 +53,10 @@ class Grammar(Protocol):
     """A compiled output grammar bound to one tokenizer and one set of end tokens."""
 
     engine: EngineName
-    end_ids: tuple[int, ...]
+
+    @property
+    def end_ids(self) -> tuple[int, ...]:
+        """The end tokens the grammar was compiled for."""
 
     def min_tokens(self) -> int:
         """Tokens a complete output needs at most from the start, the end token included."""

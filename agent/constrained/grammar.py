@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agent.constrained import masks
+from agent.constrained.engine import EngineName
 from agent.constrained.vocabulary import GrammarVocabulary
 from schemas.automaton import Automaton
 
@@ -38,7 +39,7 @@ class Forced:
 class CompiledGrammar:
     """An automaton bound to a vocabulary, with per-state caches for decoding."""
 
-    engine = "regex"
+    engine: EngineName = "regex"
 
     def __init__(self, automaton: Automaton, vocab: GrammarVocabulary, regex: str) -> None:
         self.automaton = automaton

@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT, compile_regex
 from agent.constrained.engine import EngineName, Grammar
@@ -24,6 +24,9 @@ from agent.constrained.output_types import OutputSpec
 from agent.constrained.target import GrammarTarget
 from agent.errors import UserError
 from schemas.errors import SchemaCompileError
+
+if TYPE_CHECKING:
+    from llguidance._lib import JsonCompileOptions
 
 EngineChoice = Literal["auto", "llguidance", "regex"]
 ENGINE_CHOICES: tuple[EngineChoice, ...] = ("auto", "llguidance", "regex")
@@ -80,8 +83,8 @@ def compile_output(
         return max(deadline - time.perf_counter(), 0.5)
 
     if engine == "regex":
-        regex = _regex_of(spec, target, ends, whitespace, sized=True)
-        grammar, cached = _compile_automaton(spec, target, ends, regex, left())
+        sized = _regex_of(spec, target, ends, whitespace, sized=True)
+        grammar, cached = _compile_automaton(spec, target, ends, sized, left())
         return CompiledOutput(spec, grammar, _ms(t0), cached, "regex")
 
     errors: list[SchemaCompileError] = []
@@ -245,7 +248,7 @@ def _json_grammar(schema: object, whitespace: str) -> str:
 
     from schemas.narrow import narrow_for_llguidance
 
-    options: dict[str, object] = {"whitespace_flexible": bool(whitespace)}
+    options: JsonCompileOptions = {"whitespace_flexible": bool(whitespace)}
     if whitespace:
         options["whitespace_pattern"] = whitespace
     try:

@@ -83,7 +83,7 @@ def as_chat_model(model: Any) -> ChatModel:
     if isinstance(model, str):
         return load_chat_model(model)
     if hasattr(model, "prepare") and hasattr(model, "stream") and hasattr(model, "provider"):
-        return model  # type: ignore[no-any-return]
+        return model
     from agent.engines.local import LocalChatModel
     from agent.token_runtime import TokenRuntime
 

@@ -187,7 +187,8 @@ class LocalChatModel:
             schema = calls_schema(request.call_schema, request.max_parallel_calls)
             end = self._tokens.call_end if self._tokens is not None else None
             calls = self._grammar("calls", schema, end, timeout, space)
-        engine = (calls or answer).engine if (calls or answer) is not None else ""
+        grammar = calls or answer
+        engine = grammar.engine if grammar is not None else ""
         if self._tokens is not None:
             constraint = ToolCallConstraint(
                 self._tokens, mode=mode, call_grammar=calls, answer_grammar=answer

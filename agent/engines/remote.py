@@ -323,8 +323,9 @@ def _checked(call: _Call, request: StepRequest) -> ParsedCall:
     call_id = call.id or f"call_{random.getrandbits(48):012x}"
     try:
         arguments = json.loads(call.arguments or "{}")
-    except ValueError as exc:
-        return ParsedCall(call.name, {}, f"the arguments are not JSON ({exc.msg})", call_id)
+    except ValueError as exc:  # a JSONDecodeError, or int()'s digit limit (no .msg)
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        return ParsedCall(call.name, {}, f"the arguments are not JSON ({detail})", call_id)
     if not isinstance(arguments, dict):
         return ParsedCall(call.name, {}, "the arguments are not a JSON object", call_id)
     if request.call_schema is not None:

@@ -28,7 +28,7 @@ from agent.eval.bfcl_parse import parse_bfcl_calls
 from agent.eval.bfcl_prompts import baseline_prompt, bfcl_prompt, split_system
 
 if TYPE_CHECKING:
-    from agent.engines.base import ChatModel, StepRequest, StepResult
+    from agent.engines.base import ChatModel, ChoiceMode, StepRequest, StepResult
     from agent.sampling import SamplingParams
     from tools import ToolRegistry
 
@@ -112,7 +112,7 @@ def build_request(
     if mode == "constrained" or (mode == "free" and free_prompt == "native"):
         registry = case_registry(case)
         own = split_system(case)
-        choice = "auto" if no_call or mode == "free" else "required"
+        choice: ChoiceMode = "auto" if no_call or mode == "free" else "required"
         request = StepRequest(
             system=system_prompt(own.system, json_calls=True),
             messages=own.messages,

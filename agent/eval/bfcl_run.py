@@ -343,7 +343,7 @@ class BfclRunner:
         result: StepResult | None = None
         async for item in engine.stream(prepared, budget, should_stop=self._stop.is_set):
             if not hasattr(item, "kind"):  # the StepResult (text pieces have a kind)
-                result = item  # type: ignore[assignment]
+                result = item
         assert result is not None
         latency = time.perf_counter() - t0
         return ResultRecord(

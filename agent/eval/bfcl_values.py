@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from agent.eval.bfcl_data import BfclDataError
 
@@ -87,7 +87,7 @@ def _elements_match(value: list[Any], answer: list[Any], element_type: type) -> 
 
 
 def check_type(
-    param: str, value: Any, answers: list[Any], type_name: str, element_type: type | None
+    param: str, value: Any, answers: list[Any], type_name: Any, element_type: type | None
 ) -> tuple[Rejection | None, bool]:
     """(error or None, is_variable).
 
@@ -104,12 +104,14 @@ def check_type(
             return None, is_variable
         # One possible answer whose elements all type-check is enough; a non-list answer
         # (such as the optional marker) does not constrain the elements.
+        items = cast(list[Any], value)  # element types are checked for arrays and tuples only
         for answer in answers:
-            if type(answer) is not list or _elements_match(value, answer, element_type):
+            if type(answer) is not list or _elements_match(items, answer, element_type):
                 return None, is_variable
         element_failed = True
     if answer_type is not None and type(value) is answer_type:
         if element_failed:
+            assert element_type is not None  # only element checks fail
             return Rejection(
                 "type_error:nested",
                 f"elements of '{param}' are not of type {element_type.__name__}: {value!r}",
@@ -220,7 +222,7 @@ def check_value(
     if error is not None:
         return error
     if not is_variable:
-        expected = PYTHON_TYPES[type_name]
+        expected = python_type(type_name, param)  # known: check_type passed
         if expected is dict:
             return check_dict(param, value, answers)
         if expected is list and element_type is dict:

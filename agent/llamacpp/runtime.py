@@ -22,7 +22,7 @@ import os
 import resource
 import sys
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -287,7 +287,7 @@ class LlamaCppModel(TokenRuntime):
         constraint: DecodeConstraint | None,
         prefill_progress: Callable[[int, int], None] | None,
         should_stop: Callable[[], bool] | None,
-    ) -> Iterator[tuple[list[int], bool]]:
+    ) -> Generator[tuple[list[int], bool], None, None]:
         import time
 
         sampler = self._sampler

@@ -27,7 +27,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import mlx.core as mx
 
@@ -98,7 +98,11 @@ def convert_gguf_to_mlx(
     phase = "Converting GGUF to MLX"
     progress(phase, 0, None)
     try:
-        tensors, metadata = mx.load(str(gguf_path), return_metadata=True)
+        # mlx's stub has one return type for every format; a GGUF with metadata is a pair.
+        tensors, metadata = cast(
+            tuple[dict[str, mx.array], dict[str, Any]],
+            mx.load(str(gguf_path), return_metadata=True),
+        )
     except (RuntimeError, ValueError) as exc:
         raise UserError(f"cannot read GGUF file {gguf_path}: {exc}") from exc
     meta = {key: _plain(value) for key, value in metadata.items()}
@@ -249,7 +253,7 @@ def _convert_weights(
         weights[f"{module}.{suffix}"] = array
 
     # Quantization of every module that carries a weight matrix.
-    per_module: dict[str, dict[str, int] | bool] = {}
+    per_module: dict[str, dict[str, int] | Literal[False]] = {}
     for name, array in weights.items():
         if not name.endswith(".weight") or name.endswith("norm.weight"):
             continue
@@ -285,6 +289,7 @@ def _write_tokenizer(meta: dict[str, Any], config: dict[str, Any], out: Path) ->
     if kind != "gpt2":
         raise UserError(f"unsupported GGUF tokenizer {kind!r} (only byte-level BPE 'gpt2')")
     pre = meta.get("tokenizer.ggml.pre", "default")
+    pre_tokenizer: pre_tokenizers.PreTokenizer
     if pre in _DIGIT_SPLIT_PRE:
         pre_tokenizer = pre_tokenizers.Sequence(
             [
@@ -327,6 +332,7 @@ def _write_tokenizer(meta: dict[str, Any], config: dict[str, Any], out: Path) ->
     bos, eos, pad, unk = (token_for(k) for k in ("bos", "eos", "padding", "unknown"))
     add_bos = bool(meta.get("tokenizer.ggml.add_bos_token", False)) and bos is not None
     if add_bos:
+        assert bos is not None  # add_bos requires it
         bos_id = vocab[bos]
         tokenizer.post_processor = processors.TemplateProcessing(
             single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, bos_id)]

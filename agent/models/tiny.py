@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import mlx.core as mx
 from mlx.utils import tree_flatten, tree_map
@@ -157,12 +158,12 @@ def build_tiny(recipe: TinyRecipe, out_dir: Path, progress: ProgressCallback = s
         )
         bias_fp32 = {
             k: v.astype(mx.float32)
-            for k, v in tree_flatten(model.parameters())
+            for k, v in cast(list[tuple[str, mx.array]], tree_flatten(model.parameters()))
             if not model.cast_predicate(k)
         }
         model.load_weights(list(bias_fp32.items()), strict=False)
         with contextlib.redirect_stdout(io.StringIO()):  # quantize_model prints a banner
-            model, config = quantize_model(
+            quantized, config = quantize_model(
                 model,
                 config,
                 group_size=recipe.group_size,
@@ -171,7 +172,7 @@ def build_tiny(recipe: TinyRecipe, out_dir: Path, progress: ProgressCallback = s
             )
         progress(f"Building {recipe.name}", 3, steps)
 
-        save_model(work, model)
+        save_model(work, quantized)
         config["torch_dtype"] = "bfloat16"
         save_config(config, work / "config.json")
         (work / "generation_config.json").write_text(json.dumps(LFM2_GENERATION_CONFIG))

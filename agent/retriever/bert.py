@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -152,9 +153,10 @@ class BertModel(nn.Module):
 
     def load_safetensors(self, path: Path) -> None:
         """Load Hugging Face `BertModel` weights; extra tensors (pooler, ids) are ignored."""
-        weights = mx.load(str(path))
+        # A .safetensors file loads as a dict (mlx's stub has one return type for all formats).
+        loaded = cast(dict[str, mx.array], mx.load(str(path)))
         prefix = "bert."
-        weights = {k.removeprefix(prefix): v for k, v in weights.items()}
+        weights = {k.removeprefix(prefix): v for k, v in loaded.items()}
         wanted = {
             k: v
             for k, v in weights.items()

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from agent.paths import data_dir
 from agent.progress import ProgressCallback, silent_progress
 from agent.retriever.errors import EMBEDDINGS_INSTALL, EmbeddingsUnavailableError
 from agent.retriever.fts import bm25_search
 from agent.retriever.hybrid import HybridRetriever
-from agent.retriever.protocol import SearchHit
+from agent.retriever.protocol import Retriever, SearchHit
 from agent.retriever.store import IndexStore, translate_errors
+
+if TYPE_CHECKING:
+    from agent.retriever.embeddings import Embedder
+    from agent.retriever.vectors import VectorSearch
 
 SearchMode = Literal["bm25", "dense", "hybrid"]
 SEARCH_MODES: tuple[str, ...] = ("bm25", "dense", "hybrid")
@@ -42,8 +46,8 @@ class Index:
         self._vector_backend = vector_backend
         self._progress = progress
         self._lock = threading.RLock()
-        self._vectors = None
-        self._embedder = None
+        self._vectors: VectorSearch | None = None
+        self._embedder: Embedder | None = None
         self.bm25 = _Bm25Retriever(self)
         self.dense = _DenseRetriever(self)
         self.hybrid = HybridRetriever([self.bm25, self.dense])
@@ -65,7 +69,12 @@ class Index:
         return {"documents": docs, "chunks": chunks, "vectors": vectors}
 
     def search(self, query: str, k: int = 5) -> list[SearchHit]:
-        retriever = {"bm25": self.bm25, "dense": self.dense, "hybrid": self.hybrid}[self.mode]
+        retrievers: dict[str, Retriever] = {
+            "bm25": self.bm25,
+            "dense": self.dense,
+            "hybrid": self.hybrid,
+        }
+        retriever = retrievers[self.mode]
         return retriever.search(query, k)
 
     def vector_backend_name(self) -> str:
@@ -94,7 +103,7 @@ class Index:
                 f"(needs the embeddings extra: `{EMBEDDINGS_INSTALL}`) or use --mode bm25"
             )
 
-    def _vector_search(self):
+    def _vector_search(self) -> VectorSearch:
         from agent.retriever.vectors import open_vector_search
 
         with self._lock:

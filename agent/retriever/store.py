@@ -246,14 +246,17 @@ class IndexStore:
         rows = self.conn.execute(
             "SELECT path, kind, size, mtime_ns, sha256, chars, chunker, embedded FROM documents"
         )
-        return {row[0]: DocumentRecord(*row[:7], embedded=bool(row[7])) for row in rows}
+        return {
+            path: DocumentRecord(path, kind, size, mtime_ns, sha256, chars, chunker, bool(embedded))
+            for path, kind, size, mtime_ns, sha256, chars, chunker, embedded in rows
+        }
 
     def counts(self) -> tuple[int, int, int]:
         """(documents, chunks, vectors)."""
         return tuple(
             self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             for table in ("documents", "chunks", "chunk_vectors")
-        )  # type: ignore[return-value]
+        )
 
     def touch(self, path: str, size: int, mtime_ns: int) -> None:
         self.conn.execute(

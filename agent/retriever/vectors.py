@@ -29,6 +29,10 @@ class VectorSearch(Protocol):
         """(chunk id, cosine similarity) best first."""
         ...
 
+    def close(self) -> None:
+        """Release what the search holds (Index.close calls it)."""
+        ...
+
 
 def _connect_with_sqlite_vec(path: Path):
     """A connection with sqlite-vec loaded, or None when no sqlite3 module can load it."""

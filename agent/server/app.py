@@ -124,7 +124,7 @@ def create_app(engine: ChatModel, config: ServerConfig | None = None) -> Starlet
 
 
 def server_state(app: Starlette) -> ServerState:
-    return app.state.server  # type: ignore[no-any-return]
+    return app.state.server
 
 
 # ---------------------------------------------------------------------- plumbing

@@ -98,7 +98,12 @@ class AnswerMessage(Markdown):
     async def _refreshed(self) -> None:
         """Until the screen has laid out and drawn the last append (at most 1 s)."""
         done = asyncio.get_running_loop().create_future()
-        self.call_after_refresh(lambda: done.done() or done.set_result(None))
+
+        def drawn() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        self.call_after_refresh(drawn)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(done, 1.0)
 

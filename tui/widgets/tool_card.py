@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -13,6 +13,9 @@ from textual.widgets import Static
 
 from agent.events import ToolCallEvent, ToolResultEvent
 from tui.widgets import format as fmt
+
+if TYPE_CHECKING:
+    from textual.timer import Timer
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 RESULT_LINES = 12
@@ -63,7 +66,7 @@ class ToolCard(Vertical):
         self.result: ToolResultEvent | None = None
         self.border_title = f"⚙ {event.name}"
         self._frame = 0
-        self._timer = None
+        self._timer: Timer | None = None
 
     @property
     def state(self) -> str:

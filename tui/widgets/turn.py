@@ -102,9 +102,9 @@ class AssistantTurn(Vertical):
             await self._reasoning(event)
         elif isinstance(event, ToolCallEvent):
             await self._close_segment()
-            card = ToolCard(event)
-            self.cards[event.call_id] = card
-            await self.mount(card)
+            new_card = ToolCard(event)
+            self.cards[event.call_id] = new_card
+            await self.mount(new_card)
         elif isinstance(event, ToolResultEvent):
             card = self.cards.get(event.call_id)
             if card is None:  # a result without a call: still show it
