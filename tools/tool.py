@@ -125,7 +125,9 @@ class Tool:
         messages = []
         for err in errors[:3]:
             where = "/".join(str(p) for p in err.path)
-            messages.append(f"at '{where}': {err.message}" if where else err.message)
+            # jsonschema's messages repr() the offending value, which can be huge.
+            text = err.message if len(err.message) <= 300 else err.message[:300] + "..."
+            messages.append(f"at '{where}': {text}" if where else text)
         if len(errors) > 3:
             messages.append(f"and {len(errors) - 3} more")
         return messages
