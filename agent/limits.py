@@ -121,10 +121,17 @@ def check_text(text: str | bytes, what: str, limit: int = MAX_TEXT_BYTES) -> Non
     """InputLimitError when `text` is over `limit` bytes (UTF-8), before it is tokenized."""
     size = len(text) if isinstance(text, bytes) else _utf8_len(text, limit)
     if size > limit:
-        raise InputLimitError(
-            f"{what}: {size_text(size)}, over the limit of {size_text(limit)}; "
-            "pass a shorter text (or split it)"
-        )
+        raise too_large(what, size, limit)
+
+
+def too_large(
+    what: str, size: int | None, limit: int, fix: str = "pass a shorter text (or split it)"
+) -> InputLimitError:
+    """The error for an input of `size` bytes over `limit` (also for a file, from its
+    size on disk, before it is read). `size=None`: a stream read only up to the limit,
+    whose real size is unknown."""
+    amount = f"more than {size_text(limit)}" if size is None else size_text(size)
+    return InputLimitError(f"{what}: {amount}, over the limit of {size_text(limit)}; {fix}")
 
 
 def _utf8_len(text: str, limit: int) -> int:
@@ -140,6 +147,7 @@ def check_json_text(
     *,
     max_bytes: int = MAX_JSON_BYTES,
     max_depth: int = MAX_JSON_DEPTH,
+    fix: str = "send a flatter value",
 ) -> None:
     """InputLimitError when JSON text is too large or nested too deep to parse safely."""
     size = len(text) if isinstance(text, bytes) else _utf8_len(text, max_bytes)
@@ -149,7 +157,7 @@ def check_json_text(
             "send less"
         )
     if json_text_depth(text, stop_above=max_depth) > max_depth:
-        raise _too_deep(what, max_depth)
+        raise _too_deep(what, max_depth, fix)
 
 
 def check_value(value: Any, what: str, *, max_depth: int = MAX_JSON_DEPTH) -> None:
@@ -158,10 +166,8 @@ def check_value(value: Any, what: str, *, max_depth: int = MAX_JSON_DEPTH) -> No
         raise _too_deep(what, max_depth)
 
 
-def _too_deep(what: str, max_depth: int) -> InputLimitError:
-    return InputLimitError(
-        f"{what}: nested deeper than the limit of {max_depth} levels; send a flatter value"
-    )
+def _too_deep(what: str, max_depth: int, fix: str = "send a flatter value") -> InputLimitError:
+    return InputLimitError(f"{what}: nested deeper than the limit of {max_depth} levels; {fix}")
 
 
 def loads(
@@ -170,11 +176,12 @@ def loads(
     *,
     max_bytes: int = MAX_JSON_BYTES,
     max_depth: int = MAX_JSON_DEPTH,
+    fix: str = "send a flatter value",
 ) -> Any:
     """`json.loads` behind the size and depth checks.
 
     Raises InputLimitError for an input over the limits and lets `json.JSONDecodeError`
     (a `ValueError`) through for text that is not JSON, as `json.loads` does.
     """
-    check_json_text(text, what, max_bytes=max_bytes, max_depth=max_depth)
+    check_json_text(text, what, max_bytes=max_bytes, max_depth=max_depth, fix=fix)
     return json.loads(text)
