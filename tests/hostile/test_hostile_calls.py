@@ -162,3 +162,31 @@ def test_the_call_parser_never_raises(payload, expected):
     marked = parse_output(f"<|tool_call_start|>{payload}<|tool_call_end|>")
     assert marked.calls[0].error == calls[0].error
     assert parse_output(payload).calls == []  # a bare failed payload is plain text
+
+
+@pytest.mark.parametrize("expression", ["1e308 * 10", "1e999", "1e308 * 10 - 1e308 * 10"])
+def test_calculator_results_that_are_not_finite_are_errors(expression):
+    from tools.builtin.calculator import calculator
+
+    result = ToolRegistry([calculator]).execute_sync(
+        ToolCall("1", "calculator", {"expression": expression})
+    )
+    assert result.error == (
+        "the result is not a finite number (a value overflowed a floating-point number or "
+        "is undefined)"
+    )
+
+
+@pytest.mark.parametrize("name", ["echo\n", "echo\n\n", " echo"])
+def test_tool_names_are_matched_in_full(name):
+    from tools.errors import ToolDefinitionError
+
+    with pytest.raises(ToolDefinitionError, match="a tool name must be"):
+        tool(name=name)(lambda: "x")
+
+
+def test_repo_ids_are_matched_in_full():
+    from agent.models.registry import is_repo_id
+
+    assert is_repo_id("org/model")
+    assert not is_repo_id("org/model\n")
