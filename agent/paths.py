@@ -11,12 +11,22 @@ from pathlib import Path
 
 import platformdirs
 
+from agent.errors import UserError
+
 APP_NAME = "edge-agent"
 
 
 def _dir(env_var: str, default: str) -> Path:
+    """The directory, made if missing; a UserError naming the way out if it cannot be
+    (a file in the way, no permission, a read-only disk) instead of an OSError chain."""
     path = Path(os.environ.get(env_var) or default).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"cannot create the directory {path}: {exc.strerror or exc}; "
+            f"set {env_var} to a writable directory"
+        ) from None
     return path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,10 @@ if TYPE_CHECKING:
 
 # (history, logits) -> logits, on MLX arrays; MLX loads only where a sampler is built.
 LogitsProcessor = Callable[[Any, Any], Any]
+
+
+# llama.cpp takes a 32-bit seed; one range for every engine keeps a seed reproducible.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,20 @@ class SamplingParams:
     seed: int | None = None
 
     def __post_init__(self) -> None:
+        for name in ("temperature", "top_p", "min_p", "repetition_penalty"):
+            value = getattr(self, name)
+            # NaN passes every comparison below, and NaN logits let the sampler pick a
+            # token the grammar forbids: refuse it (and infinity) by name.
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UserError(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise UserError(f"{name} must be a finite number, got {value}")
+        if self.seed is not None and (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, int)
+            or not 0 <= self.seed <= MAX_SEED
+        ):
+            raise UserError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed!r}")
         if self.temperature < 0:
             raise UserError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:

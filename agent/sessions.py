@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import UserError
+from agent.limits import MAX_HISTORY_BYTES, MAX_JSON_BYTES, InputLimitError, size_text
+from agent.limits import loads as bounded_loads
 from agent.paths import data_dir
 
 SCHEMA = """
@@ -60,11 +62,15 @@ CREATE TABLE IF NOT EXISTS messages (
 """
 
 RUNNING, DONE, STOPPED = "running", "done", "stopped"
-_SESSION_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_SESSION_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class SessionNotFoundError(UserError):
     """No session has that id (or the prefix matches several)."""
+
+
+class SessionDataError(UserError):
+    """A stored session cannot be read back: names the session and the way out."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,8 @@ class TurnInfo:
 
 
 def check_session_id(session_id: str) -> str:
-    if not _SESSION_ID.match(session_id):
+    """`session_id`, or a UserError. Matched in full: `re.match` with `$` let "abc\\n" in."""
+    if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
         raise UserError(
             f"invalid session id '{session_id}': use 1-64 letters, digits, '-', '_' or '.'"
         )
@@ -136,7 +143,13 @@ class SessionStore:
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else default_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(
+                f"cannot create the session directory {self.path.parent}: "
+                f"{exc.strerror or exc}; set EDGE_AGENT_DATA_DIR to a writable directory"
+            ) from None
         self._lock = threading.RLock()
         try:
             self._db = sqlite3.connect(
@@ -147,7 +160,24 @@ class SessionStore:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
-            raise UserError(f"cannot open the session database {self.path}: {exc}") from None
+            raise self._unreadable(exc) from None
+
+    def _unreadable(self, exc: sqlite3.Error) -> UserError:
+        """The one-line error for a database SQLite cannot use, with the way out."""
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return UserError(
+                f"the session database {self.path} is locked by another process ({exc}); "
+                "try again when it ends"
+            )
+        if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc).replace(" ", ""):
+            return UserError(
+                f"the session database {self.path} is read-only ({exc}); make it writable "
+                "or set EDGE_AGENT_DATA_DIR to a writable directory"
+            )
+        return UserError(
+            f"the session database {self.path} cannot be used ({exc}); move it aside "
+            f"(`mv {self.path} {self.path}.bad`) and a new one is made on the next run"
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -156,18 +186,24 @@ class SessionStore:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            yield self._db
+            try:
+                yield self._db
+            except sqlite3.Error as exc:  # corrupt, unreadable: one line, not a traceback
+                raise self._unreadable(exc) from None
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._unreadable(exc) from None
 
     # ------------------------------------------------------------- sessions
     def create(self, session_id: str | None = None, *, model: str = "", title: str = "") -> Session:
@@ -299,13 +335,64 @@ class SessionStore:
             ).fetchall()
         by_turn: dict[int, list[StoredMessage]] = {}
         for turn, seq, role, content, meta in msg_rows:
+            problem = _row_problem(content, meta)
+            if problem is not None:
+                raise SessionDataError(
+                    f"session '{session_id}' has an unreadable message (turn {turn}, "
+                    f"message {seq}: {problem}); drop such messages with `edge-agent sessions "
+                    f"repair {session_id}` or delete the session with `edge-agent sessions "
+                    f"delete {session_id}`"
+                )
             by_turn.setdefault(turn, []).append(
-                StoredMessage(turn, seq, role, content, json.loads(meta))
+                StoredMessage(turn, seq, role, content, bounded_loads(meta, "meta"))
             )
         return [
             TurnInfo(turn, status, stopped_by, tuple(by_turn.get(turn, ())))
             for turn, status, stopped_by in turn_rows
         ]
+
+    def _rows(self, session_id: str) -> builtins.list[tuple[Any, ...]]:
+        """Every message row, content as bytes (a row that is not UTF-8 still loads)."""
+        with self._connect() as db:
+            return db.execute(
+                "SELECT turn, seq, CAST(content AS BLOB), meta FROM messages "
+                "WHERE session_id = ? ORDER BY turn, seq",
+                (session_id,),
+            ).fetchall()
+
+    def repair(self, session_id: str) -> tuple[str, int]:
+        """Delete the messages of a session that cannot be read back; (id, how many)."""
+        sid = self.resolve(session_id)
+        bad = []
+        for turn, seq, content, meta in self._rows(sid):
+            try:
+                text: Any = bytes(content).decode("utf-8") if content is not None else None
+            except UnicodeDecodeError:
+                text = None
+            if text is None or _row_problem(text, meta) is not None:
+                bad.append((sid, turn, seq))
+        with self._transaction() as db:
+            db.executemany(
+                "DELETE FROM messages WHERE session_id = ? AND turn = ? AND seq = ?", bad
+            )
+        return sid, len(bad)
+
+
+def _row_problem(content: Any, meta: Any) -> str | None:
+    """Why a stored message cannot be used (None: it can)."""
+    if not isinstance(content, str):
+        return "its text is not text"
+    if not isinstance(meta, str):
+        return "its metadata is not text"
+    try:
+        value = bounded_loads(meta, "its metadata", max_bytes=MAX_JSON_BYTES)
+    except InputLimitError as exc:
+        return str(exc)
+    except ValueError:
+        return "its metadata is not JSON"
+    if not isinstance(value, dict):
+        return "its metadata is not a JSON object"
+    return None
 
 
 def _title(prompt: str) -> str:
@@ -319,15 +406,44 @@ class Session:
     def __init__(self, store: SessionStore, session_id: str) -> None:
         self.store = store
         self.id = session_id
+        self.dropped_turns = 0
+        self.dropped_bytes = 0
+        self.history_limit = MAX_HISTORY_BYTES
 
     def __repr__(self) -> str:
         return f"Session({self.id!r})"
 
-    def history(self) -> list[dict[str, Any]]:
-        """Chat messages of every finished turn (interrupted turns are left out)."""
-        return [
-            m.chat() for t in self.store.turns(self.id) if t.status != RUNNING for m in t.messages
+    def history(self, max_bytes: int = MAX_HISTORY_BYTES) -> list[dict[str, Any]]:
+        """Chat messages of the finished turns (interrupted turns are left out).
+
+        At most `max_bytes` of message text, newest turns kept: the oldest turns that do
+        not fit are left out before anything is tokenized (a 100 MB message once aborted
+        the process at 4.9 GB). `dropped_turns` and `dropped_bytes` say what was left out,
+        so the caller can tell the user.
+        """
+        turns = [t for t in self.store.turns(self.id) if t.status != RUNNING]
+        sizes = [
+            sum(len(m.content.encode("utf-8", "surrogatepass")) for m in t.messages) for t in turns
         ]
+        keep_from = len(turns)
+        total = 0
+        while keep_from > 0 and total + sizes[keep_from - 1] <= max_bytes:
+            keep_from -= 1
+            total += sizes[keep_from]
+        self.dropped_turns = keep_from
+        self.dropped_bytes = sum(sizes[:keep_from])
+        self.history_limit = max_bytes
+        return [m.chat() for t in turns[keep_from:] for m in t.messages]
+
+    def history_note(self) -> str | None:
+        """What `history` left out, in one line for the user (None: nothing)."""
+        if not self.dropped_turns:
+            return None
+        return (
+            f"session {self.id}: the {self.dropped_turns} oldest turn(s) "
+            f"({size_text(self.dropped_bytes)}) were left out of the conversation, over the "
+            f"history limit of {size_text(self.history_limit)}"
+        )
 
     def turns(self) -> list[TurnInfo]:
         return self.store.turns(self.id)

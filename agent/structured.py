@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import agent.limits as limits
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
 from agent.constrained.output_types import resolve_output_type
 from agent.constrained.select import CompiledOutput, EngineChoice, compile_output
@@ -150,12 +151,24 @@ def load_schema(spec: Any) -> Any:
             f"schema '{name}' is neither a file nor a shipped schema "
             f"({', '.join(shipped_schema_names())})"
         )
+    what = f"schema file '{name}'"
     try:
+        if path.is_file() and path.stat().st_size > limits.MAX_SCHEMA_BYTES:
+            # Refused from its size, before a 50 MB file is read or parsed.
+            raise limits.too_large(
+                what, path.stat().st_size, limits.MAX_SCHEMA_BYTES, "simplify the schema"
+            )
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read schema file '{name}': {exc}") from None
     try:
-        return json.loads(text)
+        return limits.loads(
+            text,
+            what,
+            max_bytes=limits.MAX_SCHEMA_BYTES,
+            max_depth=limits.MAX_SCHEMA_DEPTH,
+            fix="flatten it (or use $defs and $ref)",
+        )
     except json.JSONDecodeError as exc:
         raise UserError(
             f"schema file '{name}' is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"

@@ -20,6 +20,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.limits import InputLimitError, check_json_text, check_value, loads
+
 CALL_START = "<|tool_call_start|>"
 CALL_END = "<|tool_call_end|>"
 
@@ -101,10 +103,32 @@ def _looks_pythonic(text: str) -> bool:
 
 
 def parse_payload(payload: str) -> list[ParsedCall]:
-    """The calls in one block: JSON (object or list) or pythonic (`[f(a=1), g()]`)."""
+    """The calls in one block: JSON (object or list) or pythonic (`[f(a=1), g()]`).
+
+    Never raises: model output is untrusted, and a payload that is too large, nested too
+    deep (a RecursionError in `json.loads` or `ast`), or broken in a way nothing foresaw
+    is one failed call the model is told about, not a crashed loop.
+    """
+    try:
+        return _parse_payload(payload)
+    except Exception as exc:
+        return [
+            ParsedCall(
+                "",
+                error=f"the tool call could not be read ({type(exc).__name__}); "
+                'write it as {"name": ..., "arguments": {...}}',
+            )
+        ]
+
+
+def _parse_payload(payload: str) -> list[ParsedCall]:
     stripped = payload.strip()
     if not stripped:
         return [ParsedCall("", error="the tool call is empty")]
+    try:
+        check_json_text(stripped, "the tool call")
+    except InputLimitError as exc:
+        return [ParsedCall("", error=str(exc))]
     if stripped[0] in "[{":
         try:
             value = json.loads(stripped)
@@ -133,8 +157,10 @@ def _json_call(item: Any) -> ParsedCall:
     arguments = item.get("arguments", item.get("parameters", {}))
     if isinstance(arguments, str):
         try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError:
+            arguments = loads(arguments, "the arguments string") if arguments.strip() else {}
+        except InputLimitError as exc:
+            return ParsedCall(name, error=str(exc))
+        except ValueError:
             return ParsedCall(name, error="the arguments string is not JSON")
     if not isinstance(arguments, dict):
         return ParsedCall(name, error=f"arguments must be an object, got {_kind(arguments)}")
@@ -166,10 +192,14 @@ def _pythonic_call(node: ast.expr) -> ParsedCall:
             return ParsedCall(name, error="**kwargs is not allowed in a tool call")
         try:
             arguments[keyword.arg] = _literal(keyword.value)
-        except (ValueError, TypeError, SyntaxError, RecursionError):
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
             return ParsedCall(
                 name, error=f"the value of '{keyword.arg}' must be a literal (string, number, ...)"
             )
+    try:
+        check_value(arguments, f"the arguments of '{name}'")
+    except InputLimitError as exc:
+        return ParsedCall(name, error=str(exc))
     return ParsedCall(name, arguments)
 
 

@@ -47,6 +47,7 @@ from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+from agent.limits import MAX_SCHEMA_DEPTH, value_depth
 from schemas import regex_builder as rb
 from schemas.errors import (
     InvalidSchemaError,
@@ -1435,6 +1436,12 @@ def check_schema(schema: Any) -> None:
     """
     if not isinstance(schema, (dict, bool)):
         raise InvalidSchemaError("a JSON Schema must be an object or a boolean")
+    if value_depth(schema, stop_above=MAX_SCHEMA_DEPTH) > MAX_SCHEMA_DEPTH:
+        # The meta-schema check and the compiler recurse once (or more) per level.
+        raise InvalidSchemaError(
+            f"the schema nests deeper than the limit of {MAX_SCHEMA_DEPTH} levels; "
+            "flatten it (or use $defs and $ref)"
+        )
     try:
         text = json.dumps(schema, sort_keys=True, ensure_ascii=False, default=repr)
     except (ValueError, RecursionError):
@@ -1453,6 +1460,10 @@ def check_schema(schema: Any) -> None:
     except jsonschema.SchemaError as exc:
         where = "#/" + "/".join(str(p) for p in exc.absolute_path) if exc.absolute_path else "#"
         raise InvalidSchemaError(f"invalid JSON Schema: {exc.message:.200}", where) from None
+    except RecursionError:
+        raise InvalidSchemaError(
+            "the schema nests too deeply to check; flatten it (or use $defs and $ref)"
+        ) from None
     if digest is not None:
         with _CHECKED_LOCK:
             _CHECKED[digest] = None

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("agent", "tools", "schemas", "tui")
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("errors", ("agent.errors", "schemas.errors", "tools.errors")),
+    ("errors", ("agent.errors", "agent.limits", "schemas.errors", "tools.errors")),
     ("schema compiler", ("schemas",)),
     (
         "runtime",

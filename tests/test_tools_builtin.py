@@ -154,7 +154,7 @@ def test_read_file_and_list_dir(sandbox):
         ("read_file", "escape.txt", "resolves outside the tool's root"),
         ("read_file", "escape_dir/secret.txt", "resolves outside the tool's root"),
         ("read_file", "docs/a.md\x00.txt", "NUL character"),
-        ("read_file", "pipe", "is not a regular file"),
+        ("read_file", "pipe", "is a FIFO (named pipe), not a regular file"),
         ("read_file", "bin.dat", "is a binary file"),
         ("read_file", "docs", "is a directory; use list_dir"),
         ("read_file", "missing.txt", "does not exist"),

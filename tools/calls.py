@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
+
+from agent.errors import UserError
+from agent.limits import loads as bounded_loads
 
 if TYPE_CHECKING:
     from tools.tool import Tool
@@ -32,9 +34,10 @@ class ToolCall:
         body = data.get("function", data)
         arguments = body.get("arguments", {})
         if isinstance(arguments, str):
-            # Unparseable text is kept: execution reports it as invalid arguments.
-            with contextlib.suppress(json.JSONDecodeError):
-                arguments = json.loads(arguments) if arguments.strip() else {}
+            # Unparseable (or oversized, or too deeply nested) text is kept: execution
+            # reports it as that call's invalid arguments.
+            with contextlib.suppress(ValueError, UserError):
+                arguments = bounded_loads(arguments, "arguments") if arguments.strip() else {}
         return cls(str(data.get("id") or f"call_{uuid.uuid4().hex[:12]}"), body["name"], arguments)
 
 

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent.limits import InputLimitError, check_value
+from agent.limits import loads as bounded_loads
 from tools.calls import ApprovalCallback, ToolCall, ToolResult
 from tools.errors import ToolExecutionError
 from tools.signature import ArgumentConversionError
@@ -39,40 +41,60 @@ class PreparedCall:
 
 
 def prepare(call: ToolCall, tool: Tool | None, available: Callable[[], list[str]]) -> PreparedCall:
-    """Look up, validate (jsonschema) and convert (pydantic) the arguments of `call`."""
+    """Look up, validate (jsonschema) and convert (pydantic) the arguments of `call`.
+
+    Never raises (bar KeyboardInterrupt and the like): whatever goes wrong with one call,
+    from arguments nested too deep for jsonschema to a converter that crashes, becomes
+    that call's failure, so the other calls of the step keep their results.
+    """
     prepared = PreparedCall(call, tool, started=time.perf_counter())
+    try:
+        prepared.failure = _prepare(prepared, available)
+    except Exception as exc:  # a bug or a pathological input: still the call's own error
+        prepared.failure = unexpected(call, exc)
+    return prepared
+
+
+def unexpected(call: ToolCall, exc: BaseException) -> str:
+    """One sentence for a failure nothing anticipated (RecursionError, MemoryError...)."""
+    detail = _message(exc, 200).splitlines()[0] if _message(exc, 200) else ""
+    name = call.name if isinstance(call.name, str) else repr(call.name)[:60]
+    return f"the call to '{name}' could not be run ({type(exc).__name__}" + (
+        f": {detail})" if detail else ")"
+    )
+
+
+def _prepare(prepared: PreparedCall, available: Callable[[], list[str]]) -> str | None:
+    """The failure of `prepared.call`, or None with its arguments bound."""
+    call, tool = prepared.call, prepared.tool
     if tool is None:
         names = available()
         listing = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-        prepared.failure = f"unknown tool '{call.name}'; available tools: {listing or 'none'}"
-        return prepared
-    arguments = call.arguments
-    if isinstance(arguments, str):
-        try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError as exc:
-            prepared.failure = f"arguments of '{call.name}' are not valid JSON: {exc}"
-            return prepared
+        return f"unknown tool '{call.name}'; available tools: {listing or 'none'}"
+    arguments: Any = call.arguments
+    what = f"the arguments of '{call.name}'"
+    try:
+        if isinstance(arguments, (str, bytes)):
+            arguments = bounded_loads(arguments, what) if arguments.strip() else {}
+        else:
+            check_value(arguments, what)
+    except InputLimitError as exc:
+        return str(exc)
+    except ValueError as exc:  # json.JSONDecodeError, or bytes that are not UTF-8
+        return f"arguments of '{call.name}' are not valid JSON: {exc}"
     if not isinstance(arguments, dict):
-        prepared.failure = (
-            f"arguments of '{call.name}' must be a JSON object, not {type(arguments).__name__}"
-        )
-        return prepared
+        return f"arguments of '{call.name}' must be a JSON object, not {type(arguments).__name__}"
     errors = tool.validation_errors(arguments)
     if errors:
-        prepared.failure = f"invalid arguments for '{call.name}': " + "; ".join(errors)
-        return prepared
+        return f"invalid arguments for '{call.name}': " + "; ".join(errors)
     if tool.function is None:
-        prepared.failure = (
-            f"no implementation for tool '{call.name}' (it was loaded from a definition)"
-        )
-        return prepared
+        return f"no implementation for tool '{call.name}' (it was loaded from a definition)"
     try:
         assert tool.binder is not None
         prepared.args, prepared.kwargs = tool.binder.bind(arguments)
     except ArgumentConversionError as exc:
-        prepared.failure = f"invalid arguments for '{call.name}': {exc}"
-    return prepared
+        return f"invalid arguments for '{call.name}': {exc}"
+    return None
 
 
 async def approve(prepared: PreparedCall, callback: ApprovalCallback | None) -> None:
@@ -122,8 +144,11 @@ async def run(prepared: PreparedCall, max_chars: int) -> ToolResult:
     except ToolExecutionError as exc:
         return _error(prepared, str(exc), started)
     except Exception as exc:
-        return _error(prepared, f"{type(exc).__name__}: {exc}", started)
-    content = render(value)
+        return _error(prepared, f"{type(exc).__name__}: {_message(exc)}", started)
+    try:
+        content = render(value)
+    except Exception as exc:  # a value that cannot be shown (too deep, a broken __str__)
+        return _error(prepared, f"the result of '{call.name}' cannot be shown: {exc!r:.200}")
     if len(content) > max_chars:
         dropped = len(content) - max_chars
         content = content[:max_chars] + f"\n[truncated: {dropped} more characters]"
@@ -137,6 +162,16 @@ async def _contained(awaitable: Any) -> Any:
         return await awaitable
     except SystemExit as exc:
         raise RuntimeError(f"the tool raised SystemExit: {exc}") from None
+
+
+def _message(exc: BaseException, limit: int = 2000) -> str:
+    """`str(exc)`, cut at `limit` characters (a message that repr()s a huge argument stays
+    readable) and safe from an exception whose `__str__` itself raises."""
+    try:
+        text = str(exc)
+    except Exception:
+        return "(the exception's message could not be read)"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _error(prepared: PreparedCall, message: str, started: float | None = None) -> ToolResult:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -153,9 +154,7 @@ class ToolRegistry:
     # ---------------------------------------------------------------- execution
     async def execute(self, call: ToolCall, approve: ApprovalCallback | None = None) -> ToolResult:
         """Run one call. Never raises for a failing call: failures are error results."""
-        prepared = execution.prepare(call, self._tools.get(call.name), self.names)
-        await execution.approve(prepared, approve)
-        return await execution.run(prepared, self.max_result_chars)
+        return (await self.execute_many([call], approve))[0]
 
     async def execute_many(
         self, calls: Iterable[ToolCall], approve: ApprovalCallback | None = None
@@ -163,18 +162,46 @@ class ToolRegistry:
         """Run the calls of one step concurrently; results come back in call order.
 
         Approvals are asked first, one at a time in call order, so two prompts never
-        interleave on a terminal; then every approved call runs at once.
+        interleave on a terminal; then every approved call runs at once. Each call's
+        failure, whatever it is, is that call's error result: the others keep theirs.
         """
-        prepared = [execution.prepare(c, self._tools.get(c.name), self.names) for c in calls]
+        prepared = [execution.prepare(c, self._lookup(c), self.names) for c in calls]
         for p in prepared:
-            await execution.approve(p, approve)
-        return list(
-            await asyncio.gather(*(execution.run(p, self.max_result_chars) for p in prepared))
-        )
+            try:
+                await execution.approve(p, approve)
+            except Exception as exc:
+                p.failure = execution.unexpected(p.call, exc)
+        return list(await asyncio.gather(*(self._run(p) for p in prepared)))
+
+    def _lookup(self, call: ToolCall) -> Tool | None:
+        name = getattr(call, "name", None)
+        return self._tools.get(name) if isinstance(name, str) else None
+
+    async def _run(self, prepared: execution.PreparedCall) -> ToolResult:
+        try:
+            return await execution.run(prepared, self.max_result_chars)
+        except Exception as exc:  # a bug in the wrapping itself: still this call's result
+            prepared.failure = execution.unexpected(prepared.call, exc)
+            return await execution.run(prepared, self.max_result_chars)
 
     def execute_sync(self, call: ToolCall, approve: ApprovalCallback | None = None) -> ToolResult:
-        """`execute` for scripts without an event loop."""
-        return asyncio.run(self.execute(call, approve))
+        """`execute` for scripts without an event loop.
+
+        Called from inside a running event loop (a notebook, an async app), it runs the
+        call on a helper thread with its own loop instead of failing in `asyncio.run`.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.execute(call, approve))
+        box: list[ToolResult] = []
+        worker = threading.Thread(
+            target=lambda: box.append(asyncio.run(self.execute(call, approve))),
+            name="edge-agent-execute-sync",
+        )
+        worker.start()
+        worker.join()
+        return box[0]
 
 
 def _one_call(t: Tool) -> dict[str, Any]:

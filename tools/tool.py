@@ -27,11 +27,11 @@ from tools.errors import ToolDefinitionError
 from tools.signature import ArgumentBinder, analyse_function
 
 DEFAULT_TIMEOUT = 30.0
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}")
 
 
 def check_name(name: Any) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ToolDefinitionError(
             str(name),
             "a tool name must be 1-128 characters of letters, digits, '_', '.', ':' or '-' "
@@ -125,7 +125,9 @@ class Tool:
         messages = []
         for err in errors[:3]:
             where = "/".join(str(p) for p in err.path)
-            messages.append(f"at '{where}': {err.message}" if where else err.message)
+            # jsonschema's messages repr() the offending value, which can be huge.
+            text = err.message if len(err.message) <= 300 else err.message[:300] + "..."
+            messages.append(f"at '{where}': {text}" if where else text)
         if len(errors) > 3:
             messages.append(f"and {len(errors) - 3} more")
         return messages

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
+import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+import agent.limits as limits
 from agent.errors import UserError
 from agent.models.registry import DEFAULT_MODEL
 
@@ -64,27 +67,32 @@ def add_model_arg(
 def add_sampling_args(parser: argparse.ArgumentParser) -> None:
     """Sampling flags; unset ones take the model's recommended values."""
     parser.add_argument(
-        "--temp", type=float, default=None, help="temperature (0: greedy; default: the model's)"
+        "--temp",
+        type=finite_float,
+        default=None,
+        help="temperature (0: greedy; default: the model's)",
     )
     parser.add_argument(
         "--top-p",
-        type=float,
+        type=finite_float,
         default=None,
         help="sample from the smallest set of tokens whose probabilities add up to P",
     )
     parser.add_argument(
         "--min-p",
-        type=float,
+        type=finite_float,
         default=None,
         help="drop tokens less likely than P times the most likely one",
     )
     parser.add_argument(
         "--repetition-penalty",
-        type=float,
+        type=finite_float,
         default=None,
         help="penalise tokens seen in the last 64 by this factor (1: off)",
     )
-    parser.add_argument("--seed", type=int, default=None, help="random seed")
+    parser.add_argument(
+        "--seed", type=seed_int, default=None, help=f"random seed (0 to {MAX_SEED_TEXT})"
+    )
 
 
 def sampling_from_args(args: argparse.Namespace, model: Model | ChatModel) -> SamplingParams:
@@ -95,6 +103,43 @@ def sampling_from_args(args: argparse.Namespace, model: Model | ChatModel) -> Sa
         repetition_penalty=args.repetition_penalty,
         seed=args.seed,
     )
+
+
+MAX_SEED_TEXT = str(2**32 - 1)  # agent.sampling.MAX_SEED (sampling imports MLX lazily)
+
+
+def finite_float(text: str) -> float:
+    """argparse type of every float option: a finite number (NaN and infinity parse as
+    floats, pass every range check, and then break sampling or run forever)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got '{text}'")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """argparse type of --seed: a whole number from 0 to 2**32 - 1 (llama.cpp's range)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if not 0 <= value <= int(MAX_SEED_TEXT):
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to {MAX_SEED_TEXT}, got {value}"
+        )
+    return value
+
+
+def bounded_text(text: str) -> str:
+    """argparse type of a text option: at most `limits.MAX_TEXT_BYTES` (it is tokenized)."""
+    try:
+        limits.check_text(text, "the text")
+    except limits.InputLimitError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def positive_int(text: str) -> int:
@@ -117,7 +162,21 @@ def load_engine(args: argparse.Namespace) -> ChatModel:
         return remote_model(args.model, base_url=base_url)
     from agent.engines.local import LocalChatModel
 
-    return LocalChatModel.for_model(load_with_progress(args.model, args.engine))
+    engine = LocalChatModel.for_model(load_with_progress(args.model, args.engine))
+    check_max_tokens(args, engine.context_length)
+    return engine
+
+
+def check_max_tokens(args: argparse.Namespace, context_length: int) -> None:
+    """--max-tokens above a local model's context can never be used: once a run's
+    budget was 1e20 tokens and it went on until killed. (A server's context is not
+    known here, so a remote model is not checked.)"""
+    max_tokens = getattr(args, "max_tokens", None)
+    if isinstance(max_tokens, int) and max_tokens > context_length:
+        raise UserError(
+            f"--max-tokens {max_tokens} is more than the model's context of "
+            f"{context_length} tokens; pass --max-tokens {context_length} or less"
+        )
 
 
 def load_with_progress(spec: str, engine: str = "auto") -> Model:
@@ -129,26 +188,84 @@ def load_with_progress(spec: str, engine: str = "auto") -> Model:
 
 
 def read_text_arg(value: str | None, what: str) -> str:
-    """`-` (or nothing, when stdin is piped) reads stdin; anything else is the text."""
+    """`-` (or nothing, when stdin is piped) reads stdin; anything else is the text.
+
+    Both are bounded by `limits.MAX_TEXT_BYTES` before anything tokenizes them: stdin is
+    read only up to one byte past the limit, so 45 MB piped in costs 1 MB, not 7 GB.
+    """
     if value is None or value == "-":
         if value is None and sys.stdin.isatty():
             raise UserError(f"no {what} given: pass it as an argument or pipe it on stdin")
-        return sys.stdin.read()
+        return read_stdin(what)
+    limits.check_text(value, f"the {what}")
     return value
 
 
-def read_file_arg(path: str, what: str) -> str:
+def read_stdin(what: str, limit: int = limits.MAX_TEXT_BYTES) -> str:
+    """At most `limit` bytes of UTF-8 from stdin: InputLimitError above, UserError if not
+    UTF-8 (a tokenizer fed undecodable bytes fails with a TypeError deep inside)."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # stdin replaced by a text stream (tests, embedding apps)
+        text = sys.stdin.read(limit + 1)
+        limits.check_text(text, f"the {what} on stdin", limit)
+        return text
+    data = buffer.read(limit + 1)
+    if len(data) > limit:  # the rest is never read, so its size is unknown
+        raise limits.too_large(f"the {what} on stdin", None, limit)
+    return decode_utf8(data, f"the {what} on stdin")
+
+
+def decode_utf8(data: bytes, what: str) -> str:
+    """`data` as text, or a one-line UserError naming the first bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{what} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "convert it first, e.g. with `iconv -t UTF-8`"
+        ) from None
+
+
+def read_file_arg(path: str, what: str, limit: int = limits.MAX_TEXT_BYTES) -> str:
+    """A UTF-8 text file, at most `limit` bytes; special files are refused by name (a FIFO
+    would block the read, a device never end)."""
     p = Path(path).expanduser()
     try:
-        return p.read_text(encoding="utf-8")
+        st = p.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise UserError(f"{what} '{path}' is a directory, expected a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise UserError(
+                f"{what} '{path}' is {special_file_kind(st.st_mode)}, not a regular file; "
+                "pipe it on stdin instead (- reads stdin)"
+            )
+        if st.st_size > limit:
+            raise limits.too_large(f"{what} '{path}'", st.st_size, limit)
+        with p.open("rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:  # grew since stat
+            raise limits.too_large(f"{what} '{path}'", None, limit)
     except FileNotFoundError:
         raise UserError(f"{what} '{path}' does not exist") from None
     except IsADirectoryError:
         raise UserError(f"{what} '{path}' is a directory, expected a file") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{what} '{path}' is not UTF-8 text") from None
     except OSError as exc:
         raise UserError(f"cannot read {what} '{path}': {exc.strerror}") from None
+    return decode_utf8(data, f"{what} '{path}'")
+
+
+def special_file_kind(mode: int) -> str:
+    """What a non-regular file is, in words: 'a FIFO (named pipe)', 'a socket'..."""
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISDIR, "a directory"),
+    ):
+        if test(mode):
+            return kind
+    return "a special file"
 
 
 def add_agent_args(p: argparse.ArgumentParser) -> None:
@@ -169,7 +286,7 @@ def add_agent_args(p: argparse.ArgumentParser) -> None:
         metavar="FILE.py",
         help="import a Python file and register every @tool in it",
     )
-    p.add_argument("--system", default=None, help="a system prompt")
+    p.add_argument("--system", type=bounded_text, default=None, help="a system prompt")
     p.add_argument("--max-steps", type=positive_int, default=8, help="model steps per answer")
     p.add_argument(
         "--max-tokens",

@@ -6,9 +6,11 @@ import argparse
 import json
 import sys
 
+import agent.limits as limits
 from agent.cli.common import (
     add_model_arg,
     add_sampling_args,
+    finite_float,
     load_engine,
     positive_int,
     read_file_arg,
@@ -45,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--compile-timeout",
-        type=float,
+        type=finite_float,
         default=COMPILE_TIMEOUT_S,
         help=f"seconds allowed for compiling the schema (default {COMPILE_TIMEOUT_S:g})",
     )
@@ -68,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     schema = load_schema(args.schema)
     resolve_schema_early(schema)
     if args.text is not None:
+        limits.check_text(args.text, "the --text")
         text = args.text
     elif args.input in (None, "-"):
         text = read_text_arg(args.input, "input text")

@@ -8,6 +8,8 @@ import sys
 from agent.cli.common import (
     add_model_arg,
     add_sampling_args,
+    bounded_text,
+    check_max_tokens,
     load_engine,
     load_with_progress,
     positive_int,
@@ -24,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-tokens", type=positive_int, default=256, help="tokens to generate at most (256)"
     )
-    p.add_argument("--system", default=None, help="a system message")
+    p.add_argument("--system", type=bounded_text, default=None, help="a system message")
     p.add_argument(
         "--raw", action="store_true", help="send the prompt as is, without the chat template"
     )
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.base_url is not None or is_remote_spec(args.model):
         return _generate_remote(args, prompt_text)
     model = load_with_progress(args.model, args.engine)
+    check_max_tokens(args, model.context_length)
     sampling = sampling_from_args(args, model)
     if args.raw:
         prompt: str | list[dict] = prompt_text

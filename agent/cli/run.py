@@ -105,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         approve=_approval(args.yes),
         sampling=sampling_from_args(args, model),
     )
+    note = session.history_note()
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     try:
         final = asyncio.run(_consume(agent, prompt, args.json))
     finally:

@@ -1,4 +1,4 @@
-"""`edge-agent sessions list|show ID|delete ID`: the saved conversations."""
+"""`edge-agent sessions list|show ID|delete ID|repair ID`: the saved conversations."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from agent.sessions import RUNNING, SessionStore, TurnInfo
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sessions", help="list, show or delete saved conversations")
+    p = sub.add_parser("sessions", help="list, show, delete or repair saved conversations")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     ls = actions.add_parser("list", help="every session, most recent first")
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -20,6 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--json", action="store_true", help="the session as one JSON object")
     delete = actions.add_parser("delete", help="delete a session")
     delete.add_argument("id", help="a session id (or a unique prefix of one)")
+    repair = actions.add_parser(
+        "repair", help="drop the messages of a session that cannot be read back"
+    )
+    repair.add_argument("id", help="a session id (or a unique prefix of one)")
     p.set_defaults(func=run)
 
 
@@ -49,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"\n--- turn {t.turn} ({status}{extra})")
             for m in t.messages:
                 print(f"[{m.role}] {m.content}")
+        return 0
+    if args.action == "repair":
+        sid, dropped = store.repair(args.id)
+        print(f"session {sid}: dropped {dropped} unreadable message(s)", file=sys.stderr)
         return 0
     sid = store.delete(args.id)
     print(f"deleted session {sid}", file=sys.stderr)

@@ -32,6 +32,8 @@ import httpx
 
 from agent.engines.base import PreparedStep, StepEvent, StepRequest, StepResult, TextPiece
 from agent.errors import UserError
+from agent.limits import InputLimitError
+from agent.limits import loads as bounded_loads
 from agent.model_info import ModelInfo
 from agent.sampling import SamplingParams
 from agent.stats import GenerationStats
@@ -322,10 +324,13 @@ def _checked(call: _Call, request: StepRequest) -> ParsedCall:
     """A received call, with an error when its arguments do not fit the call schema."""
     call_id = call.id or f"call_{random.getrandbits(48):012x}"
     try:
-        arguments = json.loads(call.arguments or "{}")
-    except ValueError as exc:  # a JSONDecodeError, or int()'s digit limit (no .msg)
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-        return ParsedCall(call.name, {}, f"the arguments are not JSON ({detail})", call_id)
+        arguments = bounded_loads(call.arguments or "{}", "the arguments")
+    except InputLimitError as exc:
+        return ParsedCall(call.name, {}, str(exc), call_id)
+    except json.JSONDecodeError as exc:
+        return ParsedCall(call.name, {}, f"the arguments are not JSON ({exc.msg})", call_id)
+    except ValueError as exc:
+        return ParsedCall(call.name, {}, f"the arguments are not JSON ({exc})", call_id)
     if not isinstance(arguments, dict):
         return ParsedCall(call.name, {}, "the arguments are not a JSON object", call_id)
     if request.call_schema is not None:

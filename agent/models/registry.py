@@ -17,7 +17,7 @@ from agent.paths import models_dir
 from agent.progress import ProgressCallback, silent_progress
 
 DEFAULT_MODEL = "mlx-community/LFM2-8B-A1B-3bit-MLX"
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def _hub_download(repo_id: str, progress: ProgressCallback) -> Path:
 
 def is_repo_id(spec: str) -> bool:
     """`org/name` as on the Hugging Face Hub (and not a relative path like ./x/y)."""
-    return bool(_REPO_ID.match(spec)) and not spec.startswith((".", "/", "~"))
+    return bool(_REPO_ID.fullmatch(spec)) and not spec.startswith((".", "/", "~"))
 
 
 def check_model_spec(spec: str) -> None:

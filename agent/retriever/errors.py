@@ -16,6 +16,14 @@ class IndexCorruptError(UserError):
     """The index file exists but is not a readable edge-agent index."""
 
 
+class IndexReadOnlyError(UserError):
+    """The index can be searched but not written (a read-only file, directory or mount)."""
+
+
+class IndexFullError(UserError):
+    """The disk filled up during a write; the transaction was rolled back."""
+
+
 class IndexBusyError(UserError):
     """Another process held the index's write lock for too long."""
 

@@ -8,7 +8,10 @@ a reader sees either the old or the new version, never half of one.
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,8 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.errors import UserError
 from agent.retriever.chunking import Chunk
-from agent.retriever.errors import IndexBusyError, IndexCorruptError, IndexNotFoundError
+from agent.retriever.errors import (
+    IndexBusyError,
+    IndexCorruptError,
+    IndexFullError,
+    IndexNotFoundError,
+    IndexReadOnlyError,
+)
 
 DB_FILENAME = "index.sqlite3"
 SCHEMA_VERSION = 1
@@ -89,12 +99,41 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _is_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    return "disk is full" in str(exc).lower() or "disk full" in str(exc).lower()
+
+
+def _is_read_only(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    return "readonly" in str(exc).lower().replace(" ", "")
+
+
 @contextmanager
 def translate_errors(path: Path) -> Iterator[None]:
-    """SQLite errors as user errors that say what is wrong with which index."""
+    """SQLite errors as user errors that say what is wrong with which index.
+
+    A full disk and a read-only file are not damage: the transaction was rolled back and
+    the index is intact, so the advice is to free space or get write access, not to
+    delete it (which is what "damaged" once told the user, wrongly).
+    """
     try:
         yield
-    except sqlite3.OperationalError as exc:
+    except (sqlite3.OperationalError, OSError) as exc:
+        if _is_full(exc):
+            raise IndexFullError(
+                f"no space left on device (index unchanged) while writing {path}; "
+                "free some space and run the ingest again"
+            ) from None
+        if _is_read_only(exc):
+            raise IndexReadOnlyError(
+                f"the index at {path} is read-only (searches work, writes do not); make it "
+                "writable or ingest into another --index"
+            ) from None
+        if isinstance(exc, OSError):
+            raise
         if _is_busy(exc):
             raise IndexBusyError(
                 f"the index at {path} is locked by another process (an ingest?); try again"
@@ -104,17 +143,54 @@ def translate_errors(path: Path) -> Iterator[None]:
             f"delete it and run `edge-agent ingest` again"
         ) from None
     except sqlite3.DatabaseError as exc:
+        if _is_full(exc):  # SQLITE_FULL arrives as a DatabaseError too
+            raise IndexFullError(
+                f"no space left on device (index unchanged) while writing {path}; "
+                "free some space and run the ingest again"
+            ) from None
         raise IndexCorruptError(
             f"the index at {path} is corrupt ({exc}); delete it and run `edge-agent ingest` again"
         ) from None
 
 
+def _writable(path: Path) -> bool:
+    """Whether SQLite can write the index: the file, and its directory (WAL and -shm
+    files live next to it). A read-only index is opened read-only and still searched."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection; `immutable` when even the -shm file cannot be made (a
+    read-only directory or mount): nothing can be writing such an index anyway."""
+    uri = path.resolve().as_uri()
+    mode = "immutable=1" if not os.access(path.parent, os.W_OK) else "mode=ro"
+    return sqlite3.connect(
+        f"{uri}?{mode}",
+        uri=True,
+        timeout=BUSY_TIMEOUT_S,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+
+
+def _check_regular_file(path: Path) -> None:
+    """Refuse an index file that is a FIFO, socket or device, by name (SQLite would
+    block on a FIFO or report it as "not a database")."""
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise IndexCorruptError(
+            f"{path} is {kind}, not an index file; choose another --index directory"
+        )
+
+
 class IndexStore:
     """Connection and row-level operations of one index file."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path):
+    def __init__(self, conn: sqlite3.Connection, path: Path, read_only: bool = False):
         self.conn = conn
         self.path = path
+        self.read_only = read_only
 
     # -- opening -------------------------------------------------------------------
 
@@ -135,24 +211,46 @@ class IndexStore:
                 )
             if index_dir.exists() and not index_dir.is_dir():
                 raise IndexNotFoundError(f"index path {index_dir} exists and is not a directory")
-            index_dir.mkdir(parents=True, exist_ok=True)
-        elif path.stat().st_size > 0:
-            with path.open("rb") as f:
-                header = f.read(len(_SQLITE_HEADER))
-            if header != _SQLITE_HEADER:
-                raise IndexCorruptError(
-                    f"{path} is not an edge-agent index (not a SQLite database); "
-                    f"delete it and run `edge-agent ingest` again"
+            try:
+                index_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(
+                    f"cannot create the index directory {index_dir}: "
+                    f"{exc.strerror or exc}; choose a writable --index directory"
+                ) from None
+        else:
+            _check_regular_file(path)
+            if path.stat().st_size > 0:
+                with path.open("rb") as f:
+                    header = f.read(len(_SQLITE_HEADER))
+                if header != _SQLITE_HEADER:
+                    raise IndexCorruptError(
+                        f"{path} is not an edge-agent index (not a SQLite database); "
+                        f"delete it and run `edge-agent ingest` again"
+                    )
+        read_only = path.exists() and not _writable(path)
+        if read_only and create:
+            raise IndexReadOnlyError(
+                f"the index at {index_dir} is read-only, so nothing can be ingested into it; "
+                "make it writable or ingest into another --index (searching it still works)"
+            )
+        try:
+            conn = (
+                _connect_read_only(path)
+                if read_only
+                else sqlite3.connect(
+                    path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
                 )
-        conn = sqlite3.connect(
-            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-        store = cls(conn, path)
+            )
+        except sqlite3.Error as exc:
+            raise IndexCorruptError(f"cannot open the index at {path} ({exc})") from None
+        store = cls(conn, path, read_only)
         try:
             with translate_errors(path):
                 conn.execute("PRAGMA foreign_keys = ON")
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
+                if not read_only:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    conn.execute("PRAGMA synchronous = NORMAL")
                 store._check_or_create_schema(create)
         except BaseException:
             conn.close()

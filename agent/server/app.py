@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import hmac
 import itertools
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,6 +28,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agent.engines.base import ChatModel, PreparedStep, TextPiece
+from agent.limits import MAX_REQUEST_BYTES, InputLimitError, too_large
+from agent.limits import loads as bounded_loads
 from agent.server import embeddings as emb
 from agent.server import responses
 from agent.server.config import ServerConfig
@@ -177,10 +178,29 @@ def _check_key(key: str | None, request: Request) -> None:
 
 
 async def _json(request: Request) -> Any:
+    """The request body as JSON, within `limits.MAX_REQUEST_BYTES` and `MAX_JSON_DEPTH`
+    (checked before parsing: a 5,000-deep body is a 400, not a RecursionError)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+        raise _too_large(int(declared))
+    body = bytearray()
+    async for chunk in request.stream():  # stops reading once over the limit
+        body += chunk
+        if len(body) > MAX_REQUEST_BYTES:
+            raise _too_large(len(body))
     try:
-        return json.loads(await request.body())
+        return bounded_loads(bytes(body), "the request body", max_bytes=MAX_REQUEST_BYTES)
+    except InputLimitError as exc:
+        raise bad_request(str(exc)) from None
     except ValueError:
         raise bad_request("the request body is not JSON") from None
+
+
+def _too_large(size: int) -> APIError:
+    return APIError(
+        413,
+        str(too_large("the request body", size, MAX_REQUEST_BYTES, "send a smaller request")),
+    )
 
 
 def _check_model(state: ServerState, model: str) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 
 from agent.engines.base import DEFAULT_MAX_PARALLEL_CALLS, StepRequest
 from agent.errors import UserError
+from agent.limits import InputLimitError
+from agent.limits import loads as bounded_loads
 from agent.prompting import ANSWER_FORMAT_INSTRUCTION, JSON_CALLS_INSTRUCTION
 from agent.sampling import SamplingParams
 from agent.server.errors import bad_request
@@ -93,7 +95,9 @@ def _message(message: Message, index: int) -> dict[str, Any]:
     if role == "assistant" and message.tool_calls:
         for call in message.tool_calls:
             try:
-                json.loads(call.function.arguments or "{}")
+                bounded_loads(call.function.arguments or "{}", f"the arguments of '{call.id}'")
+            except InputLimitError as exc:
+                raise bad_request(str(exc), f"messages.{index}.tool_calls") from None
             except ValueError:
                 raise bad_request(
                     f"the arguments of tool call '{call.id}' are not JSON",

@@ -93,6 +93,13 @@ def _check_size(value: Any) -> Any:
         raise ToolExecutionError("the result is not a real number")
     if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
         raise ToolExecutionError(_TOO_LARGE)
+    if isinstance(value, float) and not math.isfinite(value):
+        # Float arithmetic overflows to inf (1e308 * 10) and inf - inf is nan, silently:
+        # a model would take "inf" for an answer.
+        raise ToolExecutionError(
+            "the result is not a finite number (a value overflowed a floating-point "
+            "number or is undefined)"
+        )
     return value
 
 
