@@ -30,10 +30,15 @@ from collections.abc import Iterator
 from dataclasses import fields, replace
 from typing import Any, is_typeddict
 
-from outlines.inputs import Chat
-from outlines.models.base import Model as OutlinesModel
-from outlines.models.base import ModelTypeAdapter
-from outlines.models.vllm_offline import VLLMOffline
+try:
+    from outlines.inputs import Chat
+    from outlines.models.base import Model as OutlinesModel
+    from outlines.models.base import ModelTypeAdapter
+    from outlines.models.vllm_offline import VLLMOffline
+except ImportError as exc:  # the `outlines` extra
+    raise ImportError(
+        f'agent.integrations.outlines needs Outlines: pip install "edge-agent[outlines]" ({exc})'
+    ) from exc
 
 from agent.constrained.output_types import OutputSpec, choice_spec, resolve_output_type
 from agent.errors import UserError
