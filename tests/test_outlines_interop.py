@@ -148,7 +148,8 @@ def test_a_grammar_finishes_within_a_small_budget(model, tiny):
             text = generator(PROMPT, max_tokens=max_tokens, temperature=1.5, seed=seed)
             assert lark_parses(LISTS, text), text
             hot = dataclasses.replace(tiny.default_sampling, temperature=1.5, seed=seed)
-            result = generate_structured(tiny, PROMPT, EdgeCFG(LISTS), max_tokens=max_tokens,
+            messages = [{"role": "user", "content": PROMPT}]  # what chat_mode makes of it
+            result = generate_structured(tiny, messages, EdgeCFG(LISTS), max_tokens=max_tokens,
                                          sampling=hot)  # fmt: skip
             assert result.text == text  # the same request, the same output
             assert result.stats.generated_tokens <= max_tokens
@@ -182,6 +183,9 @@ def test_chat_input_and_batch(model, tiny):
     assert all(t in ("up", "down") for t in generator.batch(["a", "b"], max_tokens=5, seed=1))
     unconstrained = outlines.Generator(model)(PROMPT, max_tokens=6, seed=1)
     assert isinstance(unconstrained, str) and unconstrained
+    raw = from_edge_agent(tiny, chat_mode=False)
+    assert raw.type_adapter.format_input("Hi") == "Hi"
+    assert model.type_adapter.format_input("Hi") == [{"role": "user", "content": "Hi"}]
 
 
 def test_from_edge_agent_takes_specs_models_and_engines(tiny):

@@ -59,10 +59,16 @@ class UnsupportedOutputType(UserError, TypeError):
 class EdgeAgentTypeAdapter(ModelTypeAdapter):
     """Outlines inputs -> edge-agent prompts; Outlines output types -> OutputSpecs."""
 
+    def __init__(self, chat_mode: bool = True) -> None:
+        self.chat_mode = chat_mode
+
     def format_input(self, model_input: Any) -> Prompt:
-        """A string is raw text (no chat template, as with `outlines.from_llamacpp`); a
-        `Chat` is rendered with the model's chat template."""
+        """A string is a user message under the model's chat template (as Outlines'
+        `from_llamacpp` and `from_mlxlm` take it), or raw text with `chat_mode=False`;
+        a `Chat` is rendered with the chat template."""
         if isinstance(model_input, str):
+            if self.chat_mode:
+                return [{"role": "user", "content": model_input}]
             return model_input
         if isinstance(model_input, Chat):
             messages: list[Message] = []
@@ -113,9 +119,9 @@ class EdgeAgentOutlinesModel(OutlinesModel):
 
     tensor_library_name = "mlx"
 
-    def __init__(self, model: TokenRuntime) -> None:
+    def __init__(self, model: TokenRuntime, *, chat_mode: bool = True) -> None:
         self.model = model
-        self.type_adapter = EdgeAgentTypeAdapter()
+        self.type_adapter = EdgeAgentTypeAdapter(chat_mode)
 
     def generate(self, model_input: Any, output_type: Any = None, **inference_kwargs: Any) -> str:
         """The whole output text (for JSON types, text that validates)."""
@@ -173,22 +179,25 @@ class EdgeAgentOutlinesModel(OutlinesModel):
 VLLMOffline.register(EdgeAgentOutlinesModel)
 
 
-def from_edge_agent(model: Any, *, engine: str = "auto") -> EdgeAgentOutlinesModel:
+def from_edge_agent(
+    model: Any, *, engine: str = "auto", chat_mode: bool = True
+) -> EdgeAgentOutlinesModel:
     """An Outlines model from a model spec (`tiny`, `smollm2`, a directory, a GGUF, a
     repo id), a loaded `agent.Model`, or a local engine (`agent.engines`).
 
-    `engine` picks the runtime for a spec ("auto", "mlx", "llama.cpp"). A server is not
-    accepted: Outlines reaches one with `outlines.from_openai`.
+    `engine` picks the runtime for a spec ("auto", "mlx", "llama.cpp"). `chat_mode`
+    is `from_llamacpp`'s: a `str` prompt is a user message (True) or raw text. A server
+    is not accepted: Outlines reaches one with `outlines.from_openai` or `from_vllm`.
     """
     if isinstance(model, str):
         from agent.loader import load_model
 
-        return EdgeAgentOutlinesModel(load_model(model, engine=engine, reuse=True))
+        model = load_model(model, engine=engine, reuse=True)
     if isinstance(model, TokenRuntime):
-        return EdgeAgentOutlinesModel(model)
+        return EdgeAgentOutlinesModel(model, chat_mode=chat_mode)
     inner = getattr(model, "model", None)
     if isinstance(inner, TokenRuntime):  # a LocalChatModel
-        return EdgeAgentOutlinesModel(inner)
+        return EdgeAgentOutlinesModel(inner, chat_mode=chat_mode)
     raise UserError(
         f"from_edge_agent needs a local model (a spec or a loaded agent.Model), not "
         f"{type(model).__name__}; Outlines reaches a server with outlines.from_openai"
