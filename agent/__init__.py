@@ -32,6 +32,7 @@ _LAZY = {
     "RunResult": "agent.agent",
     "Session": "agent.sessions",
     "SessionStore": "agent.sessions",
+    "CFG": "agent.constrained.output_types",
     "Regex": "agent.constrained.output_types",
     "BudgetTooSmallError": "agent.structured",
     "GenerationIncomplete": "agent.structured",
@@ -44,7 +45,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from agent.agent import Agent, RunResult
-    from agent.constrained.output_types import Regex
+    from agent.constrained.output_types import CFG, Regex
     from agent.extraction import extract, extract_with_stats
     from agent.loader import load_model
     from agent.model_info import ModelInfo
@@ -71,6 +72,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BUILTIN_MODELS",
+    "CFG",
     "DEFAULT_MODEL",
     "Agent",
     "BudgetTooSmallError",

@@ -33,10 +33,13 @@ def extract(
     sampling: SamplingParams | None = None,
     compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
 ) -> Any:
-    """Extract `schema` from `text`: a dict (JSON Schema) or an instance (pydantic model).
+    """Extract `schema` from `text`: a dict (JSON Schema), an instance (pydantic model),
+    or the text itself (a regex, a grammar, choices).
 
-    `schema` may be a JSON Schema dict, a pydantic model class, the name of a schema
-    shipped in `schemas/` (contact, invoice, event, product_review) or a JSON file path.
+    `schema` may be a JSON Schema dict, the name of a schema shipped in `schemas/`
+    (contact, invoice, event, product_review), a JSON file path, or any output type of
+    `agent.constrained.output_types`: a pydantic model class, a dataclass, `Literal`,
+    `Regex(...)`, `CFG(...)`, a list of choices, and Outlines' own types.
     """
     return extract_with_stats(
         text,

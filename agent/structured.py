@@ -134,6 +134,9 @@ EXTRACTION_SYSTEM = (
     "You extract structured data from text. Reply with one JSON value that follows this "
     "JSON Schema, using only facts stated in the text:\n{schema}"
 )
+EXTRACTION_OTHER = (
+    "You extract data from text, using only facts stated in the text. Reply with {request}"
+)
 
 
 def load_schema(spec: Any) -> Any:
@@ -176,36 +179,27 @@ def load_schema(spec: Any) -> Any:
 
 
 def resolve_schema_early(schema: Any) -> None:
-    """Raise the schema's error (invalid, unsupported, unsatisfiable) without a model.
+    """Raise the output type's error (invalid, unsupported, unsatisfiable, a regex or
+    grammar llguidance cannot read) without a model.
 
     The CLI calls this before loading a model so that a bad schema costs milliseconds,
     not a model load.
     """
     from agent.constrained.select import preflight
 
-    if isinstance(schema, (dict, bool)):
-        preflight(resolve_output_type(schema))
+    preflight(resolve_output_type(schema))
 
 
-def extraction_messages(text: str, schema: Any) -> list[dict[str, str]]:
-    schema_json = schema if isinstance(schema, (dict, bool)) else _schema_of(schema)
-    return [
-        {
-            "role": "system",
-            "content": EXTRACTION_SYSTEM.format(
-                schema=json.dumps(schema_json, separators=(",", ":"))
-            ),
-        },
-        {"role": "user", "content": text},
-    ]
-
-
-def _schema_of(output_type: Any) -> Any:
-    from pydantic import BaseModel, TypeAdapter
-
-    if isinstance(output_type, type) and issubclass(output_type, BaseModel):
-        return output_type.model_json_schema()
-    return TypeAdapter(output_type).json_schema()
+def extraction_messages(text: str, output_type: Any) -> list[dict[str, str]]:
+    """The extraction prompt: the system turn names what to reply with."""
+    spec = resolve_output_type(output_type)
+    if spec.kind == "json":
+        system = EXTRACTION_SYSTEM.format(
+            schema=json.dumps(spec.json_schema, separators=(",", ":"))
+        )
+    else:
+        system = EXTRACTION_OTHER.format(request=spec.describe())
+    return [{"role": "system", "content": system}, {"role": "user", "content": text}]
 
 
 __all__: Sequence[str] = [

@@ -20,6 +20,8 @@ EXPECTED: list[tuple[str, list[str]]] = [
     ('model = load_model("tiny")  # or a repo id', ["tok/s"]),
     ("--schema contact --model tiny", []),
     ("class Person(BaseModel)", ["Person ["]),
+    ('--regex "[0-9]{4}-', []),
+    ("from_edge_agent(", ["outlines: User"]),
     ("def weather(", ['weather {"city":"Oslo","temp":70}', "delete_note Error: denied"]),
     ("edge-agent ingest README.md examples/", ["[1] README.md", "Sources:"]),
     ("index_dir = tempfile.mkdtemp()", ["README.md"]),

@@ -21,6 +21,7 @@ _LAZY = {
     "EngineName": "agent.constrained.engine",
     "Grammar": "agent.constrained.engine",
     "OutputSpec": "agent.constrained.output_types",
+    "CFG": "agent.constrained.output_types",
     "Regex": "agent.constrained.output_types",
     "resolve_output_type": "agent.constrained.output_types",
     "ENGINE_CHOICES": "agent.constrained.select",
@@ -34,7 +35,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from agent.constrained.compile import GrammarCompileTimeout
     from agent.constrained.engine import Constraint, EngineName, Grammar
-    from agent.constrained.output_types import OutputSpec, Regex, resolve_output_type
+    from agent.constrained.output_types import CFG, OutputSpec, Regex, resolve_output_type
     from agent.constrained.select import (
         ENGINE_CHOICES,
         CompiledOutput,
@@ -52,6 +53,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "CFG",
     "DEFAULT_COMPILE_TIMEOUT",
     "ENGINE_CHOICES",
     "CompiledOutput",

@@ -7,6 +7,10 @@ rewrites of patterns, ...) and knows the exact number of tokens an output still 
 `engine="auto"` tries llguidance, and turns to the regex engine when llguidance refuses
 the request, or when llguidance's plan does not fit `max_tokens` but the exact count
 might. The union covers at least what each engine covers alone.
+
+A context-free grammar (kind "cfg", Lark syntax) has one route: llguidance. The regex
+engine reads only regular languages, and no sound rewrite of a grammar into a regex
+exists in general, so a grammar llguidance refuses is an error, not a fallback.
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ def compile_output(
     def left() -> float:
         return max(deadline - time.perf_counter(), 0.5)
 
+    if spec.kind == "cfg":
+        return _compile_cfg(spec, target, ends, engine, timeout, t0)
     if engine == "regex":
         sized = _regex_of(spec, target, ends, whitespace, sized=True)
         grammar, cached = _compile_automaton(spec, target, ends, sized, left())
@@ -130,6 +136,35 @@ def compile_output(
         if last is not None:
             return CompiledOutput(spec, last, _ms(t0), False, "llguidance-narrowest")
     raise _most_telling(errors)
+
+
+def _compile_cfg(
+    spec: OutputSpec,
+    target: GrammarTarget,
+    ends: tuple[int, ...],
+    engine: EngineChoice,
+    timeout: float,
+    t0: float,
+) -> CompiledOutput:
+    """A Lark grammar, on llguidance only.
+
+    The budget guarantee holds as for any llguidance grammar: compiling finds a plan
+    (a concrete way to the end) or refuses the grammar, and decoding never takes a
+    token after which no plan fits the remaining budget. A grammar whose only ends lie
+    beyond the planner's reach (a rule that can only recurse) is refused up front.
+    """
+    if engine == "regex":
+        raise UserError(
+            "a context-free grammar needs the llguidance engine (the regex engine reads "
+            "only regular languages)"
+        )
+    try:
+        grammar, cached = compile_llguidance(
+            target, _lark_grammar(spec), ends, json_output=False, timeout=timeout
+        )
+    except LLGuidanceRefused as exc:
+        raise exc.as_user_error() from None
+    return CompiledOutput(spec, grammar, _ms(t0), cached, "llguidance")
 
 
 def _most_telling(errors: list[SchemaCompileError]) -> SchemaCompileError:
@@ -203,11 +238,23 @@ def preflight(spec: OutputSpec, whitespace: str = "") -> None:
     """Raise the error `compile_output` would raise for `spec`, without a tokenizer.
 
     For the CLI, which checks a schema before it loads a model: validity, then whether
-    llguidance takes the grammar, else whether the regex engine can express it.
+    llguidance takes the grammar, else whether the regex engine can express it. A
+    regex or a Lark grammar is checked by llguidance alone (both engines parse regexes
+    with Rust's regex syntax and refuse the same constructs; a grammar has no other
+    engine).
     """
-    if spec.kind != "json":
-        return
     from llguidance import LLMatcher
+
+    if spec.kind != "json":
+        try:
+            error = LLMatcher.validate_grammar(_llguidance_grammar(spec, whitespace))
+        except (ValueError, TypeError) as exc:
+            error = str(exc)
+        if error:
+            what = "grammar" if spec.kind == "cfg" else "regex"
+            first = " ".join(line.strip() for line in error.strip().splitlines())[:300]
+            raise SchemaCompileError(f"llguidance cannot read the {what}: {first}")
+        return
 
     from schemas.compiler import check_schema, schema_to_regex
     from schemas.narrow import rewrite_refused
@@ -238,8 +285,20 @@ def _llguidance_grammar(spec: OutputSpec, whitespace: str) -> str:
 
     if spec.kind == "json":
         return _json_grammar(spec.json_schema, whitespace)
+    if spec.kind == "cfg":
+        return _lark_grammar(spec)
     assert spec.pattern is not None
     return LLMatcher.grammar_from_regex(spec.pattern)
+
+
+def _lark_grammar(spec: OutputSpec) -> str:
+    from llguidance import LLMatcher
+
+    assert spec.grammar is not None
+    try:
+        return LLMatcher.grammar_from_lark(spec.grammar)
+    except (ValueError, TypeError) as exc:
+        raise LLGuidanceRefused(f"llguidance cannot read the grammar: {exc}") from None
 
 
 def _json_grammar(schema: object, whitespace: str) -> str:

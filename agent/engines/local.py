@@ -210,9 +210,7 @@ class LocalChatModel:
         from agent.constrained.output_types import resolve_output_type
 
         spec = output if isinstance(output, OutputSpec) else resolve_output_type(output)
-        # Key order is part of the key: a grammar asks for properties in schema order.
-        key = (kind, json.dumps(spec.json_schema) if spec.kind == "json"
-               else f"{spec.kind}:{spec.pattern}", whitespace)  # fmt: skip
+        key = (kind, spec.key, whitespace)
         with self._lock:
             grammar = self._grammars.get(key)
         if grammar is None:

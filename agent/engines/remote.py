@@ -129,8 +129,8 @@ class RemoteChatModel:
     def compile_answer(self, answer: Any, timeout: float = 30.0) -> None:
         if getattr(answer, "kind", "json") != "json":
             raise UserError(
-                "an OpenAI-compatible server takes JSON Schema answers only; a regex or "
-                "choice output needs a local model"
+                "an OpenAI-compatible server takes JSON Schema answers only; a regex, "
+                "grammar or choice output needs a local model"
             )
         from schemas.compiler import check_schema
 

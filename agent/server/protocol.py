@@ -92,6 +92,21 @@ ResponseFormat = Annotated[
 ]
 
 
+class StructuredOutputs(_Body):
+    """vLLM's `structured_outputs` (vLLM >= 0.12): the wire form for what OpenAI's
+    `response_format` cannot say, a regex, a grammar or a choice. Outlines'
+    `from_vllm` sends every output type this way, so an Outlines program pointed at
+    `edge-agent serve` keeps its regexes and grammars. Exactly one of `json`, `regex`,
+    `grammar` (Lark) and `choice` is given; `whitespace_pattern` is accepted and
+    ignored (answers are JSON without whitespace between tokens)."""
+
+    json_schema: dict[str, Any] | bool | None = Field(default=None, alias="json")
+    regex: str | None = None
+    grammar: str | None = None
+    choice: list[str] | None = None
+    whitespace_pattern: str | None = None
+
+
 class StreamOptions(_Body):
     include_usage: bool = False
 
@@ -105,6 +120,7 @@ class ChatCompletionRequest(_Body):
     tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool = True
     response_format: ResponseFormat | None = None
+    structured_outputs: StructuredOutputs | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)

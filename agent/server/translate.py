@@ -148,8 +148,16 @@ def _tool_choice(
 
 
 def _answer(request: ChatCompletionRequest) -> tuple[Any, Any]:
-    """(OutputSpec or None, its JSON Schema) of `response_format`."""
+    """(OutputSpec or None, its JSON Schema) of `response_format` or of vLLM's
+    `structured_outputs` (a regex, grammar or choice has no JSON Schema: None)."""
     fmt = request.response_format
+    if request.structured_outputs is not None:
+        if isinstance(fmt, (JsonObjectFormat, JsonSchemaResponseFormat)):
+            raise bad_request(
+                "pass either response_format or structured_outputs, not both",
+                "structured_outputs",
+            )
+        return _structured_outputs(request)
     if isinstance(fmt, JsonObjectFormat):
         schema: Any = {"type": "object"}
     elif isinstance(fmt, JsonSchemaResponseFormat):
@@ -162,6 +170,32 @@ def _answer(request: ChatCompletionRequest) -> tuple[Any, Any]:
         return resolve_output_type(schema), schema
     except UserError as exc:
         raise bad_request(str(exc), "response_format", "invalid_schema") from None
+
+
+def _structured_outputs(request: ChatCompletionRequest) -> tuple[Any, Any]:
+    from agent.constrained.output_types import Regex, cfg_spec, choice_spec, resolve_output_type
+
+    wanted = request.structured_outputs
+    assert wanted is not None
+    given = [name for name in ("json_schema", "regex", "grammar", "choice")
+             if getattr(wanted, name) is not None]  # fmt: skip
+    if len(given) != 1:
+        raise bad_request(
+            "structured_outputs takes exactly one of json, regex, grammar and choice",
+            "structured_outputs",
+        )
+    param = "structured_outputs." + ("json" if given[0] == "json_schema" else given[0])
+    try:
+        if wanted.json_schema is not None:
+            return resolve_output_type(wanted.json_schema), wanted.json_schema
+        if wanted.regex is not None:
+            return resolve_output_type(Regex(wanted.regex)), None
+        if wanted.grammar is not None:
+            return cfg_spec(wanted.grammar), None
+        assert wanted.choice is not None
+        return choice_spec(wanted.choice), None
+    except UserError as exc:
+        raise bad_request(str(exc), param, "invalid_schema") from None
 
 
 def _system(base: str, tools: bool, answer_schema: Any) -> str:
