@@ -232,7 +232,7 @@ def test_console_script_text_mode(data_dir, tools_module):
 
 
 def test_ctrl_c_cancels_cleanly_and_still_ends_with_final(data_dir):
-    argv = ["run", "Tell me a long story", "--model", "tiny", "--max-tokens", "100000"]
+    argv = ["run", "Tell me a long story", "--model", "tiny", "--max-tokens", "30000"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent.cli.main", *argv, "--json", "--session", "story"],
         stdout=subprocess.PIPE,

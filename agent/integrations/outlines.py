@@ -146,12 +146,12 @@ class EdgeAgentOutlinesModel(OutlinesModel):
                 if isinstance(item, TextChunk) and item.text:
                     yield item.text
             return
-        for item in stream_structured(
+        for piece in stream_structured(
             self.model, prompt, spec, max_tokens=max_tokens, sampling=sampling, **options
         ):
-            if isinstance(item, TextChunk) and item.text:
-                yield item.text
-            elif isinstance(item, StructuredResult):
+            if isinstance(piece, TextChunk) and piece.text:
+                yield piece.text
+            elif isinstance(piece, StructuredResult):
                 pass  # the text was streamed; parsing it checked it
 
     def _options(self, kwargs: dict[str, Any]) -> tuple[int, SamplingParams, dict[str, Any]]:
@@ -166,7 +166,9 @@ class EdgeAgentOutlinesModel(OutlinesModel):
             raise UserError(f"max_tokens must be a positive integer, got {max_tokens!r}")
         overrides = {k: v for k, v in kwargs.items() if k in _SAMPLING}
         sampling = replace(self.model.default_sampling, **overrides)
-        options = {k: kwargs[k] for k in ("whitespace", "compile_timeout", "engine") if k in kwargs}
+        options: dict[str, Any] = {
+            k: kwargs[k] for k in ("whitespace", "compile_timeout", "engine") if k in kwargs
+        }
         return max_tokens, sampling, options
 
 
