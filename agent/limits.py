@@ -96,25 +96,36 @@ def json_text_depth(text: str | bytes, stop_above: int | None = None) -> int:
 def value_depth(value: Any, stop_above: int | None = None) -> int:
     """The nesting depth of parsed JSON (dicts and lists), walked without recursion.
 
-    A scalar is depth 0, `{}` and `[]` depth 1. Stops early past `stop_above`.
+    A scalar is depth 0, `{}` and `[]` depth 1. Stops early past `stop_above`. A value
+    built in Python may share one object in several places (a DAG): that is not a cycle,
+    and each shared object is measured once. A real cycle is infinitely deep.
     """
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    seen: set[int] = set()
+    heights: dict[int, int] = {}  # finished containers: id -> depth of their subtree
+    path: set[int] = set()  # the containers being walked: the current one's ancestors
+    stack: list[tuple[Any, bool]] = [(value, False)]
     while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list, tuple)):
-            if id(item) in seen:  # a cycle: infinitely deep
-                return (stop_above or deepest) + 1
-            seen.add(id(item))
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if stop_above is not None and deepest > stop_above:
-                    return deepest
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth) for child in children)
-    return deepest
+        item, leaving = stack.pop()
+        if not isinstance(item, (dict, list, tuple)):
+            continue
+        key = id(item)
+        children = list(item.values()) if isinstance(item, dict) else list(item)
+        if leaving:
+            path.discard(key)
+            heights[key] = 1 + max(
+                (heights[id(c)] for c in children if isinstance(c, (dict, list, tuple))),
+                default=0,
+            )
+            continue
+        if key in heights:
+            continue
+        if key in path:  # a cycle
+            return (stop_above if stop_above is not None else len(path)) + 1
+        path.add(key)
+        if stop_above is not None and len(path) > stop_above:
+            return len(path)
+        stack.append((item, True))
+        stack.extend((child, False) for child in children)
+    return heights.get(id(value), 0)
 
 
 def check_text(text: str | bytes, what: str, limit: int = MAX_TEXT_BYTES) -> None:

@@ -41,6 +41,19 @@ def test_value_depth_walks_without_recursion():
     assert limits.value_depth("scalar") == 0
 
 
+def test_shared_objects_are_not_cycles():
+    """A schema built in Python shares sub-dicts (`base | {...}`): measured, not refused."""
+    leaf = {"type": "string"}
+    shared = {"p": leaf, "q": leaf, "r": [leaf, leaf]}
+    assert limits.value_depth({"a": shared, "b": shared}) == 4
+    # Doubling sharing: 2**60 paths, one walk of each object.
+    node: list = []
+    for _ in range(60):
+        node = [node, node]
+    assert limits.value_depth(node) == 61
+    assert limits.value_depth(node, stop_above=10) == 11
+
+
 def test_a_cycle_is_too_deep():
     cyclic: dict = {}
     cyclic["self"] = cyclic
