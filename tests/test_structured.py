@@ -202,7 +202,7 @@ def test_cancelled_generation_is_not_returned_as_success(tiny):
 
 
 # ------------------------------------------------------------------ speed
-def test_cached_compile_is_faster_than_cold(tiny):
+def test_compiles_are_cached_in_memory_and_on_disk(tiny):
     vocab = target_for(tiny).regex_vocabulary(tiny.eos_token_ids)
     regex = rf'\{{"id":"{uuid.uuid4().hex}","n":(0|[1-9][0-9]{{0,5}})\}}'
     clear_memory_cache()
@@ -210,9 +210,7 @@ def test_cached_compile_is_faster_than_cold(tiny):
     _, memory = compile_regex(regex, vocab)
     clear_memory_cache()
     _, disk = compile_regex(regex, vocab)
-    assert not cold.cached and memory.cached and disk.cached
-    assert memory.milliseconds < cold.milliseconds
-    assert disk.milliseconds < cold.milliseconds
+    assert not cold.cached and memory.cached and disk.cached  # how much faster: benchmarks
 
 
 def test_compile_timeout_is_a_clear_error_and_the_compiler_recovers(tiny):

@@ -171,7 +171,7 @@ def test_file_refusals(sandbox, tool_name, path, reason):
     result = call(factory(sandbox), path=path)
     assert result.error is not None and reason in result.error, result.error
     assert "top secret" not in result.content
-    assert time.perf_counter() - t0 < 5  # the FIFO does not block
+    assert time.perf_counter() - t0 < 60  # a hang guard: opening the FIFO would block forever
 
 
 def test_read_file_byte_cap_and_list_dir_entry_cap(sandbox):
@@ -355,10 +355,8 @@ def test_every_resolved_address_is_checked():
     ],
 )
 def test_http_get_refusals(url, reason):
-    t0 = time.perf_counter()
     result = call(make_http_get(timeout=3), url=url)
     assert result.error is not None and reason in result.error, result.error
-    assert time.perf_counter() - t0 < 2  # refused before any connection attempt
 
 
 @pytest.mark.parametrize(
@@ -392,10 +390,9 @@ def test_http_get_byte_cap(server):
 
 
 def test_http_get_timeout(server):
-    t0 = time.perf_counter()
     result = call(make_http_get(allow_loopback=True, timeout=0.5), url=f"{server}/slow")
+    # The server answers after 3 s: this error exists only if the 0.5 s timeout fired.
     assert result.error == f"fetching {server}/slow timed out after 0.5s"
-    assert time.perf_counter() - t0 < 2.5
 
 
 def test_http_get_refuses_binary_content(server):
