@@ -293,27 +293,16 @@ class Model(TokenRuntime):
         mx.eval(logits)  # the prefill ends here, even if the first tokens are forced
         while True:
             budget = max_tokens - len(generated)
-            if budget <= 0:
-                run.finish = "length"
-                return
-            if should_stop is not None and should_stop():
-                run.finish = "cancelled"
-                return
-            if constraint is not None and constraint.is_finished():
-                run.finish = "stop"
+            if run.ends_before_step(budget, should_stop, constraint):
                 return
             if constraint is not None:
-                t0 = time.perf_counter()
-                forced = constraint.forced(budget)
-                run.constraint_s += time.perf_counter() - t0
+                forced = run.forced(constraint, budget)
                 if forced:
                     generated.extend(forced)
                     yield forced, True
-                    if constraint.is_finished():
-                        run.finish = "stop"
+                    if run.ends_after(None, self.eos_token_ids, constraint, len(generated),
+                                      max_tokens):  # fmt: skip
                         return
-                    if len(generated) >= max_tokens:
-                        return  # finish stays "length"; never feed what is not needed
                     logits = self._feed(forced)  # one forward pass for the whole run
                     mx.async_eval(logits)
                     run.forward_passes += 1
@@ -337,14 +326,8 @@ class Model(TokenRuntime):
                 run.constraint_s += time.perf_counter() - t0
             generated.append(token)
             yield [token], False
-            if token in self.eos_token_ids and (constraint is None or constraint.is_finished()):
-                run.finish = "stop"
+            if run.ends_after(token, self.eos_token_ids, constraint, len(generated), max_tokens):
                 return
-            if constraint is not None and constraint.is_finished():
-                run.finish = "stop"
-                return
-            if len(generated) >= max_tokens:
-                return  # finish stays "length"
             logits = self._feed([token])
             mx.async_eval(logits)
             run.forward_passes += 1

@@ -102,6 +102,48 @@ class _Decode:
     constraint_s: float = 0.0
     forward_passes: int = 0
 
+    # The step logic every engine's token loop shares; only feeding, masking and
+    # sampling are the engine's own.
+    def ends_before_step(
+        self,
+        budget: int,
+        should_stop: Callable[[], bool] | None,
+        constraint: DecodeConstraint | None,
+    ) -> bool:
+        """Whether the loop stops before its next token (and why, in `finish`)."""
+        if budget <= 0:
+            self.finish = "length"
+        elif should_stop is not None and should_stop():
+            self.finish = "cancelled"
+        elif constraint is not None and constraint.is_finished():
+            self.finish = "stop"
+        else:
+            return False
+        return True
+
+    def forced(self, constraint: DecodeConstraint, budget: int) -> list[int]:
+        """The tokens the grammar forces now (timed as constraint work)."""
+        t0 = time.perf_counter()
+        tokens = constraint.forced(budget)
+        self.constraint_s += time.perf_counter() - t0
+        return tokens
+
+    def ends_after(
+        self,
+        token: int | None,
+        eos_ids: frozenset[int],
+        constraint: DecodeConstraint | None,
+        generated: int,
+        max_tokens: int,
+    ) -> bool:
+        """Whether the loop stops after taking `token` (None: a forced run). A full
+        budget leaves `finish` as "length": nothing more is fed."""
+        finished = constraint is not None and constraint.is_finished()
+        if finished or (token in eos_ids and constraint is None):
+            self.finish = "stop"
+            return True
+        return generated >= max_tokens
+
 
 class TokenRuntime:
     """A model with a tokenizer, a chat template and one prompt cache (see the module)."""

@@ -294,26 +294,15 @@ class LlamaCppModel(TokenRuntime):
         logits = self._feed(tokens[cached:], prefill_progress)
         while True:
             budget = max_tokens - len(generated)
-            if budget <= 0:
-                run.finish = "length"
-                return
-            if should_stop is not None and should_stop():
-                run.finish = "cancelled"
-                return
-            if constraint is not None and constraint.is_finished():
-                run.finish = "stop"
+            if run.ends_before_step(budget, should_stop, constraint):
                 return
             if constraint is not None:
-                t0 = time.perf_counter()
-                forced = constraint.forced(budget)
-                run.constraint_s += time.perf_counter() - t0
+                forced = run.forced(constraint, budget)
                 if forced:
                     generated.extend(forced)
                     yield forced, True
-                    if constraint.is_finished():
-                        run.finish = "stop"
-                        return
-                    if len(generated) >= max_tokens:
+                    if run.ends_after(None, self.eos_token_ids, constraint, len(generated),
+                                      max_tokens):  # fmt: skip
                         return
                     logits = self._feed(forced)  # one batch for the whole run
                     run.forward_passes += 1
@@ -338,13 +327,7 @@ class LlamaCppModel(TokenRuntime):
                 run.constraint_s += time.perf_counter() - t0
             generated.append(token)
             yield [token], False
-            if token in self.eos_token_ids and (constraint is None or constraint.is_finished()):
-                run.finish = "stop"
-                return
-            if constraint is not None and constraint.is_finished():
-                run.finish = "stop"
-                return
-            if len(generated) >= max_tokens:
+            if run.ends_after(token, self.eos_token_ids, constraint, len(generated), max_tokens):
                 return
             logits = self._feed([token])
             run.forward_passes += 1
