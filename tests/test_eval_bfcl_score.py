@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shared_data import SHARED_DATA
 
 from agent.cli.main import main
 from agent.errors import UserError
@@ -33,7 +34,7 @@ from agent.eval.bfcl_data import DATA_ENV_VAR, HOW_TO_GET, default_data_dir
 from agent.eval.bfcl_results import parse_record
 from agent.eval.bfcl_values import normalize_string
 
-BFCL = Path(__file__).resolve().parents[2] / "shared" / "data" / "bfcl"
+BFCL = SHARED_DATA / "bfcl"
 
 # Cases per category (SOURCE.md's record counts): the ground-truth test covers them all.
 CASE_COUNTS = {

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 from collections import Counter
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from outlines_core import Index, Vocabulary
+from shared_data import JSONSCHEMABENCH, NO_JSONSCHEMABENCH
 
 from schemas.numbers import (
     ENUMERATION_LIMIT,
@@ -35,16 +34,7 @@ from schemas.numbers import (
 )
 from schemas.regex_check import accepts, byte_index
 
-# The shared JSONSchemaBench data sits beside the checkout (or where the variable says).
-BENCH = (
-    Path(os.environ["EDGE_AGENT_SHARED_DATA"])
-    if os.environ.get("EDGE_AGENT_SHARED_DATA")
-    else Path(__file__).resolve().parents[2] / "shared" / "data"
-) / "jsonschemabench"
-NO_BENCH = (
-    "JSONSchemaBench data not found: put it in ../shared/data/jsonschemabench beside the "
-    "checkout or set EDGE_AGENT_SHARED_DATA"
-)
+BENCH, NO_BENCH = JSONSCHEMABENCH, NO_JSONSCHEMABENCH
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -10,7 +10,6 @@ run measures how many real-world patterns translate and compile.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import sys
@@ -19,25 +18,16 @@ import unicodedata
 import warnings
 from collections import Counter, deque
 from functools import cache
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shared_data import JSONSCHEMABENCH, NO_JSONSCHEMABENCH
 
 from schemas.patterns import REPEAT_CAP, UnsupportedPattern, pattern_to_regex
 from schemas.regex_check import accepts, byte_index
 
-# The shared JSONSchemaBench data sits beside the checkout (or where the variable says).
-BENCH = (
-    Path(os.environ["EDGE_AGENT_SHARED_DATA"])
-    if os.environ.get("EDGE_AGENT_SHARED_DATA")
-    else Path(__file__).resolve().parents[2] / "shared" / "data"
-) / "jsonschemabench"
-NO_BENCH = (
-    "JSONSchemaBench data not found: put it in ../shared/data/jsonschemabench beside the "
-    "checkout or set EDGE_AGENT_SHARED_DATA"
-)
+BENCH, NO_BENCH = JSONSCHEMABENCH, NO_JSONSCHEMABENCH
 EOS, END = 256, 0
 
 

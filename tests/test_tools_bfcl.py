@@ -23,14 +23,12 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from shared_data import SHARED_DATA
 
 from schemas.compiler import SchemaCompiler, check_schema, schema_to_regex
 from tools import ToolRegistry
 
-BFCL = Path(
-    os.environ.get("EDGE_AGENT_BFCL_DATA")
-    or Path(__file__).resolve().parents[2] / "shared" / "data" / "bfcl"
-)
+BFCL = Path(os.environ.get("EDGE_AGENT_BFCL_DATA") or SHARED_DATA / "bfcl")
 JSON_TYPES = {"string", "integer", "number", "boolean", "array", "object", "null"}
 GET_THE_DATA = (
     f"BFCL v4 data not found at {BFCL}. Get it from the gorilla repository "
