@@ -36,23 +36,11 @@ def resolve_root(root: str | Path, tool_name: str) -> Path:
 
 
 def resolve_inside(root: Path, user_path: str) -> Path:
-    """The real path of `user_path` (relative to `root`); refused if it leaves the root."""
-    if "\x00" in user_path:
-        raise ToolExecutionError("refused: the path contains a NUL character")
-    path = PurePath(user_path.strip() or ".")
-    if path.is_absolute() or path.drive or path.anchor:
-        raise ToolExecutionError(
-            f"refused: '{user_path}' is an absolute path; give a path relative to the "
-            "tool's root directory"
-        )
-    if ".." in path.parts:
-        raise ToolExecutionError(f"refused: '{user_path}' contains '..'; parent directories "
-                                 "are outside the tool's root")  # fmt: skip
-    real = Path(os.path.realpath(root / path))
+    """The real path of `user_path` (relative to `root`); refused if it leaves the root.
+    The check-then-open form, for platforms without `dir_fd` (see `open_inside`)."""
+    real = Path(os.path.realpath(root.joinpath(*_checked_parts(user_path))))
     if real != root and root not in real.parents:
-        raise ToolExecutionError(
-            f"refused: '{user_path}' resolves outside the tool's root directory (a symlink)"
-        )
+        raise ToolExecutionError(_OUTSIDE.format(user_path))
     return real
 
 
