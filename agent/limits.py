@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from typing import Any
 
 from agent.errors import UserError
@@ -196,3 +197,15 @@ def loads(
     """
     check_json_text(text, what, max_bytes=max_bytes, max_depth=max_depth, fix=fix)
     return json.loads(text)
+
+
+def special_file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return kind
+    return "a special file"

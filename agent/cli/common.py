@@ -236,7 +236,7 @@ def read_file_arg(path: str, what: str, limit: int = limits.MAX_TEXT_BYTES) -> s
             raise UserError(f"{what} '{path}' is a directory, expected a file")
         if not stat.S_ISREG(st.st_mode):
             raise UserError(
-                f"{what} '{path}' is {special_file_kind(st.st_mode)}, not a regular file; "
+                f"{what} '{path}' is {limits.special_file_kind(st.st_mode)}, not a regular file; "
                 "pipe it on stdin instead (- reads stdin)"
             )
         if st.st_size > limit:
@@ -252,20 +252,6 @@ def read_file_arg(path: str, what: str, limit: int = limits.MAX_TEXT_BYTES) -> s
     except OSError as exc:
         raise UserError(f"cannot read {what} '{path}': {exc.strerror}") from None
     return decode_utf8(data, f"{what} '{path}'")
-
-
-def special_file_kind(mode: int) -> str:
-    """What a non-regular file is, in words: 'a FIFO (named pipe)', 'a socket'..."""
-    for test, kind in (
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISDIR, "a directory"),
-    ):
-        if test(mode):
-            return kind
-    return "a special file"
 
 
 def add_agent_args(p: argparse.ArgumentParser) -> None:

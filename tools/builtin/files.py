@@ -21,6 +21,7 @@ import os
 import stat
 from pathlib import Path, PurePath
 
+from agent.limits import special_file_kind
 from tools.errors import ToolDefinitionError, ToolExecutionError
 from tools.tool import Tool, tool
 
@@ -136,18 +137,6 @@ def _open_error(exc: OSError, user_path: str, directory: bool) -> ToolExecutionE
             return ToolExecutionError(f"'{user_path}' is a file, not a directory; use read_file")
         return ToolExecutionError(f"'{user_path}' does not exist (a parent is not a directory)")
     return ToolExecutionError(f"cannot open '{user_path}': {exc.strerror}")
-
-
-def special_file_kind(mode: int) -> str:
-    for test, kind in (
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    ):
-        if test(mode):
-            return kind
-    return "a special file"
 
 
 def read_text_capped(real: Path | int, user_path: str, max_bytes: int) -> str:
