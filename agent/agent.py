@@ -23,6 +23,7 @@ reasoning) precedes the answer in that mode.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -75,6 +76,7 @@ RETRY_ANSWER = (
     "That answer does not follow the required JSON Schema: {problem}. Reply again with "
     "only the JSON."
 )
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -267,6 +269,11 @@ class Agent:
                     stop = max_steps_stop(self.limits.max_steps)
             except Exception as exc:  # the run ends with an error event, never a traceback
                 message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+                # The user sees one line; the log keeps where it came from.
+                log.log(
+                    logging.INFO if isinstance(exc, UserError) else logging.ERROR,
+                    "the run failed: %s", message, exc_info=True,
+                )  # fmt: skip
                 yield ErrorEvent(message)
                 stop = Stop(ERROR, message)
             stats.total_s = time.perf_counter() - started
@@ -321,6 +328,10 @@ class Agent:
         budget, stop = step_budget(
             self.limits, stats.generated_tokens, prepared.prompt_tokens, context,
             prepared.min_tokens,
+        )  # fmt: skip
+        log.debug(
+            "step %d: tool choice %s%s, prompt %d tokens, budget %d",
+            step, mode, f" ({name})" if name else "", prepared.prompt_tokens, budget,
         )  # fmt: skip
         if stop is not None:
             state.stop = stop

@@ -9,6 +9,7 @@ the regex, the vocabulary and the outlines-core version.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
 import select
@@ -30,6 +31,7 @@ from schemas.errors import SchemaCompileError, UnsatisfiableSchemaError
 
 _FORMAT_VERSION = "1"
 _MEMORY_ENTRIES = 64
+log = logging.getLogger(__name__)
 
 
 class GrammarCompileTimeout(SchemaCompileError):
@@ -77,6 +79,8 @@ class _Worker:
         self._process = None
 
     def _crashed(self) -> SchemaCompileError:
+        code = self._process.poll() if self._process is not None else None
+        log.warning("the grammar compile worker died (exit code %s); it restarts", code)
         self._stop()
         return SchemaCompileError(
             "the grammar compiler crashed (out of memory?); simplify the schema"
@@ -97,6 +101,7 @@ class _Worker:
                 raise self._crashed() from None
             ready, _, _ = select.select([process.stdout], [], [], timeout)
             if not ready:
+                log.info("a grammar compile exceeded %g s: the worker is restarted", timeout)
                 self._stop()
                 raise GrammarCompileTimeout(
                     f"compiling the grammar took more than {timeout:g} s; simplify the "
@@ -156,7 +161,8 @@ def compile_regex(
         try:
             automaton = pickle.loads(path.read_bytes())
             cached = True
-        except Exception:  # a truncated or stale file: rebuild it
+        except Exception as exc:  # a truncated or stale file: rebuild it
+            log.warning("unreadable grammar cache file %s (%s): rebuilt", path, exc)
             automaton = None
     if automaton is None:
         request = (regex, vocab.blob, vocab.end_id, vocab.byte_ids, vocab.size)
@@ -168,11 +174,13 @@ def compile_regex(
             tmp.write_bytes(blob)
             os.replace(tmp, path)
     grammar = CompiledGrammar(automaton, vocab, regex)
+    elapsed = (time.perf_counter() - t0) * 1000
+    log.debug("grammar %s: %.1f ms (%s)", key[:12], elapsed, "disk cache" if cached else "built")
     with _MEMORY_LOCK:
         _MEMORY[key] = grammar
         while len(_MEMORY) > _MEMORY_ENTRIES:
             _MEMORY.popitem(last=False)
-    return grammar, CompileInfo((time.perf_counter() - t0) * 1000, cached)
+    return grammar, CompileInfo(elapsed, cached)
 
 
 def clear_memory_cache() -> None:
