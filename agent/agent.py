@@ -38,6 +38,7 @@ from agent.engines.base import (
     StepRequest,
     StepResult,
     TextPiece,
+    closing_stream,
 )
 from agent.errors import UserError
 from agent.events import (
@@ -234,8 +235,12 @@ class Agent:
                         break
                     state = _Step()
                     mode, name = self._choice(step)
-                    async for event in self._generate(step, mode, name, state, turn, stats):
-                        yield event
+                    # A consumer that leaves mid-step stops the generation now (and
+                    # waits for it), not whenever the generator is collected.
+                    generation = self._generate(step, mode, name, state, turn, stats)
+                    async with closing_stream(generation) as events:
+                        async for event in events:
+                            yield event
                     if state.stop is not None:
                         stop = state.stop
                         break
@@ -337,14 +342,16 @@ class Agent:
             state.stop = stop
             return
         result: StepResult | None = None
-        async for item in model.stream(prepared, budget, should_stop=self._cancel.is_set):
-            if isinstance(item, TextPiece):
-                if item.kind == "reasoning":
-                    yield ReasoningDelta(item.text, step)
+        pieces = model.stream(prepared, budget, should_stop=self._cancel.is_set)
+        async with closing_stream(pieces):
+            async for item in pieces:
+                if isinstance(item, TextPiece):
+                    if item.kind == "reasoning":
+                        yield ReasoningDelta(item.text, step)
+                    else:
+                        yield TextDelta(item.text, step)
                 else:
-                    yield TextDelta(item.text, step)
-            else:
-                result = item
+                    result = item
         assert result is not None
         stats.add_step(result.stats)
         yield StatsEvent(result.stats, step)

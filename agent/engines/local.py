@@ -23,7 +23,14 @@ from agent.constrained.engine import Grammar
 from agent.constrained.output_types import OutputSpec
 from agent.constrained.select import compile_output
 from agent.constrained.target import target_for
-from agent.engines.base import PreparedStep, StepEvent, StepRequest, StepResult, TextPiece
+from agent.engines.base import (
+    PreparedStep,
+    StepEvent,
+    StepRequest,
+    StepResult,
+    TextPiece,
+    closing_stream,
+)
 from agent.model_info import ModelInfo
 from agent.model_thread import stream_on_model_thread
 from agent.output_split import OutputSplitter
@@ -131,20 +138,22 @@ class LocalChatModel:
             from agent.constrained.loop_guard import LoopGuard
 
             decode = LoopGuard(decode)
-        async for item in stream_on_model_thread(
+        generation = stream_on_model_thread(
             model,
             prompt,
             max_tokens=max_tokens,
             sampling=request.sampling,
             constraint=decode,
             should_stop=should_stop,
-        ):
-            if isinstance(item, TextChunk):
-                if not plan.call_only:  # a bare JSON call is reported as calls, not text
-                    for piece in _pieces(splitter.feed(item.text), visible):
-                        yield piece
-            else:
-                result = item
+        )
+        async with closing_stream(generation):  # closed early: the generation stops
+            async for item in generation:
+                if isinstance(item, TextChunk):
+                    if not plan.call_only:  # a bare JSON call is reported as calls, not text
+                        for piece in _pieces(splitter.feed(item.text), visible):
+                            yield piece
+                else:
+                    result = item
         for piece in _pieces(splitter.flush(), visible):
             yield piece
         assert result is not None
