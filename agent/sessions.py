@@ -223,9 +223,17 @@ class SessionStore:
         return Session(self, self.resolve(session_id))
 
     def open_or_create(self, session_id: str, *, model: str = "") -> Session:
-        with self._connect() as db:
-            row = db.execute("SELECT id FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        return Session(self, row[0]) if row else self.create(session_id, model=model)
+        """One transaction: two processes starting the same new id both get it (a check
+        and then a create let the second fail with "already exists")."""
+        sid = check_session_id(session_id)
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO sessions (id, created, updated, title, model) "
+                "VALUES (?,?,?,?,?)",
+                (sid, now, now, "", model),
+            )
+        return Session(self, sid)
 
     def resolve(self, session_id: str) -> str:
         with self._connect() as db:

@@ -179,3 +179,83 @@ def test_a_session_survives_a_process_killed_mid_turn(data_dir, tmp_path, tiny):
     result = resumed.run("Is fire hot?")
     assert result.stopped_by is None
     assert [t.status for t in session.turns()] == ["done", "running", "done"]
+
+
+# ------------------------------------------------------------- concurrent writers
+def test_concurrent_agents_on_one_session_keep_their_turns_apart(data_dir):
+    """Two runs on one session at once (two terminals, each its own connection): each
+    gets its own turn, and no message lands in the other's turn or out of order."""
+    import threading
+
+    from agent.engines.base import StepRequest
+    from agent.engines.scripted import Reply, ScriptedModel
+    from tools import tool
+
+    both_in_tools = threading.Barrier(2, timeout=60)
+
+    @tool
+    def note(label: str) -> str:
+        """Write a note."""
+        both_in_tools.wait()  # both turns are open, mid-run, at the same time
+        return f"noted {label}"
+
+    def script(label: str):
+        def reply(request: StepRequest) -> Reply:
+            if request.messages[-1]["role"] == "user":
+                return Reply(calls=[("note", {"label": label})])
+            return Reply(text=f"done {label}")
+
+        return reply
+
+    path = data_dir / "shared.sqlite3"
+    SessionStore(path).create("shared")
+    results: dict[str, object] = {}
+
+    def run(label: str) -> None:
+        session = SessionStore(path).open("shared")  # a connection of its own
+        agent = Agent(ScriptedModel(script(label)), [note], session=session)
+        results[label] = agent.run(f"prompt {label}")
+
+    threads = [threading.Thread(target=run, args=(label,)) for label in ("A", "B")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(results) == ["A", "B"]
+    assert {r.content for r in results.values()} == {"done A", "done B"}  # type: ignore[attr-defined]
+
+    turns = SessionStore(path).open("shared").turns()
+    assert [t.turn for t in turns] == [1, 2]
+    for t in turns:
+        assert (t.status, t.stopped_by) == ("done", None)
+        assert [m.seq for m in t.messages] == [1, 2, 3, 4]
+        assert [m.role for m in t.messages] == ["user", "assistant", "tool", "assistant"]
+        label = t.messages[0].content.removeprefix("prompt ")
+        assert t.messages[2].content == f"noted {label}"
+        assert t.messages[3].content == f"done {label}"
+
+
+def test_concurrent_open_or_create_of_one_new_id_makes_one_session(data_dir):
+    import threading
+
+    path = data_dir / "race.sqlite3"
+    stores = [SessionStore(path) for _ in range(6)]
+    start = threading.Barrier(len(stores), timeout=60)
+    opened: list[str] = []
+    failures: list[BaseException] = []
+
+    def open_it(store: SessionStore) -> None:
+        start.wait()
+        try:
+            opened.append(store.open_or_create("same-id", model="m").id)
+        except BaseException as exc:  # collected: asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_it, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    assert opened == ["same-id"] * len(stores)
+    assert [s.id for s in SessionStore(path).list()] == ["same-id"]

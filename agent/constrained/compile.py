@@ -26,7 +26,7 @@ from agent.constrained.defaults import DEFAULT_COMPILE_TIMEOUT
 from agent.constrained.grammar import CompiledGrammar
 from agent.constrained.vocabulary import GrammarVocabulary
 from agent.paths import cache_dir
-from schemas.automaton import _read_exact
+from schemas.automaton import Automaton, _read_exact
 from schemas.errors import SchemaCompileError, UnsatisfiableSchemaError
 
 _FORMAT_VERSION = "1"
@@ -79,9 +79,10 @@ class _Worker:
         self._process = None
 
     def _crashed(self) -> SchemaCompileError:
-        code = self._process.poll() if self._process is not None else None
+        process = self._process
+        self._stop()  # reaps it: its own exit code, or -9 if it had hung on a closed pipe
+        code = process.returncode if process is not None else None
         log.warning("the grammar compile worker died (exit code %s); it restarts", code)
-        self._stop()
         return SchemaCompileError(
             "the grammar compiler crashed (out of memory?); simplify the schema"
         )
@@ -160,8 +161,10 @@ def compile_regex(
     if path is not None and path.exists():
         try:
             automaton = pickle.loads(path.read_bytes())
+            if not isinstance(automaton, Automaton):
+                raise TypeError(f"it holds a {type(automaton).__name__}, not an automaton")
             cached = True
-        except Exception as exc:  # a truncated or stale file: rebuild it
+        except Exception as exc:  # a truncated, stale or foreign file: rebuild it
             log.warning("unreadable grammar cache file %s (%s): rebuilt", path, exc)
             automaton = None
     if automaton is None:
