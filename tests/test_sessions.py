@@ -259,3 +259,80 @@ def test_concurrent_open_or_create_of_one_new_id_makes_one_session(data_dir):
     assert failures == []
     assert opened == ["same-id"] * len(stores)
     assert [s.id for s in SessionStore(path).list()] == ["same-id"]
+
+
+# ------------------------------------------------------------------ schema versions
+# The layout of a database made before schema versions (user_version 0), as written.
+UNVERSIONED = """
+CREATE TABLE sessions (id TEXT PRIMARY KEY, created REAL NOT NULL, updated REAL NOT NULL,
+    title TEXT NOT NULL DEFAULT '', model TEXT NOT NULL DEFAULT '');
+CREATE TABLE turns (session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    turn INTEGER NOT NULL, status TEXT NOT NULL, stopped_by TEXT, started REAL NOT NULL,
+    ended REAL, PRIMARY KEY (session_id, turn));
+CREATE TABLE messages (session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    turn INTEGER NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL,
+    PRIMARY KEY (session_id, turn, seq));
+INSERT INTO sessions VALUES ('old1', 1.0, 2.0, 'Is Oslo in Norway?', 'tiny');
+INSERT INTO turns VALUES ('old1', 1, 'done', NULL, 1.0, 2.0);
+INSERT INTO messages VALUES ('old1', 1, 1, 'user', 'Is Oslo in Norway?', '{}', 1.0);
+INSERT INTO messages VALUES ('old1', 1, 2, 'assistant', '{"answer": "yes"}', '{"step": 1}', 2.0);
+"""
+
+
+def _user_version(path) -> int:
+    with sqlite3.connect(path) as db:
+        return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def _indexes(path) -> set[str]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+    return {name for (name,) in rows}
+
+
+def test_a_new_database_is_at_the_current_schema_version(tmp_path):
+    from agent.sessions import SCHEMA_VERSION
+
+    path = tmp_path / "new.sqlite3"
+    SessionStore(path).close()
+    assert SCHEMA_VERSION >= 2 and _user_version(path) == SCHEMA_VERSION
+    assert "sessions_by_update" in _indexes(path)
+
+
+def test_a_database_from_before_versions_is_migrated_and_keeps_its_sessions(data_dir, capsys):
+    from agent.cli.main import main
+    from agent.sessions import SCHEMA_VERSION
+
+    data_dir.mkdir(parents=True)
+    path = data_dir / "sessions.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(UNVERSIONED)
+    assert _user_version(path) == 0 and "sessions_by_update" not in _indexes(path)
+
+    assert main(["sessions", "list", "--json"]) == 0  # through the CLI, as a user meets it
+    listed = capsys.readouterr().out
+    assert '"old1"' in listed and "Is Oslo in Norway?" in listed
+    assert _user_version(path) == SCHEMA_VERSION
+    assert "sessions_by_update" in _indexes(path)
+    history = SessionStore(path).open("old1").history()
+    assert history == [
+        {"role": "user", "content": "Is Oslo in Norway?"},
+        {"role": "assistant", "content": '{"answer": "yes"}'},
+    ]
+
+
+def test_a_database_newer_than_the_code_is_a_one_line_error(data_dir, capsys):
+    from agent.cli.main import main
+    from agent.sessions import SCHEMA_VERSION
+
+    path = data_dir / "sessions.sqlite3"
+    SessionStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    with pytest.raises(UserError, match=f"at version {SCHEMA_VERSION + 5}, newer than"):
+        SessionStore(path)
+    assert main(["sessions", "list"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "upgrade edge-agent" in err[0] and str(path) in err[0]
+    assert _user_version(path) == SCHEMA_VERSION + 5  # left as it was
