@@ -26,12 +26,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import UserError
 from agent.limits import MAX_HISTORY_BYTES, MAX_JSON_BYTES, InputLimitError, size_text
 from agent.limits import loads as bounded_loads
 from agent.paths import data_dir
+
+if TYPE_CHECKING:
+    from agent.session_replay import ReplayTurn
 
 # The database's layout, one migration per version: `PRAGMA user_version` says which
 # have run. A database made before versions (user_version 0) has version 1's tables
@@ -498,6 +501,13 @@ class Session:
 
     def turns(self) -> list[TurnInfo]:
         return self.store.turns(self.id)
+
+    def replay(self) -> list[ReplayTurn]:
+        """The finished turns as the events their runs produced (for a UI to render
+        like a live run; agent.session_replay)."""
+        from agent.session_replay import replay_turns
+
+        return replay_turns(self.turns())
 
     def begin_turn(self) -> int:
         return self.store.begin_turn(self.id)

@@ -336,3 +336,32 @@ def test_a_database_newer_than_the_code_is_a_one_line_error(data_dir, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "upgrade edge-agent" in err[0] and str(path) in err[0]
     assert _user_version(path) == SCHEMA_VERSION + 5  # left as it was
+
+
+# ------------------------------------------------------------------ replay
+def test_a_session_replays_as_the_events_of_its_runs(data_dir):
+    from agent.engines.scripted import Reply, ScriptedModel
+    from agent.events import FinalEvent, TextDelta, ToolCallEvent, ToolResultEvent
+    from tools import tool
+
+    @tool
+    def weather(city: str) -> str:
+        """Current weather in a city."""
+        return f"{city}: 21 C"
+
+    session = SessionStore().create()
+    replies = [Reply(calls=[("weather", {"city": "Oslo"})]), Reply(text="It is 21 C in Oslo.")]
+    live = Agent(ScriptedModel(replies), [weather], session=session).run("Weather in Oslo?")
+
+    (turn,) = SessionStore().open(session.id).replay()
+    assert turn.prompt == "Weather in Oslo?"
+    (call,) = [e for e in turn.events if isinstance(e, ToolCallEvent)]
+    (result,) = [e for e in turn.events if isinstance(e, ToolResultEvent)]
+    (live_call,) = live.of_type(ToolCallEvent)
+    assert (call.call_id, call.name, call.arguments) == (live_call.call_id, "weather", {"city": "Oslo"})
+    assert (result.name, result.content, result.error) == ("weather", "Oslo: 21 C", None)
+    text = "".join(e.text for e in turn.events if isinstance(e, TextDelta))
+    assert text == "It is 21 C in Oslo."
+    final = turn.events[-1]
+    assert isinstance(final, FinalEvent) and final.content == live.content
+    assert len(turn.step_stats()) == 2  # one per step, as the live run reported
