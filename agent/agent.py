@@ -35,6 +35,7 @@ from agent.constrained.output_types import OutputSpec, resolve_output_type
 from agent.engines.base import (
     DEFAULT_MAX_PARALLEL_CALLS,
     ChatModel,
+    ChoiceMode,
     StepRequest,
     StepResult,
     TextPiece,
@@ -71,7 +72,7 @@ from agent.sessions import Session, SessionStore
 from agent.tool_parser import ParsedCall
 from tools import ApprovalCallback, Tool, ToolCall, ToolRegistry, ToolResult
 
-CHOICES = ("auto", "none", "required")
+CHOICES: tuple[ChoiceMode, ...] = ("auto", "none", "required")
 UNVERIFIED = "remote-unverified"  # agent.engines.remote: structure checked on arrival
 RETRY_ANSWER = (
     "That answer does not follow the required JSON Schema: {problem}. Reply again with "
@@ -300,19 +301,24 @@ class Agent:
             self._running = False
 
     # ------------------------------------------------------------ one step
-    def _choice(self, step: int) -> tuple[str, str | None]:
-        """("auto" | "none" | "required", tool name or None) for this step."""
+    def _choice(self, step: int) -> tuple[ChoiceMode, str | None]:
+        """The tool choice of this step, and the tool it must call (None: any)."""
         if not len(self.registry):
             return "none", None
         choice = self.tool_choice
         if step > 1 and self.reset_tool_choice and choice not in ("auto", "none"):
-            choice = "auto"
-        if choice in CHOICES:
-            return choice, None
-        return "required", choice
+            return "auto", None
+        mode = next((c for c in CHOICES if c == choice), None)
+        return (mode, None) if mode is not None else ("required", choice)
 
     async def _generate(
-        self, step: int, mode: str, name: str | None, state: _Step, turn: int, stats: RunStats
+        self,
+        step: int,
+        mode: ChoiceMode,
+        name: str | None,
+        state: _Step,
+        turn: int,
+        stats: RunStats,
     ) -> AsyncIterator[Event]:
         model = self.model
         request = StepRequest(
@@ -320,7 +326,7 @@ class Agent:
             messages=list(self.messages),
             sampling=self.sampling,
             tools=self.registry.openai_tools(),
-            tool_choice=mode,  # type: ignore[arg-type]
+            tool_choice=mode,
             tool_name=name,
             call_schema=self.registry.call_schema(name) if mode != "none" else None,
             max_parallel_calls=self.max_parallel_calls,

@@ -23,6 +23,7 @@ from agent.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
+from agent.guards import stop_reason
 from agent.output_split import OutputSplitter
 from agent.sessions import RUNNING, StoredMessage, TurnInfo
 from agent.stats import GenerationStats
@@ -60,7 +61,7 @@ def _replay(turn: TurnInfo) -> ReplayTurn | None:
             pending = calls
         elif message.role == "tool":
             replay.events += _tool(message, pending)
-    replay.events.append(FinalEvent(answer, RunStats(), stopped_by=turn.stopped_by))
+    replay.events.append(FinalEvent(answer, RunStats(), stopped_by=stop_reason(turn.stopped_by)))
     return replay
 
 

@@ -358,7 +358,11 @@ def test_a_session_replays_as_the_events_of_its_runs(data_dir):
     (call,) = [e for e in turn.events if isinstance(e, ToolCallEvent)]
     (result,) = [e for e in turn.events if isinstance(e, ToolResultEvent)]
     (live_call,) = live.of_type(ToolCallEvent)
-    assert (call.call_id, call.name, call.arguments) == (live_call.call_id, "weather", {"city": "Oslo"})
+    assert (call.call_id, call.name, call.arguments) == (
+        live_call.call_id,
+        "weather",
+        {"city": "Oslo"},
+    )
     assert (result.name, result.content, result.error) == ("weather", "Oslo: 21 C", None)
     text = "".join(e.text for e in turn.events if isinstance(e, TextDelta))
     assert text == "It is 21 C in Oslo."
