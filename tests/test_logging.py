@@ -127,3 +127,20 @@ def test_a_bad_log_level_is_a_one_line_user_error(capsys, monkeypatch):
         "edge-agent: error: EDGE_AGENT_LOG='loud' is not a log level; use one of debug, "
         "info, warning, error, critical"
     ]
+
+
+def test_configure_replaces_its_own_setup_and_leaves_an_embedders_levels():
+    agent_logger = logging.getLogger("agent")
+    logs.configure(logging.DEBUG)
+    logs.configure(logging.INFO)  # a second CLI call in one process: one handler, not two
+    added = [h for h in agent_logger.handlers if not isinstance(h, logging.NullHandler)]
+    assert len(added) == 1 and agent_logger.level == logging.INFO
+    logs.configure(None)
+    assert [type(h) for h in agent_logger.handlers] == [logging.NullHandler]
+    assert agent_logger.level == logging.NOTSET
+    try:
+        agent_logger.setLevel(logging.WARNING)  # set by a program that embeds the CLI
+        logs.configure(None)
+        assert agent_logger.level == logging.WARNING
+    finally:
+        agent_logger.setLevel(logging.NOTSET)

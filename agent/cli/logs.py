@@ -55,10 +55,14 @@ def configure(level: int | None) -> None:
     replaces the previous setup, so in-process CLI calls do not pile up handlers."""
     for name in PACKAGES:
         logger = logging.getLogger(name)
-        for handler in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        ours = [h for h in logger.handlers if isinstance(h, _StderrHandler)]
+        for handler in ours:
             logger.removeHandler(handler)
-        logger.setLevel(logging.NOTSET if level is None else level)
-        if level is not None:
+        if level is None:
+            if ours:  # undo only our own setup: an embedding program's levels stay
+                logger.setLevel(logging.NOTSET)
+        else:
+            logger.setLevel(level)
             handler = _StderrHandler()
             handler.setFormatter(
                 logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")

@@ -90,6 +90,9 @@ class _Worker:
     def build(self, request: tuple, timeout: float) -> bytes:
         with self._lock:
             if self._process is None or self._process.poll() is not None:
+                if self._process is not None:
+                    log.info("the grammar compile worker had exited (%s): restarted",
+                             self._process.returncode)  # fmt: skip
                 self._stop()
                 self._start()
             process = self._process
