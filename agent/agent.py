@@ -23,6 +23,7 @@ reasoning) precedes the answer in that mode.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -34,9 +35,11 @@ from agent.constrained.output_types import OutputSpec, resolve_output_type
 from agent.engines.base import (
     DEFAULT_MAX_PARALLEL_CALLS,
     ChatModel,
+    ChoiceMode,
     StepRequest,
     StepResult,
     TextPiece,
+    closing_stream,
 )
 from agent.errors import UserError
 from agent.events import (
@@ -69,12 +72,13 @@ from agent.sessions import Session, SessionStore
 from agent.tool_parser import ParsedCall
 from tools import ApprovalCallback, Tool, ToolCall, ToolRegistry, ToolResult
 
-CHOICES = ("auto", "none", "required")
+CHOICES: tuple[ChoiceMode, ...] = ("auto", "none", "required")
 UNVERIFIED = "remote-unverified"  # agent.engines.remote: structure checked on arrival
 RETRY_ANSWER = (
     "That answer does not follow the required JSON Schema: {problem}. Reply again with "
     "only the JSON."
 )
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -232,8 +236,12 @@ class Agent:
                         break
                     state = _Step()
                     mode, name = self._choice(step)
-                    async for event in self._generate(step, mode, name, state, turn, stats):
-                        yield event
+                    # A consumer that leaves mid-step stops the generation now (and
+                    # waits for it), not whenever the generator is collected.
+                    generation = self._generate(step, mode, name, state, turn, stats)
+                    async with closing_stream(generation) as events:
+                        async for event in events:
+                            yield event
                     if state.stop is not None:
                         stop = state.stop
                         break
@@ -267,6 +275,11 @@ class Agent:
                     stop = max_steps_stop(self.limits.max_steps)
             except Exception as exc:  # the run ends with an error event, never a traceback
                 message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+                # The user sees one line; the log keeps where it came from.
+                log.log(
+                    logging.INFO if isinstance(exc, UserError) else logging.ERROR,
+                    "the run failed: %s", message, exc_info=True,
+                )  # fmt: skip
                 yield ErrorEvent(message)
                 stop = Stop(ERROR, message)
             stats.total_s = time.perf_counter() - started
@@ -288,19 +301,24 @@ class Agent:
             self._running = False
 
     # ------------------------------------------------------------ one step
-    def _choice(self, step: int) -> tuple[str, str | None]:
-        """("auto" | "none" | "required", tool name or None) for this step."""
+    def _choice(self, step: int) -> tuple[ChoiceMode, str | None]:
+        """The tool choice of this step, and the tool it must call (None: any)."""
         if not len(self.registry):
             return "none", None
         choice = self.tool_choice
         if step > 1 and self.reset_tool_choice and choice not in ("auto", "none"):
-            choice = "auto"
-        if choice in CHOICES:
-            return choice, None
-        return "required", choice
+            return "auto", None
+        mode = next((c for c in CHOICES if c == choice), None)
+        return (mode, None) if mode is not None else ("required", choice)
 
     async def _generate(
-        self, step: int, mode: str, name: str | None, state: _Step, turn: int, stats: RunStats
+        self,
+        step: int,
+        mode: ChoiceMode,
+        name: str | None,
+        state: _Step,
+        turn: int,
+        stats: RunStats,
     ) -> AsyncIterator[Event]:
         model = self.model
         request = StepRequest(
@@ -308,7 +326,7 @@ class Agent:
             messages=list(self.messages),
             sampling=self.sampling,
             tools=self.registry.openai_tools(),
-            tool_choice=mode,  # type: ignore[arg-type]
+            tool_choice=mode,
             tool_name=name,
             call_schema=self.registry.call_schema(name) if mode != "none" else None,
             max_parallel_calls=self.max_parallel_calls,
@@ -322,18 +340,24 @@ class Agent:
             self.limits, stats.generated_tokens, prepared.prompt_tokens, context,
             prepared.min_tokens,
         )  # fmt: skip
+        log.debug(
+            "step %d: tool choice %s%s, prompt %d tokens, budget %d",
+            step, mode, f" ({name})" if name else "", prepared.prompt_tokens, budget,
+        )  # fmt: skip
         if stop is not None:
             state.stop = stop
             return
         result: StepResult | None = None
-        async for item in model.stream(prepared, budget, should_stop=self._cancel.is_set):
-            if isinstance(item, TextPiece):
-                if item.kind == "reasoning":
-                    yield ReasoningDelta(item.text, step)
+        pieces = model.stream(prepared, budget, should_stop=self._cancel.is_set)
+        async with closing_stream(pieces):
+            async for item in pieces:
+                if isinstance(item, TextPiece):
+                    if item.kind == "reasoning":
+                        yield ReasoningDelta(item.text, step)
+                    else:
+                        yield TextDelta(item.text, step)
                 else:
-                    yield TextDelta(item.text, step)
-            else:
-                result = item
+                    result = item
         assert result is not None
         stats.add_step(result.stats)
         yield StatsEvent(result.stats, step)

@@ -9,9 +9,12 @@ dataclass with a `type` tag and `to_dict()` giving a JSON-safe object for one li
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.stats import GenerationStats
+
+if TYPE_CHECKING:
+    from agent.guards import StopReason
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,7 @@ class FinalEvent:
     type: ClassVar[str] = "final"
     content: str
     stats: RunStats
-    stopped_by: str | None = None
+    stopped_by: StopReason | None = None
     citations: tuple[Citation, ...] = field(default_factory=tuple)
     output: Any = None
     reason: str | None = None

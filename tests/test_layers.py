@@ -58,6 +58,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "agent.engines",
             "agent.events",
             "agent.sessions",
+            "agent.session_replay",
             "agent.guards",
             "agent.output_split",
             "agent.rag",

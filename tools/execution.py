@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import inspect
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from tools.signature import ArgumentConversionError
 from tools.tool import Tool
 
 DEFAULT_MAX_RESULT_CHARS = 32_000
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,7 +58,9 @@ def prepare(call: ToolCall, tool: Tool | None, available: Callable[[], list[str]
 
 
 def unexpected(call: ToolCall, exc: BaseException) -> str:
-    """One sentence for a failure nothing anticipated (RecursionError, MemoryError...)."""
+    """One sentence for a failure nothing anticipated (RecursionError, MemoryError...);
+    the traceback goes to the log."""
+    log.error("the call to %r failed unexpectedly", call.name, exc_info=exc)
     detail = _message(exc, 200).splitlines()[0] if _message(exc, 200) else ""
     name = call.name if isinstance(call.name, str) else repr(call.name)[:60]
     return f"the call to '{name}' could not be run ({type(exc).__name__}" + (
@@ -144,6 +148,7 @@ async def run(prepared: PreparedCall, max_chars: int) -> ToolResult:
     except ToolExecutionError as exc:
         return _error(prepared, str(exc), started)
     except Exception as exc:
+        log.info("tool %r raised", call.name, exc_info=True)  # the model reads one line
         return _error(prepared, f"{type(exc).__name__}: {_message(exc)}", started)
     try:
         content = render(value)

@@ -20,10 +20,10 @@ from agent.events import Event
 from agent.model_info import ModelInfo
 from agent.models.registry import BUILTIN_MODELS
 from agent.progress import ProgressCallback
+from agent.session_replay import ReplayTurn
 from agent.sessions import Session, SessionStore
 from tools import Tool, ToolCall
 from tui.backend import Approver
-from tui.history import ReplayTurn, replay_turns
 from tui.widgets.sessions import SessionItem
 
 
@@ -154,7 +154,7 @@ class AgentBackend:
         ]
 
     def history(self) -> list[ReplayTurn]:
-        return replay_turns(self._session.turns()) if self._session is not None else []
+        return self._session.replay() if self._session is not None else []
 
     def open_session(self, session_id: str) -> list[ReplayTurn]:
         self._session = self.store.open(session_id)

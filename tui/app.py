@@ -24,10 +24,10 @@ from agent.errors import UserError
 from agent.events import ErrorEvent, Event, FinalEvent
 from agent.model_info import ModelInfo
 from agent.progress import GenerationProgress, observe_generations
+from agent.session_replay import ReplayTurn
 from tui.backend import ChatBackend
 from tui.commands import ChatCommands
 from tui.engine import AgentThread
-from tui.history import ReplayTurn
 from tui.widgets.approval import ApprovalScreen
 from tui.widgets.chat_pane import ChatPane
 from tui.widgets.loading import LoadingPanel

@@ -53,7 +53,7 @@ from agent.server.scheduler import QueueFull, Scheduler, Ticket
 from agent.server.translate import ChatPlan, plan_chat
 from agent.server.turns import TurnMemory
 
-log = logging.getLogger("edge_agent.serve")
+log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
 
 

@@ -29,7 +29,7 @@ from agent.server.stops import StopScanner, calls_before_stop
 from agent.server.translate import ChatPlan
 from agent.server.turns import TurnMemory
 
-log = logging.getLogger("edge_agent.serve")
+log = logging.getLogger(__name__)
 
 END = object()  # the last item on a generation's queue
 
