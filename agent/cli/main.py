@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from agent.cli import (
     chat,
+    compare,
     demo,
     engines,
     extract,
@@ -19,6 +20,7 @@ from agent.cli import (
     ingest,
     models,
     plan,
+    quantize,
     run,
     search,
     serve,
@@ -38,6 +40,8 @@ COMMANDS = (
     sessions,
     plan,
     models,
+    quantize,
+    compare,
     engines,
     ingest,
     search,
