@@ -354,3 +354,32 @@ def test_role_of_names_the_layers_of_mlx_lm_models() -> None:
     assert role_of("model.layers.3.mlp.gate_proj") == "mlp"
     assert role_of("model.layers.0.conv.in_proj") == "conv"
     assert role_of("model.norm") == "default"
+
+
+@pytest.mark.slow
+def test_a_gguf_file_quantizes_into_a_model_that_answers(capsys, tmp_path) -> None:
+    """From SmolLM2's real GGUF (Q4_1) to an 8-bit MLX quant that still knows Paris."""
+    from agent.errors import ModelUnavailableError
+    from agent.llamacpp.models import smollm2_gguf
+
+    try:
+        gguf = smollm2_gguf()
+    except ModelUnavailableError as exc:
+        pytest.skip(f"SmolLM2 wheel not available: {exc}")
+    out = tmp_path / "smollm2-8bit"
+    code, printed, err = run_cli(capsys, "quantize", f"gguf:{gguf}", str(out), "--bits", "8")
+    assert code == 0, err
+    assert "Converting GGUF to MLX" in err and "8.5" in printed  # 8 bits + scales
+    code, printed, err = run_cli(
+        capsys,
+        "generate",
+        "What is the capital of France?",
+        "--model",
+        str(out),
+        "--temp",
+        "0",
+        "--max-tokens",
+        "32",
+    )
+    assert code == 0, err
+    assert "Paris" in printed

@@ -5,7 +5,8 @@ read by `mlx_lm.tuner.datasets.load_dataset` (a local directory with
 train/valid/test.jsonl, or a Hugging Face dataset id when `datasets` is installed and
 the hub is reachable). The tokens are cut into windows of `sequence_length` as
 `mlx_lm.perplexity.load_data` does, but in order (no shuffling): a figure must be
-reproducible from the same files.
+reproducible from the same files. Text is tokenized paragraph by paragraph (split at
+blank lines, the blank line kept), so only the tokens needed are computed.
 """
 
 from __future__ import annotations
