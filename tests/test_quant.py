@@ -383,3 +383,23 @@ def test_a_gguf_file_quantizes_into_a_model_that_answers(capsys, tmp_path) -> No
     )
     assert code == 0, err
     assert "Paris" in printed
+
+
+def test_perplexity_on_dequantized_weights_is_the_quantized_kernels_one(quants) -> None:
+    """Why `compare` may dequantize before its perplexity pass on a fast-BLAS CPU."""
+    import contextlib
+    import io
+
+    import mlx.core as mx
+    from mlx_lm.perplexity import eval_ppl
+    from mlx_lm.utils import dequantize_model, load
+
+    model, tokenizer = load(str(quants["mixed_3_6"][0]))
+    model.set_dtype(mx.float32)
+    tokens = tokenizer.encode(TEXT)[:128]
+    data = mx.array([tokens[:64], tokens[64:128]])
+    with contextlib.redirect_stdout(io.StringIO()):
+        quantized = eval_ppl(model, data, batch_size=2)
+        dequantize_model(model)
+        dequantized = eval_ppl(model, data, batch_size=2)
+    assert dequantized == pytest.approx(quantized, rel=1e-4)

@@ -149,7 +149,8 @@ def parse_recipe(recipe: str | None, bits: int, group_size: int) -> Recipe:
         return Recipe(f"{bits}bit-g{group_size}", "uniform", bits, group_size)
     text = recipe.strip()
     if text in MLX_LM_RECIPES:
-        return Recipe(text, "mlx-lm", bits, group_size)
+        # The config's default precision: the recipe's low bits (every layer is listed).
+        return Recipe(text, "mlx-lm", int(text.split("_")[1]), group_size)
     qx = _QX.fullmatch(text)
     if qx:
         high, low = int(qx.group(1)), int(qx.group(2))

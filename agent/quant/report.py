@@ -134,6 +134,8 @@ def write_chart(comparison: Comparison, path: Path) -> Path:
                 )
             ax.set_xlabel(label)
             ax.grid(alpha=0.3)
+        if max(ppl) > 2 * min(ppl):
+            left.set_yscale("log")  # the mean loss, in effect: quants far apart stay readable
         left.set_ylabel("perplexity (lower is better)")
         fig.suptitle(
             f"Quants on {comparison.corpus} ({comparison.evaluated_tokens} tokens)", fontsize=10
