@@ -308,6 +308,7 @@ def test_compare_reads_a_dataset_in_mlx_lm_format(quants, capsys, tmp_path) -> N
         (["quantize", "tiny", "{out}", "--recipe", "attn=8"], "unknown role 'attn'"),
         (["quantize", "tiny", "{out}", "--recipe", "experts=7"], "experts bits must be one of"),
         (["quantize", "tiny", "{out}", "--group-size", "128"], "group size 128 does not divide"),
+        (["quantize", "tiny", "{out}", "--recipe", "experts=4/128"], "size 128 does not divide"),
         (["quantize", "tiny", "{exists}"], "already exists"),
         (["quantize", "tiny", "{out}", "--bits", "7"], "invalid choice: 7"),
         (["compare", "tiny", "--text", "{missing}"], "does not exist"),

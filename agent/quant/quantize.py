@@ -232,8 +232,11 @@ def _layer_plan(
         bits = int(params.get("bits", recipe.bits))
         group_size = int(params.get("group_size", recipe.group_size))
         in_dims = int(module.weight.shape[-1])
-        if in_dims % group_size or in_dims % recipe.group_size:
-            misfits.append((path, in_dims, group_size))
+        # mlx-lm checks the recipe's group size too (and skips such layers silently).
+        for size in (group_size, recipe.group_size):
+            if in_dims % size:
+                misfits.append((path, in_dims, size))
+                break
         plan[path] = (bits, group_size)
     if misfits:
         path, in_dims, group_size = misfits[0]
