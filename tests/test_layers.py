@@ -73,6 +73,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "agent.docqa",
             "agent.cli",
             "agent.eval",
+            "agent.quant",
             "agent.server",
             "agent.integrations",
             "tui",

@@ -30,6 +30,10 @@ EXPECTED: list[tuple[str, list[str]]] = [
     ("edge-agent demo --headless", ["answer: python -m pytest -q  [1] README.md", "is ready"]),
     ("scripted = ScriptedModel(", ["LFM2-8B-A1B@http://localhost:8080/v1", "It is late."]),
     ("with serve_in_background(", ["weather ['city']", "Contact {'queue_wait_ms'"]),
+    (
+        "edge-agent quantize tiny ~/quants",
+        ["8.5", "tiny-qx86-hi", "PERPLEXITY", "RAM@8192", "perplexity (lower is better)"],
+    ),
 ]
 
 

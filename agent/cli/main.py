@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from agent.cli import (
     chat,
+    compare,
     demo,
     engines,
     extract,
@@ -22,6 +23,7 @@ from agent.cli import (
     logs,
     models,
     plan,
+    quantize,
     run,
     search,
     serve,
@@ -41,6 +43,8 @@ COMMANDS = (
     sessions,
     plan,
     models,
+    quantize,
+    compare,
     engines,
     ingest,
     search,
