@@ -20,7 +20,7 @@ from typing import Any
 
 from agent.limits import InputLimitError, check_value
 from agent.limits import loads as bounded_loads
-from tools.calls import ApprovalCallback, ToolCall, ToolResult
+from tools.calls import ApprovalCallback, ToolCall, ToolOutput, ToolResult
 from tools.errors import ToolExecutionError
 from tools.signature import ArgumentConversionError
 from tools.tool import Tool
@@ -145,6 +145,9 @@ async def run(prepared: PreparedCall, max_chars: int) -> ToolResult:
         return _error(prepared, str(exc), started)
     except Exception as exc:
         return _error(prepared, f"{type(exc).__name__}: {_message(exc)}", started)
+    items: tuple[dict[str, Any], ...] = ()
+    if isinstance(value, ToolOutput):
+        value, items = value.text, value.items
     try:
         content = render(value)
     except Exception as exc:  # a value that cannot be shown (too deep, a broken __str__)
@@ -152,7 +155,7 @@ async def run(prepared: PreparedCall, max_chars: int) -> ToolResult:
     if len(content) > max_chars:
         dropped = len(content) - max_chars
         content = content[:max_chars] + f"\n[truncated: {dropped} more characters]"
-    return ToolResult(call.id, call.name, content, None, time.perf_counter() - started)
+    return ToolResult(call.id, call.name, content, None, time.perf_counter() - started, items)
 
 
 async def _contained(awaitable: Any) -> Any:
