@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -111,7 +112,8 @@ def served_registry(
     unknown = [n for n in names if n not in SERVED_TOOL_NAMES]
     if unknown:
         raise UserError(
-            f"unknown tool(s) {', '.join(unknown)}; mcp-serve offers: {', '.join(SERVED_TOOL_NAMES)}"
+            f"unknown tool(s) {', '.join(unknown)}; "
+            f"mcp-serve offers: {', '.join(SERVED_TOOL_NAMES)}"
         )
     wanted = list(dict.fromkeys(names)) or [
         *BUILTIN_TOOL_NAMES,
@@ -198,6 +200,13 @@ def serve_http(
             await super().startup(sockets)
             if self.started and on_ready is not None:
                 on_ready(f"http://{shown}:{port}/mcp")
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # A stop asked for is a clean exit (exit 0), not a re-raised Ctrl+C; a
+            # second one forces it.
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            self.should_exit = True
 
     _Server(config).run(sockets=[sock])
 

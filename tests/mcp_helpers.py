@@ -41,7 +41,8 @@ def picture() -> list:
     """An image and a resource."""
     return [
         TextContent(type="text", text="a red pixel"),
-        ImageContent(type="image", data=base64.b64encode(b"PNGDATA").decode(), mime_type="image/png"),
+        ImageContent(type="image", data=base64.b64encode(b"PNGDATA").decode(),
+                     mime_type="image/png"),
         EmbeddedResource(type="resource", resource=TextResourceContents(
             uri="file:///notes.txt", mime_type="text/plain", text="hello notes")),
     ]

@@ -246,7 +246,10 @@ def test_the_mcp_servers_config_format(tmp_path):
         ('{"mcpServers": {"a": {"command": "x", "args": "y"}}}', "'args' must be a list"),
         ('{"mcpServers": {"a": {"url": "ftp://x"}}}', "url must start with http"),
         ('{"mcpServers": {"a b": {"command": "x"}}}', "must be 1-64 letters"),
-        ('{"mcpServers": {"a": {"command": "x", "timeout": 0}}}', "timeout must be a positive number"),
+        (
+            '{"mcpServers": {"a": {"command": "x", "timeout": 0}}}',
+            "timeout must be a positive number",
+        ),
         ('{"mcpServers": {"a": {"url": "http://x", "type": "sse"}}}', "'sse' is not supported"),
     ],
 )

@@ -147,7 +147,8 @@ async def run(prepared: PreparedCall, max_chars: int) -> ToolResult:
         return _error(prepared, f"{type(exc).__name__}: {_message(exc)}", started)
     items: tuple[dict[str, Any], ...] = ()
     if isinstance(value, ToolOutput):
-        value, items = value.text, value.items
+        items = value.items
+        value = value.text
     try:
         content = render(value)
     except Exception as exc:  # a value that cannot be shown (too deep, a broken __str__)

@@ -32,9 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "now, rag_search, extract (default: all, rag_search with --index)",
     )
     add_model_arg(p, remote=False)  # the model of `extract`
-    p.add_argument(
-        "--http", action="store_true", help="serve streamable HTTP instead of stdio"
-    )
+    p.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     p.add_argument("--host", default="127.0.0.1", help="address to bind with --http")
     p.add_argument("--port", type=_port, default=8765, help="port with --http (0: any)")
     p.add_argument(
@@ -49,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from agent.cli.run import open_index_arg
-    from agent.mcp_serve import Extractor, mcp_server, served_registry, serve_http, serve_stdio
+    from agent.mcp_serve import Extractor, mcp_server, serve_http, serve_stdio, served_registry
     from agent.models.registry import check_model_spec
     from agent.server import serve as http_server
 

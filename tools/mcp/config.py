@@ -100,12 +100,14 @@ class MCPServerConfig:
         return str(self.url)
 
     @classmethod
-    def from_command_line(cls, text: str, *, name: str | None = None, **options: Any) -> MCPServerConfig:
+    def from_command_line(
+        cls, text: str, *, name: str | None = None, **options: Any
+    ) -> MCPServerConfig:
         """`--mcp "CMD ARGS"` (or a URL): split like a shell would, named after the
         program (or the script an interpreter runs)."""
         text = text.strip() if isinstance(text, str) else ""
         if not text:
-            raise MCPConfigError("--mcp needs a command (e.g. --mcp \"python server.py\") or a URL")
+            raise MCPConfigError('--mcp needs a command (e.g. --mcp "python server.py") or a URL')
         if re.match(r"https?://", text):
             return cls(name=name or _name_from_url(text), url=text, **options)
         try:
@@ -116,7 +118,9 @@ class MCPServerConfig:
                    **options)  # fmt: skip
 
 
-def as_config(server: MCPServerConfig | str | Mapping[str, Any], name: str | None = None) -> MCPServerConfig:
+def as_config(
+    server: MCPServerConfig | str | Mapping[str, Any], name: str | None = None
+) -> MCPServerConfig:
     """A config from what `mcp_servers=` accepts: a config, a command line or URL, or one
     entry of the `mcpServers` format (then `name` is its key)."""
     if isinstance(server, MCPServerConfig):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import os
 import sys
 from typing import Any, TextIO
 
@@ -112,7 +114,7 @@ class MCPConnection:
                 command=config.command, args=list(config.args), env=dict(config.env) or None,
                 cwd=config.cwd,
             )  # fmt: skip
-            return stdio_client(params, errlog=self.errlog or sys.stderr)
+            return stdio_client(params, errlog=_errlog(self.errlog))
         import httpx2
         from mcp.client.streamable_http import streamable_http_client
 
@@ -225,6 +227,20 @@ class MCPConnection:
         await self.stop()
         if not self._closed:
             await self.start()
+
+
+def _errlog(preferred: TextIO | None) -> TextIO:
+    """Where a server's stderr goes: a stream with a file descriptor (the process
+    inherits it), so not a notebook's or a test's in-memory sys.stderr."""
+    for stream in (preferred, sys.stderr, sys.__stderr__):
+        if stream is None:
+            continue
+        try:
+            stream.fileno()
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            continue
+        return stream
+    return open(os.devnull, "w")  # lives as long as the process
 
 
 def _describe(exc: BaseException) -> str:

@@ -57,10 +57,10 @@ def _note(raw: dict[str, Any]) -> str:
         uri = resource.get("uri", "?")
         mime = resource.get("mimeType", "?")
         if "text" in resource:
-            size = f"{len(str(resource['text'])):,} characters"
+            extent = f"{len(str(resource['text'])):,} characters"
         else:
-            size = _size(_decoded_size(resource.get("blob")))
-        return f"[resource <{uri}> {mime}, {size}: not shown to the model]"
+            extent = _size(_decoded_size(resource.get("blob")))
+        return f"[resource <{uri}> {mime}, {extent}: not shown to the model]"
     return f"[{kind} content: not shown to the model]"
 
 

@@ -1,0 +1,218 @@
+"""MCP end to end: the agent with the tiny model calling MCP tools under the call
+grammar (Python API and `edge-agent run`), and `edge-agent mcp-serve` as the server
+edge-agent's own agent uses (stdio and streamable HTTP)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+
+from agent.agent import Agent
+from agent.events import ToolCallEvent, ToolResultEvent
+from agent.sampling import SamplingParams
+from tests.mcp_helpers import (
+    ROOT,
+    child_env,
+    command,
+    first_line_matching,
+    processes_with,
+    run_cli,
+    write_server,
+)
+from tools import ToolCall, ToolRegistry, approve_all
+from tools.mcp import MCPServerConfig
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+
+
+def mcp_serve(*args: str, name: str = "edge") -> MCPServerConfig:
+    """`edge-agent mcp-serve ARGS` as a trusted stdio server of this checkout."""
+    return MCPServerConfig(
+        name,
+        command=sys.executable,
+        args=("-m", "agent.cli.main", "mcp-serve", *args),
+        env=child_env(),
+        cwd=str(ROOT),
+        trusted=True,
+        timeout=120,
+        startup_timeout=120,
+    )
+
+
+def test_the_agents_grammar_constrained_calls_reach_the_mcp_tool(tiny, tmp_path):
+    server = write_server(tmp_path)
+    with Agent(
+        tiny,
+        mcp_servers=[command(server)],
+        tool_choice="add",
+        max_steps=1,
+        approve=approve_all,
+        sampling=SamplingParams(temperature=1.0, seed=3),
+    ) as agent:
+        assert "add" in agent.registry.names()
+        result = agent.run("Add two numbers.")
+        calls = result.of_type(ToolCallEvent)
+        results = result.of_type(ToolResultEvent)
+        assert calls and len(results) == len(calls)
+        for c, r in zip(calls, results, strict=True):
+            assert c.name == "add" and r.error is None
+            # The server computed it from the arguments the grammar let the model write.
+            assert json.loads(r.content) == {"result": c.arguments["a"] + c.arguments["b"]}
+        assert len(processes_with(str(server))) == 1
+    assert processes_with(str(server)) == []
+
+
+def test_raw_items_reach_the_tool_result_event(tiny, tmp_path):
+    server = write_server(tmp_path)
+    with Agent(
+        tiny, mcp_servers=[command(server)], tool_choice="picture", max_steps=1,
+        approve=approve_all,
+    ) as agent:  # fmt: skip
+        result = agent.run("Show me the picture.")
+    event = result.of_type(ToolResultEvent)[0]
+    assert event.items[0]["type"] == "image" and event.items[1]["type"] == "resource"
+    assert event.to_dict()["items"][0]["mimeType"] == "image/png"
+    assert "UE5HREFUQQ==" not in event.content
+
+
+def test_a_bad_tool_choice_stops_the_servers_it_started(tiny, tmp_path):
+    server = write_server(tmp_path)
+    with pytest.raises(Exception, match="tool_choice"):
+        Agent(tiny, mcp_servers=[command(server)], tool_choice="no_such_tool")
+    assert processes_with(str(server)) == []
+
+
+def test_run_cli_with_mcp_calls_the_server_and_prints_its_results(tmp_path):
+    server = write_server(tmp_path)
+    proc = run_cli(
+        "run", "--model", "tiny", "--mcp", command(server), "--tool-choice", "add",
+        "--max-steps", "1", "--yes", "--json", "--seed", "5", "Add two numbers.",
+    )  # fmt: skip
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    calls = [e for e in events if e["type"] == "tool_call"]
+    results = [e for e in events if e["type"] == "tool_result"]
+    assert calls and len(results) == len(calls), proc.stderr
+    for c, r in zip(calls, results, strict=True):
+        assert json.loads(r["content"]) == {"result": c["arguments"]["a"] + c["arguments"]["b"]}
+    assert "MCP server mcp_test_server (stdio, calls need approval): 6 tool(s)" in proc.stderr
+    assert events[-1]["type"] == "final"
+    assert processes_with(str(server)) == []
+
+
+def test_run_cli_without_yes_denies_untrusted_mcp_calls(tmp_path):
+    server = write_server(tmp_path)
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"calc": {
+        "command": sys.executable, "args": [str(server)]}}}))  # fmt: skip
+    proc = run_cli(
+        "run", "--model", "tiny", "--mcp-config", str(config), "--tool-choice", "add",
+        "--max-steps", "1", "--json", "Add.",
+    )  # fmt: skip
+    results = [json.loads(x) for x in proc.stdout.splitlines() if '"tool_result"' in x]
+    assert results and all(r["error"] == "denied by the user" for r in results)
+    assert "needs approval and stdin is not a terminal" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mcp", "no-such-mcp-program --x"], "MCP server 'no-such-mcp-program' failed to start"),
+        (["--mcp-config", "/no/mcp.json"], "MCP config '/no/mcp.json' does not exist"),
+        (["--mcp", "python 'oops"], "check the quotes"),
+    ],
+)  # fmt: skip
+def test_run_cli_mcp_mistakes_are_one_line_and_exit_2(args, message):
+    proc = run_cli("run", "--model", "tiny", *args, "hi", timeout=120)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Loading tiny" not in proc.stderr  # refused before any model loads
+
+
+def test_mcp_serve_round_trip_tools_search_and_extract(tmp_path, capsys):
+    from tests.rag_helpers import run_cli as rag_cli
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "owls.md").write_text("Owls hunt at night and sleep during the day.\n")
+    (docs / "bees.md").write_text("Bees make honey from the nectar of flowers.\n")
+    index = tmp_path / "index"
+    ingested = rag_cli(capsys, "ingest", str(docs), "--index", str(index))
+    assert ingested.returncode == 0, ingested.stderr
+    config = mcp_serve("--index", str(index), "--model", "tiny")
+    with ToolRegistry(mcp_servers=[config]) as registry:
+        assert registry.names() == [
+            "calculator", "http_get", "read_file", "list_dir", "now", "rag_search", "extract",
+        ]  # fmt: skip
+        assert registry["extract"].parameters["required"] == ["text", "schema"]
+        sum_ = registry.execute_sync(ToolCall.new("calculator", {"expression": "6*7"}))
+        assert sum_.content == "42"
+        hits = registry.execute_sync(ToolCall.new("rag_search", {"query": "honey bees"}))
+        assert hits.ok and hits.content.startswith("[1] ") and "honey" in hits.content
+        schema = {
+            "type": "object",
+            "properties": {"animal": {"type": "string", "enum": ["owl", "bee"]},
+                           "count": {"type": "integer", "minimum": 0, "maximum": 9}},
+            "required": ["animal", "count"],
+            "additionalProperties": False,
+        }  # fmt: skip
+        extracted = registry.execute_sync(
+            ToolCall.new("extract", {"text": "Two owls.", "schema": schema, "max_tokens": 64})
+        )
+        assert extracted.ok, extracted.error
+        jsonschema.validate(json.loads(extracted.content), schema)  # the random model, too
+        # A file path is not a schema the server reads: the argument schema refuses it.
+        path = registry.execute_sync(
+            ToolCall.new("extract", {"text": "x", "schema": "/etc/passwd"})
+        )
+        assert not path.ok and "invalid arguments for 'extract'" in path.error
+
+
+def test_the_agent_uses_mcp_serve_as_its_mcp_server(tiny):
+    config = mcp_serve("--tool", "now", "--tool", "calculator")
+    with Agent(tiny, mcp_servers=[config], tool_choice="now", max_steps=1) as agent:
+        result = agent.run("What time is it?")
+    events = result.of_type(ToolResultEvent)
+    assert events and events[0].name == "now" and events[0].error is None
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", events[0].content)
+
+
+def test_mcp_serve_over_streamable_http(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli.main", "mcp-serve", "--http", "--port", "0",
+         "--tool", "calculator"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=ROOT,
+        env={**os.environ, **child_env()},
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        url = first_line_matching(proc.stderr, r"at (http://\S+/mcp)").group(1)
+        with ToolRegistry(mcp_servers=[MCPServerConfig("web", url=url, trusted=True)]) as registry:
+            assert registry.names() == ["calculator"]
+            assert (
+                registry.execute_sync(ToolCall.new("calculator", {"expression": "2**10"})).content
+                == "1024"
+            )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tool", "nope"], "unknown tool(s) nope; mcp-serve offers"),
+        (["--tool", "rag_search"], "needs an index: pass --index DIR"),
+        (["--http", "--host", "0.0.0.0"], "give --api-key KEY"),
+    ],
+)
+def test_mcp_serve_mistakes_are_one_line_and_exit_2(args, message):
+    proc = run_cli("mcp-serve", *args, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
