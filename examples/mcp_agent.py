@@ -36,8 +36,9 @@ def main() -> int:
     args = parser.parse_args()
     servers = [
         # trusted=True: calls run without asking (the default asks, through `approve`).
-        MCPServerConfig("demo", command=sys.executable, args=(str(HERE / "mcp_server.py"),),
-                        trusted=True),  # fmt: skip
+        MCPServerConfig(
+            "demo", command=sys.executable, args=(str(HERE / "mcp_server.py"),), trusted=True
+        ),
     ]
     if args.url:
         servers.append(MCPServerConfig("remote", url=args.url))

@@ -216,3 +216,59 @@ def test_mcp_serve_over_streamable_http(tmp_path):
 def test_mcp_serve_mistakes_are_one_line_and_exit_2(args, message):
     proc = run_cli("mcp-serve", *args, timeout=120)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.fixture
+def served_with_mcp(tiny, tmp_path):
+    """`serve` of the tiny model running an MCP server's tools itself (as `serve --mcp
+    ... --yes` does), with at most two model steps per request."""
+    import httpx
+
+    from agent.engines.local import LocalChatModel
+    from agent.server import ServerConfig
+    from agent.server.serve import serve_in_background
+
+    server = write_server(tmp_path)
+    with ToolRegistry(mcp_servers=[command(server)]) as registry:
+        config = ServerConfig(server_tools=registry, approve_server_tools=True,
+                              server_tool_steps=2)  # fmt: skip
+        with (
+            serve_in_background(LocalChatModel.for_model(tiny), config) as served,
+            httpx.Client(base_url=served.url, timeout=300) as client,
+        ):
+            yield client
+
+
+def test_serve_runs_the_mcp_tools_and_answers(served_with_mcp):
+    response = served_with_mcp.post("/chat/completions", json={
+        "model": "tiny", "messages": [{"role": "user", "content": "Add two numbers."}],
+        "tool_choice": {"type": "function", "function": {"name": "add"}},
+        "max_tokens": 64, "seed": 1,
+    })  # fmt: skip
+    assert response.status_code == 200, response.text
+    body = response.json()
+    ran = body["server_tool_results"]
+    assert ran and all(r["name"] == "add" and "error" not in r for r in ran)
+    for r in ran:
+        arguments = json.loads(r["arguments"])
+        assert json.loads(r["content"]) == {"result": arguments["a"] + arguments["b"]}
+    message = body["choices"][0]["message"]
+    assert not message.get("tool_calls")  # the last step answers: the client gets text
+    assert isinstance(message["content"], str)
+    assert body["usage"]["completion_tokens"] > 0
+
+
+def test_serve_with_mcp_tools_refuses_streaming_and_name_clashes(served_with_mcp):
+    base = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}]}
+    streamed = served_with_mcp.post("/chat/completions", json={**base, "stream": True})
+    assert streamed.status_code == 400 and "stream: false" in streamed.text
+    clash = {"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}
+    clashed = served_with_mcp.post("/chat/completions", json={**base, "tools": [clash]})
+    assert clashed.status_code == 400 and "server's own tools" in clashed.text
+
+
+def test_serve_cli_refuses_a_failing_mcp_server_before_loading_the_model():
+    proc = run_cli("serve", "--model", "tiny", "--port", "0", "--mcp", "no-such-mcp-program")
+    assert proc.returncode == 2
+    assert "MCP server 'no-such-mcp-program' failed to start" in proc.stderr
+    assert "Loading tiny" not in proc.stderr and "Traceback" not in proc.stderr
