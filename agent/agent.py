@@ -25,9 +25,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.constrained.defaults import DEFAULT_COMPILE_TIMEOUT
 from agent.constrained.output_types import OutputSpec, resolve_output_type
@@ -68,6 +68,9 @@ from agent.sampling import SamplingParams
 from agent.sessions import Session, SessionStore
 from agent.tool_parser import ParsedCall
 from tools import ApprovalCallback, Tool, ToolCall, ToolRegistry, ToolResult
+
+if TYPE_CHECKING:
+    from tools.mcp import MCPServerConfig
 
 CHOICES = ("auto", "none", "required")
 UNVERIFIED = "remote-unverified"  # agent.engines.remote: structure checked on arrival
@@ -142,7 +145,7 @@ class Agent:
         rag_k: int = 4,
         compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
         raw_system: bool = False,
-        mcp_servers: Iterable[Any] = (),
+        mcp_servers: Iterable[MCPServerConfig | str | Mapping[str, Any]] = (),
     ) -> None:
         """`model` is a `ChatModel` (agent.engines), a loaded `agent.Model`, or a spec
         (`tiny`, a directory, a repo id, `openai:http://host/v1#name`). `raw_system`

@@ -272,3 +272,11 @@ def test_serve_cli_refuses_a_failing_mcp_server_before_loading_the_model():
     assert proc.returncode == 2
     assert "MCP server 'no-such-mcp-program' failed to start" in proc.stderr
     assert "Loading tiny" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_chat_cli_checks_its_mcp_config_before_the_ui(tmp_path):
+    bad = tmp_path / "mcp.json"
+    bad.write_text('{"mcpServers": {"a": {"comand": "x"}}}')
+    proc = run_cli("chat", "--model", "tiny", "--mcp-config", str(bad), timeout=120)
+    assert proc.returncode == 2
+    assert "server 'a': unknown key(s) comand" in proc.stderr and "Traceback" not in proc.stderr

@@ -54,6 +54,8 @@ class MCPConnection:
         """Connect (launching the process for stdio) and list the tools, within the
         server's startup timeout; MCPStartError naming the server otherwise."""
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Retrieved even when nobody waits any more (a start that timed out).
+        ready.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._stop = asyncio.Event()
         self._owner = asyncio.create_task(self._own(ready), name=f"mcp-{self.name}")
         timeout = self.config.startup_timeout
