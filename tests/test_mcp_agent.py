@@ -280,3 +280,36 @@ def test_chat_cli_checks_its_mcp_config_before_the_ui(tmp_path):
     proc = run_cli("chat", "--model", "tiny", "--mcp-config", str(bad), timeout=120)
     assert proc.returncode == 2
     assert "server 'a': unknown key(s) comand" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_tui_asks_about_mcp_calls_and_shows_their_cards(tmp_path):
+    from agent.sessions import SessionStore
+    from tests.test_tui_app import SIZE, ready, run_async, send, wait_for
+    from tui.agent_backend import AgentBackend, ChatOptions
+    from tui.app import EdgeAgentApp
+    from tui.widgets.approval import ApprovalScreen
+    from tui.widgets.tool_card import ToolCard
+
+    server = write_server(tmp_path)
+    with ToolRegistry(mcp_servers=[command(server)]) as registry:
+        options = ChatOptions(
+            model="tiny", tools=registry.tools(), tool_choice="add", max_steps=1,
+            max_tokens=48, sampling_overrides={"seed": 7, "temperature": 0.8},
+        )  # fmt: skip
+        app = EdgeAgentApp(AgentBackend(options, SessionStore(tmp_path / "s.sqlite3")))
+
+        @run_async
+        async def drive() -> None:
+            async with app.run_test(size=SIZE) as pilot:
+                await ready(pilot)
+                await send(pilot, "Add two numbers")
+                await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+                assert app.screen.tool_name == "add"  # an untrusted server: asked first
+                await pilot.press("y")
+                await wait_for(pilot, lambda: not app.generating)
+                card = app.chat.turns[-1].query_one(ToolCard)
+                assert card.state == "done", card.result
+                a, b = card.call.arguments["a"], card.call.arguments["b"]
+                assert json.loads(card.result.content) == {"result": a + b}
+
+        drive()
