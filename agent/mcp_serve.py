@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import queue
 import signal
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +37,7 @@ class Extractor:
     engine: str = "auto"
 
     def __post_init__(self) -> None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, "edge-agent-extract")
+        self._pool = _Worker("edge-agent-extract")
         self._chat_model: Any = None
 
     def preload(self) -> None:
@@ -95,7 +97,34 @@ class Extractor:
         return extract
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.stop()
+
+
+class _Worker:
+    """One daemon thread running jobs in order: a model still loading (a download) never
+    holds up the exit, as a ThreadPoolExecutor's worker would."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        threading.Thread(target=self._main, name=name, daemon=True).start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+
+    def _main(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # delivered to the waiting call
+                future.set_exception(exc)
 
 
 def served_registry(
@@ -135,7 +164,7 @@ def served_registry(
 
 def mcp_server(registry: ToolRegistry, name: str = "edge-agent") -> Any:
     """An MCP server (the SDK's low-level `Server`) offering the registry's tools."""
-    import mcp_types as types
+    import mcp.types as types
     from mcp.server import Server
 
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:

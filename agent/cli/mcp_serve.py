@@ -52,33 +52,35 @@ def run(args: argparse.Namespace) -> int:
     from agent.server import serve as http_server
 
     check_model_spec(args.model)
+    api_key = args.api_key or os.environ.get(http_server.API_KEY_ENV) or None
+    if args.http:
+        http_server.check_exposure(args.host, api_key)
     retriever = open_index_arg(args.index) if args.index else None
     extractor = Extractor(args.model, args.engine)
+    sock = None
     try:
         registry = served_registry(args.tool, retriever=retriever, extractor=extractor)
         server = mcp_server(registry)
+        listing = ", ".join(registry.names())
+        if args.http:
+            sock = http_server.bind(args.host, args.port)
         if "extract" in registry:
             extractor.preload()  # on its worker thread, while clients connect
-        listing = ", ".join(registry.names())
-        if not args.http:
+        if sock is None:
             print(f"edge-agent mcp-serve: {listing} on stdio", file=sys.stderr, flush=True)
             serve_stdio(server)
             return 0
-        api_key = args.api_key or os.environ.get(http_server.API_KEY_ENV) or None
-        http_server.check_exposure(args.host, api_key)
-        sock = http_server.bind(args.host, args.port)
-        try:
 
-            def ready(url: str) -> None:
-                print(f"edge-agent mcp-serve: {listing} at {url}; Ctrl+C stops",
-                      file=sys.stderr, flush=True)  # fmt: skip
+        def ready(url: str) -> None:
+            print(f"edge-agent mcp-serve: {listing} at {url}; Ctrl+C stops",
+                  file=sys.stderr, flush=True)  # fmt: skip
 
-            serve_http(server, sock, args.host, api_key, on_ready=ready)
-        finally:
-            sock.close()
+        serve_http(server, sock, args.host, api_key, on_ready=ready)
         print("edge-agent mcp-serve: stopped", file=sys.stderr)
         return 0
     finally:
+        if sock is not None:
+            sock.close()
         extractor.close()
         if retriever is not None:
             retriever.close()

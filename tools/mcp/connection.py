@@ -172,7 +172,7 @@ class MCPConnection:
     async def call(self, tool: str, arguments: dict[str, Any]) -> Any:
         """Call `tool`; ServerDown (an error result) when the connection is lost."""
         from mcp import MCPError
-        from mcp_types import CONNECTION_CLOSED
+        from mcp.types import CONNECTION_CLOSED
 
         client = await self._up()
         try:
