@@ -26,9 +26,9 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.constrained.defaults import DEFAULT_COMPILE_TIMEOUT
 from agent.constrained.output_types import OutputSpec, resolve_output_type
@@ -71,6 +71,9 @@ from agent.sampling import SamplingParams
 from agent.sessions import Session, SessionStore
 from agent.tool_parser import ParsedCall
 from tools import ApprovalCallback, Tool, ToolCall, ToolRegistry, ToolResult
+
+if TYPE_CHECKING:
+    from tools.mcp import MCPServerConfig
 
 CHOICES: tuple[ChoiceMode, ...] = ("auto", "none", "required")
 UNVERIFIED = "remote-unverified"  # agent.engines.remote: structure checked on arrival
@@ -146,18 +149,19 @@ class Agent:
         rag_k: int = 4,
         compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
         raw_system: bool = False,
+        mcp_servers: Iterable[MCPServerConfig | str | Mapping[str, Any]] = (),
     ) -> None:
         """`model` is a `ChatModel` (agent.engines), a loaded `agent.Model`, or a spec
         (`tiny`, a directory, a repo id, `openai:http://host/v1#name`). `raw_system`
         uses `system` exactly as given, without the instructions the loop adds (tool
-        format, retrieval, answer schema)."""
+        format, retrieval, answer schema). `mcp_servers` (command lines, URLs or
+        `tools.mcp.MCPServerConfig`s) start now and stop with `close()`."""
         from agent.engines import as_chat_model
 
         self.model: ChatModel = as_chat_model(model)
         self.limits = Limits(max_steps, max_tokens, max_identical_calls, context_window)
         self._book = CitationBook()
         self.registry = _build_registry(tools, retriever, self._book, rag_k)
-        self.tool_choice = _check_tool_choice(tool_choice, self.registry)
         self.response_format = response_format
         self.retriever = retriever
         self.approve = approve
@@ -172,6 +176,15 @@ class Agent:
         if response_format is not None:  # compile now: a bad schema fails here, not mid-run
             self._answer = resolve_output_type(response_format)
             self.model.compile_answer(self._answer, compile_timeout)
+        # MCP servers start last, once nothing else can fail but the tool choice.
+        servers = list(mcp_servers)
+        if servers:
+            self.registry.add_mcp_servers(servers)
+        try:
+            self.tool_choice = _check_tool_choice(tool_choice, self.registry)
+        except BaseException:
+            self.registry.close()  # a bad argument leaves no server running
+            raise
         self.system = (
             (system or "")
             if raw_system
@@ -187,6 +200,16 @@ class Agent:
         self._running = False
 
     # ------------------------------------------------------------------ public
+    def close(self) -> None:
+        """Stop the MCP servers this agent started (idempotent)."""
+        self.registry.close()
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def run(self, prompt: str) -> RunResult:
         """Run to the end and return every event (for scripts; no event loop needed)."""
         try:
@@ -396,8 +419,9 @@ class Agent:
                 call.id, call.name, f"Error: {p.error}", p.error, 0.0
             )
             yield ToolResultEvent(
-                call.id, call.name, result.content, result.error, result.duration_s, step
-            )
+                call.id, call.name, result.content, result.error, result.duration_s, step,
+                result.items,
+            )  # fmt: skip
             self._add(
                 turn,
                 {

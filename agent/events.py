@@ -125,7 +125,8 @@ class ToolCallEvent:
 
 @dataclass(frozen=True)
 class ToolResultEvent:
-    """What a tool returned, or why it failed (the model sees the same text)."""
+    """What a tool returned, or why it failed (the model sees the same text). `items`
+    are raw attachments the model does not see (an MCP tool's images and resources)."""
 
     type: ClassVar[str] = "tool_result"
     call_id: str
@@ -134,6 +135,7 @@ class ToolResultEvent:
     error: str | None = None
     duration_s: float = 0.0
     step: int = 0
+    items: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -146,6 +148,8 @@ class ToolResultEvent:
         }
         if self.error is not None:
             data["error"] = self.error
+        if self.items:
+            data["items"] = list(self.items)
         return data
 
 

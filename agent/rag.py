@@ -78,8 +78,11 @@ _QUERY_SCHEMA = {
 }
 
 
-def rag_search_tool(retriever: RetrieverLike, book: CitationBook, k: int = DEFAULT_K) -> Any:
-    """The `rag_search` tool bound to `retriever`, numbering sources in `book`."""
+def rag_search_tool(
+    retriever: RetrieverLike, book: CitationBook | None = None, k: int = DEFAULT_K
+) -> Any:
+    """The `rag_search` tool bound to `retriever`, numbering sources in `book` (without
+    one, each call numbers its own from 1: `edge-agent mcp-serve` has no runs)."""
     from tools import tool
 
     @tool(name=RAG_TOOL_NAME, schema=_QUERY_SCHEMA)
@@ -90,6 +93,7 @@ def rag_search_tool(retriever: RetrieverLike, book: CitationBook, k: int = DEFAU
             query: what to look for, in a few words.
         """
         hits = await asyncio.to_thread(retriever.search, query, k)
-        return format_hits([book.add(hit) for hit in hits])
+        numbering = book if book is not None else CitationBook()
+        return format_hits([numbering.add(hit) for hit in hits])
 
     return rag_search

@@ -23,6 +23,8 @@ EXPECTED: list[tuple[str, list[str]]] = [
     ('--regex "[0-9]{4}-', []),
     ("from_edge_agent(", ["outlines: User"]),
     ("def weather(", ['weather {"city":"Oslo","temp":70}', "delete_note Error: denied"]),
+    ('--mcp "python examples/mcp_server.py"', ['<- add: {"result":', "tools: add, forecast"]),
+    ('args=("mcp-serve", "--tool", "calculator")', ["['calculator'] 391"]),
     ("edge-agent ingest README.md examples/", ["[1] README.md", "Sources:"]),
     ("index_dir = tempfile.mkdtemp()", ["README.md"]),
     ("edge-agent sessions list", ["<- calculator: 391", "sunny, 24", "turn 2"]),

@@ -18,7 +18,7 @@ import logging
 
 from tools.approval import approve_all, deny_all, prompt_approval
 from tools.builtin import BUILTIN_TOOL_NAMES, builtin_tool, builtin_tools
-from tools.calls import ApprovalCallback, ToolCall, ToolResult
+from tools.calls import ApprovalCallback, ToolCall, ToolOutput, ToolResult
 from tools.errors import ToolDefinitionError, ToolExecutionError, ToolLoadError
 from tools.registry import ToolRegistry
 from tools.tool import DEFAULT_TIMEOUT, Tool, tool
@@ -35,6 +35,7 @@ __all__ = [
     "ToolDefinitionError",
     "ToolExecutionError",
     "ToolLoadError",
+    "ToolOutput",
     "ToolRegistry",
     "ToolResult",
     "approve_all",

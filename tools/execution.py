@@ -21,7 +21,7 @@ from typing import Any
 
 from agent.limits import InputLimitError, check_value
 from agent.limits import loads as bounded_loads
-from tools.calls import ApprovalCallback, ToolCall, ToolResult
+from tools.calls import ApprovalCallback, ToolCall, ToolOutput, ToolResult
 from tools.errors import ToolExecutionError
 from tools.signature import ArgumentConversionError
 from tools.tool import Tool
@@ -150,6 +150,10 @@ async def run(prepared: PreparedCall, max_chars: int) -> ToolResult:
     except Exception as exc:
         log.info("tool %r raised", call.name, exc_info=True)  # the model reads one line
         return _error(prepared, f"{type(exc).__name__}: {_message(exc)}", started)
+    items: tuple[dict[str, Any], ...] = ()
+    if isinstance(value, ToolOutput):
+        items = value.items
+        value = value.text
     try:
         content = render(value)
     except Exception as exc:  # a value that cannot be shown (too deep, a broken __str__)
@@ -157,7 +161,7 @@ async def run(prepared: PreparedCall, max_chars: int) -> ToolResult:
     if len(content) > max_chars:
         dropped = len(content) - max_chars
         content = content[:max_chars] + f"\n[truncated: {dropped} more characters]"
-    return ToolResult(call.id, call.name, content, None, time.perf_counter() - started)
+    return ToolResult(call.id, call.name, content, None, time.perf_counter() - started, items)
 
 
 async def _contained(awaitable: Any) -> Any:

@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from agent.cli.common import add_agent_args, add_model_arg
+from agent.cli.mcp import add_mcp_args, mcp_servers_from_args, start_mcp
 from agent.errors import UserError
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chat", help="chat with the agent in a terminal UI")
     add_model_arg(p)
     add_agent_args(p)
+    add_mcp_args(p)
     p.add_argument("--session", default=None, metavar="ID", help="resume (or start) the session ID")
     p.set_defaults(func=run)
 
@@ -81,6 +83,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         check_model_spec(spec)
     options = chat_options(args, spec)
+    servers = mcp_servers_from_args(args)
     require_terminal()
-    EdgeAgentApp(AgentBackend(options)).run()
+    # The servers run as long as the UI does (every session's agent shares them).
+    registry = start_mcp(servers, options.tools)
+    try:
+        options.tools = registry.tools()
+        EdgeAgentApp(AgentBackend(options)).run()
+    finally:
+        registry.close()
     return 0

@@ -286,6 +286,24 @@ def _admit(state: ServerState) -> Ticket:
 
 async def _chat(state: ServerState, request: Request) -> Response:
     body = await _json(request)
+    tools = state.config.server_tools
+    if tools is not None and len(tools):
+        from agent.server.server_tools import run_with_server_tools
+
+        async def complete(step_body: dict[str, Any]) -> dict[str, Any]:
+            result = await _completion(state, request, step_body)
+            assert isinstance(result, dict)  # server tools answer without streaming
+            return result
+
+        return JSONResponse(await run_with_server_tools(body, tools, complete, state.config))
+    result = await _completion(state, request, body)
+    return result if isinstance(result, Response) else JSONResponse(result)
+
+
+async def _completion(
+    state: ServerState, request: Request, body: dict[str, Any]
+) -> Response | dict[str, Any]:
+    """One chat completion: an SSE response when streaming, else the completion body."""
     chat: ChatCompletionRequest = parse_body(ChatCompletionRequest, body)
     check_supported(chat)
     _check_model(state, chat.model)
@@ -330,7 +348,7 @@ async def _chat(state: ServerState, request: Request) -> Response:
         outcome = await _finished(generation)
     finally:
         watcher.cancel()
-    return JSONResponse(responses.completion(envelope, outcome))
+    return responses.completion(envelope, outcome)
 
 
 async def _wait_for_model(state: ServerState, ticket: Ticket, watcher: asyncio.Task) -> bool:
