@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
+from agent.constrained.output_types import resolve_output_type
 from agent.errors import UserError
 from agent.sampling import SamplingParams
 from agent.structured import (
@@ -75,8 +76,10 @@ def extract_with_stats(
     engine = as_chat_model(model)
     tracing = tracing or Tracing()
     temperature = (sampling or engine.default_sampling).temperature
+    kind = resolve_output_type(schema).kind
+    output_type = "json" if kind == "json" else "text"
     with extract_span(
-        tracing, engine.name, engine.provider, max_tokens, temperature, text
+        tracing, engine.name, engine.provider, max_tokens, temperature, text, output_type
     ) as record:
         result = _extract(
             engine, text, schema, max_tokens, sampling, compile_timeout, on_chunk, tracing

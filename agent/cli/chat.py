@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from agent.cli.common import add_agent_args, add_model_arg
+from agent.cli.common import add_agent_args, add_model_arg, add_trace_args, tracing_from_args
 from agent.errors import UserError
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_arg(p)
     add_agent_args(p)
     p.add_argument("--session", default=None, metavar="ID", help="resume (or start) the session ID")
+    add_trace_args(p)
     p.set_defaults(func=run)
 
 
@@ -34,7 +35,7 @@ def require_terminal() -> None:
         )
 
 
-def chat_options(args: argparse.Namespace, model: str) -> ChatOptions:
+def chat_options(args: argparse.Namespace, model: str, tracing: Any = None) -> ChatOptions:
     """ChatOptions from the flags; every user mistake raises UserError here."""
     from agent.cli.run import open_index_arg, select_tools
     from tui.agent_backend import ChatOptions
@@ -63,6 +64,7 @@ def chat_options(args: argparse.Namespace, model: str) -> ChatOptions:
         max_steps=args.max_steps,
         max_tokens=args.max_tokens,
         sampling_overrides={k: v for k, v in overrides.items() if v is not None},
+        tracing=tracing,
     )
 
 
@@ -80,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         remote_model(spec)
     else:
         check_model_spec(spec)
-    options = chat_options(args, spec)
-    require_terminal()
-    EdgeAgentApp(AgentBackend(options)).run()
+    with tracing_from_args(args) as tracing:
+        options = chat_options(args, spec, tracing)
+        require_terminal()
+        EdgeAgentApp(AgentBackend(options)).run()
     return 0

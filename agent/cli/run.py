@@ -23,9 +23,11 @@ from agent.cli.common import (
     EXIT_OK,
     add_agent_args,
     add_model_arg,
+    add_trace_args,
     load_engine,
     read_text_arg,
     sampling_from_args,
+    tracing_from_args,
 )
 from agent.errors import UserError
 from agent.events import (
@@ -68,10 +70,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--yes", "-y", action="store_true", help="approve every tool that asks for approval"
     )
     add_agent_args(p)
+    add_trace_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    with tracing_from_args(args) as tracing:
+        return _run(args, tracing)
+
+
+def _run(args: argparse.Namespace, tracing: Any) -> int:
     from agent.agent import Agent
     from agent.sessions import SessionStore, check_session_id
 
@@ -104,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         session=session,
         approve=_approval(args.yes),
         sampling=sampling_from_args(args, model),
+        tracing=tracing,
     )
     note = session.history_note()
     if note:

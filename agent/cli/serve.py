@@ -12,8 +12,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
-from agent.cli.common import add_model_arg, load_with_progress, positive_int
+from agent.cli.common import (
+    add_model_arg,
+    add_trace_args,
+    load_with_progress,
+    positive_int,
+    tracing_from_args,
+)
 from agent.server.config import DEFAULT_HOST, DEFAULT_MAX_QUEUE, DEFAULT_PORT
 from agent.server.serve import API_KEY_ENV
 
@@ -73,10 +80,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="tokens a request without max_tokens may generate (default: the context left)",
     )
+    add_trace_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    with tracing_from_args(args) as tracing:
+        return _serve(args, tracing)
+
+
+def _serve(args: argparse.Namespace, tracing: Any) -> int:
     from agent.server import ServerConfig
     from agent.server import serve as server
 
@@ -89,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         prompt_cache_bytes=args.prompt_cache_mib << 20,
         served_name=args.served_name,
         default_max_tokens=args.max_tokens_default,
+        tracing=tracing,
     )
     sock = server.bind(args.host, args.port)
     try:

@@ -52,6 +52,8 @@ from agent.server.responses import Envelope, Outcome
 from agent.server.scheduler import QueueFull, Scheduler, Ticket
 from agent.server.translate import ChatPlan, plan_chat
 from agent.server.turns import TurnMemory
+from agent.tracing import Tracing
+from agent.tracing.server_spans import CompletionSpan
 
 log = logging.getLogger("edge_agent.serve")
 Handler = Callable[[Request], Awaitable[Response]]
@@ -285,6 +287,7 @@ def _admit(state: ServerState) -> Ticket:
 
 
 async def _chat(state: ServerState, request: Request) -> Response:
+    arrived_ns = time.time_ns()
     body = await _json(request)
     chat: ChatCompletionRequest = parse_body(ChatCompletionRequest, body)
     check_supported(chat)
@@ -316,8 +319,18 @@ async def _chat(state: ServerState, request: Request) -> Response:
         except BaseException:
             state.scheduler.release(ticket)
             raise
+        span = CompletionSpan(
+            state.config.tracing or Tracing(),
+            request.headers,  # a W3C traceparent continues the client's trace
+            model=state.name,
+            provider=engine.provider,
+            max_tokens=max_tokens,
+            temperature=plan.step.sampling.temperature,
+            messages=plan.conversation,
+            arrived_ns=arrived_ns,
+        )
         generation = Generation.start(engine, state.scheduler, state.memory, plan, prepared,
-                                      max_tokens, ticket, label)  # fmt: skip
+                                      max_tokens, ticket, label, span)  # fmt: skip
     except BaseException:
         watcher.cancel()
         raise

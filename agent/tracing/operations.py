@@ -84,12 +84,19 @@ class ExtractRecord:
 
 @contextmanager
 def extract_span(
-    tracing: Tracing, model: str, provider: str, max_tokens: int, temperature: float, text: str
+    tracing: Tracing,
+    model: str,
+    provider: str,
+    max_tokens: int,
+    temperature: float,
+    text: str,
+    output_type: str,
 ) -> Iterator[ExtractRecord]:
-    """`extract {model}`: one structured extraction (a `chat` with `output.type` json)."""
+    """`extract {model}`: one structured extraction (a `chat` whose `gen_ai.output.type`
+    is json for a schema, text for a regex, grammar or choice)."""
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": "chat",
-        "gen_ai.output.type": "json",
+        "gen_ai.output.type": output_type,
         "gen_ai.provider.name": provider,
         "gen_ai.request.model": model,
         "gen_ai.request.max_tokens": max_tokens,
