@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -244,7 +244,7 @@ class Agent:
             prompt=prompt,
         )
 
-    async def _events(self, prompt: str) -> AsyncIterator[Event]:
+    async def _events(self, prompt: str) -> AsyncGenerator[Event, None]:
         self._cancel.clear()
         self._book.reset()
         started = time.perf_counter()

@@ -3,6 +3,7 @@ SDK's in-memory exporter and reader, with providers passed explicitly (no global
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Literal
 
@@ -315,3 +316,20 @@ def test_extract_content_follows_the_capture_setting(tiny, capture):
     extract_with_stats("Oslo", {"enum": ["Paris", "Oslo"]}, tiny, tracing=traced.tracing)
     (span,) = traced.spans()
     assert ("gen_ai.input.messages" in span.attributes) is capture
+
+
+def test_a_consumer_that_walks_away_ends_every_span_and_the_agent_runs_again():
+    traced = Traced()
+    agent = Agent(ScriptedModel(["one two three four", "again"]), tracing=traced.tracing)
+
+    async def first_event_only() -> None:
+        stream = agent.stream("hi")
+        async for _event in stream:
+            break
+        await stream.aclose()
+
+    asyncio.run(first_event_only())
+    names = sorted(s.name for s in traced.spans())
+    assert names == ["chat scripted", "invoke_agent edge-agent"]
+    assert agent.run("hi again").content == "again"
+    assert len(traced.named("invoke_agent")) == 2

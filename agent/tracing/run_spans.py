@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,17 +80,21 @@ class _RunState:
 
 
 async def trace_run(
-    events: AsyncIterator[Event], tracing: Tracing, info: RunInfo
+    events: AsyncGenerator[Event, None], tracing: Tracing, info: RunInfo
 ) -> AsyncGenerator[Event, None]:
-    """`events` unchanged, with the run's spans and metrics recorded on the way."""
+    """`events` unchanged, with the run's spans and metrics recorded on the way. Closing
+    this generator closes `events` at once (the loop's own clean-up runs then)."""
     tracer = tracing.tracer()
     root = tracer.start_span(
         f"invoke_agent {info.agent_name}", kind=SpanKind.INTERNAL, attributes=_agent_attrs(info)
     )
     if not root.is_recording():  # no SDK, or sampled out: pass the events straight on
         root.end()
-        async for event in events:
-            yield event
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
         return
     run = _RunTracer(tracer, tracing, info, root)
     root_context = trace.set_span_in_context(root)
@@ -109,6 +113,7 @@ async def trace_run(
             run.on(event)
             yield event
     finally:
+        await events.aclose()
         run.close()
 
 
