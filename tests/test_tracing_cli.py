@@ -171,3 +171,31 @@ def test_serve_continues_the_clients_w3c_trace():
     assert span.attributes["gen_ai.response.finish_reasons"] == ("stop",)
     assert span.status.status_code == StatusCode.UNSET
     assert "gen_ai.input.messages" not in span.attributes
+
+
+def test_an_agent_on_a_remote_server_and_the_server_share_one_trace():
+    """The remote engine sends the run's traceparent; `serve` continues it."""
+    from agent import Agent
+    from agent.engines.remote import RemoteChatModel
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = Tracing(provider)
+    served = ScriptedModel(["fine, thanks"], name="scripted")
+    with serve_in_background(served, ServerConfig(tracing=tracing)) as server:
+        engine = RemoteChatModel(server.url, "scripted")
+        result = Agent(engine, tracing=tracing, name="client").run("how are you?")
+    assert result.content == "fine, thanks"
+    spans = exporter.get_finished_spans()
+    (root,) = [s for s in spans if s.name == "invoke_agent client"]
+    server_span = next(s for s in spans if s.kind.name == "SERVER")
+    client_chat = next(s for s in spans if s.name.startswith("chat ") and s.kind.name == "CLIENT")
+    assert server_span.name == "chat scripted"
+    assert server_span.context.trace_id == root.context.trace_id == client_chat.context.trace_id
+    assert server_span.parent is not None and server_span.parent.span_id == root.context.span_id
+    assert client_chat.attributes["gen_ai.provider.name"] == "openai"
+    assert (
+        client_chat.attributes["gen_ai.usage.output_tokens"]
+        == server_span.attributes["gen_ai.usage.output_tokens"]
+    )

@@ -583,3 +583,25 @@ async def test_trace_panel_shows_the_turns_span_tree(store):
         assert panel.text.count("invoke_agent") == 1
         await pilot.press("ctrl+t")
         assert not panel.display
+
+
+@run_async
+async def test_the_chat_ui_reports_its_runs_to_the_tracing_it_is_given(store):
+    """`edge-agent chat --trace` hands its Tracing to the backend's agents."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from agent.tracing import Tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = make_app(store, max_tokens=4, tracing=Tracing(provider))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        final = await answer(pilot, "hello")
+    names = sorted(s.name for s in exporter.get_finished_spans())
+    assert names == ["chat tiny", "invoke_agent edge-agent"]
+    (chat,) = [s for s in exporter.get_finished_spans() if s.name == "chat tiny"]
+    assert chat.attributes["gen_ai.usage.output_tokens"] == final.stats.generated_tokens
