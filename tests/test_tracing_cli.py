@@ -199,3 +199,62 @@ def test_an_agent_on_a_remote_server_and_the_server_share_one_trace():
         client_chat.attributes["gen_ai.usage.output_tokens"]
         == server_span.attributes["gen_ai.usage.output_tokens"]
     )
+
+
+def test_without_trace_the_otlp_variables_send_spans_and_metrics_to_a_collector(
+    tmp_path, capsys, monkeypatch
+):
+    """A stand-in collector (OTLP over HTTP, protobuf) receives the extract span and the
+    token-usage histogram when OTEL_EXPORTER_OTLP_ENDPOINT names it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    received: dict[str, list[bytes]] = {}
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.setdefault(self.path, []).append(body)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "extract-test")
+        code = main(["extract", "--text", "Oslo", "--choice", "Paris,Oslo", "--model", "tiny"])
+        capsys.readouterr()
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    assert code == 0
+    spans = []
+    for body in received["/v1/traces"]:
+        request = ExportTraceServiceRequest.FromString(body)
+        for resource in request.resource_spans:
+            service = {a.key: a.value.string_value for a in resource.resource.attributes}
+            assert service["service.name"] == "extract-test"
+            spans += [s.name for scope in resource.scope_spans for s in scope.spans]
+    assert spans == ["extract tiny"]
+    metrics = {
+        m.name
+        for body in received["/v1/metrics"]
+        for rm in ExportMetricsServiceRequest.FromString(body).resource_metrics
+        for scope in rm.scope_metrics
+        for m in scope.metrics
+    }
+    assert {"gen_ai.client.token.usage", "gen_ai.client.operation.duration"} <= metrics

@@ -16,6 +16,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from agent.stats import GenerationStats
 from agent.tracing import Tracing
+from agent.tracing.metrics import GenAIMetrics
 from agent.tracing.run_spans import chat_stats_attrs
 
 
@@ -68,18 +69,23 @@ def retrieval_span(tracing: Tracing, query: str, k: int) -> Iterator[RetrievalRe
 
 
 class ExtractRecord:
-    def __init__(self, span: Span, content: bool, provider: str) -> None:
+    def __init__(self, span: Span, tracing: Tracing, model: str, provider: str) -> None:
         self._span = span
-        self._content = content
+        self._tracing = tracing
+        self._model = model
         self._provider = provider
+        self._started = time.perf_counter()
 
     def result(self, stats: GenerationStats, value: Any) -> None:
-        self._span.set_attributes(chat_stats_attrs(stats, stats.engine or self._provider))
-        if self._content:
+        provider = stats.engine or self._provider
+        self._span.set_attributes(chat_stats_attrs(stats, provider))
+        if self._tracing.content:
             output = json.dumps(value, ensure_ascii=False, default=str)
             parts = [{"type": "text", "content": output}]
             message = {"role": "assistant", "parts": parts, "finish_reason": stats.finish_reason}
             self._span.set_attribute("gen_ai.output.messages", json.dumps([message]))
+        duration = time.perf_counter() - self._started
+        GenAIMetrics(self._tracing.meter()).record_chat(stats, provider, self._model, duration)
 
 
 @contextmanager
@@ -108,4 +114,4 @@ def extract_span(
         user = {"role": "user", "parts": [{"type": "text", "content": text}]}
         attributes["gen_ai.input.messages"] = json.dumps([user], ensure_ascii=False)
     with _span(tracing, f"extract {model}", SpanKind.CLIENT, attributes) as span:
-        yield ExtractRecord(span, content, provider)
+        yield ExtractRecord(span, tracing, model, provider)
