@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import stat
 import sys
@@ -318,6 +319,9 @@ def tracing_from_args(args: argparse.Namespace) -> Iterator[Tracing]:
         tracing = build_tracing(file=args.trace, capture_content=content, what="--trace")
     elif endpoint_from_env() and sdk_available():
         tracing = build_tracing(capture_content=content, what="OTEL_EXPORTER_OTLP_ENDPOINT")
+        # A collector that is down: the exporter's final "Failed to export" line, not a
+        # warning for every retry.
+        logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.ERROR)
     else:
         if endpoint_from_env():
             print(

@@ -13,6 +13,14 @@ from agent.errors import UserError
 from agent.tracing import INSTALL_HINT, SCOPE, Tracing
 
 ENDPOINT_ENVS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+TIMEOUT_ENVS = (
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+)
+# Retries to an unreachable collector stop after this (the SDK's default is 10 s per
+# exporter), so a command ends soon after its work; OTEL_EXPORTER_OTLP_TIMEOUT wins.
+EXPORT_TIMEOUT_S = 4.0
 
 
 def endpoint_from_env() -> bool:
@@ -67,12 +75,13 @@ def _otlp_exporters(endpoint: str | None) -> tuple[Any, Any]:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError:
         raise UserError(f"an OTLP endpoint needs the OTLP exporter: {INSTALL_HINT}") from None
+    timeout = None if any(os.environ.get(name) for name in TIMEOUT_ENVS) else EXPORT_TIMEOUT_S
     if endpoint is None:  # the exporters read OTEL_EXPORTER_OTLP_* themselves
-        return OTLPSpanExporter(), OTLPMetricExporter()
+        return OTLPSpanExporter(timeout=timeout), OTLPMetricExporter(timeout=timeout)
     if not endpoint.startswith(("http://", "https://")):
         raise UserError(f"the OTLP endpoint must be an http(s) URL, got '{endpoint}'")
     base = endpoint.rstrip("/")
     return (
-        OTLPSpanExporter(endpoint=f"{base}/v1/traces"),
-        OTLPMetricExporter(endpoint=f"{base}/v1/metrics"),
+        OTLPSpanExporter(endpoint=f"{base}/v1/traces", timeout=timeout),
+        OTLPMetricExporter(endpoint=f"{base}/v1/metrics", timeout=timeout),
     )
