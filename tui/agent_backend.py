@@ -21,6 +21,7 @@ from agent.model_info import ModelInfo
 from agent.models.registry import BUILTIN_MODELS
 from agent.progress import ProgressCallback
 from agent.sessions import Session, SessionStore
+from agent.tracing import Tracing
 from tools import Tool, ToolCall
 from tui.backend import Approver
 from tui.history import ReplayTurn, replay_turns
@@ -47,7 +48,7 @@ class ChatOptions:
     # Sampling flags given by the user, applied over the model's own defaults.
     sampling_overrides: dict[str, Any] = field(default_factory=dict)
     # Where the runs' spans go (agent.tracing; None: OpenTelemetry's global providers).
-    tracing: Any = None
+    tracing: Tracing | None = None
 
 
 class AgentBackend:

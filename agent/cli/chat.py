@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent.cli.common import add_agent_args, add_model_arg, add_trace_args, tracing_from_args
 from agent.errors import UserError
 
 if TYPE_CHECKING:
+    from agent.tracing import Tracing
     from tui.agent_backend import ChatOptions
 
 
@@ -35,7 +36,9 @@ def require_terminal() -> None:
         )
 
 
-def chat_options(args: argparse.Namespace, model: str, tracing: Any = None) -> ChatOptions:
+def chat_options(
+    args: argparse.Namespace, model: str, tracing: Tracing | None = None
+) -> ChatOptions:
     """ChatOptions from the flags; every user mistake raises UserError here."""
     from agent.cli.run import open_index_arg, select_tools
     from tui.agent_backend import ChatOptions
