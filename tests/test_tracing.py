@@ -333,3 +333,27 @@ def test_a_consumer_that_walks_away_ends_every_span_and_the_agent_runs_again():
     assert names == ["chat scripted", "invoke_agent edge-agent"]
     assert agent.run("hi again").content == "again"
     assert len(traced.named("invoke_agent")) == 2
+
+
+def test_metrics_are_recorded_with_a_meter_provider_and_no_tracer_provider():
+    from opentelemetry.trace import NoOpTracerProvider
+
+    traced = Traced()
+    tracing = Tracing(NoOpTracerProvider(), traced.tracing.meter_provider)
+    result = two_step_agent(traced).run("Weather in Paris?")  # the recording set-up
+    quiet = Agent(
+        ScriptedModel([Reply(calls=[("weather", {"city": "Oslo"})]), Reply(text="Sunny.")]),
+        [weather],
+        tracing=tracing,
+    ).run("Weather in Oslo?")
+    usage = traced.metric_points("gen_ai.client.token.usage")
+    counts = {(p[0]["gen_ai.request.model"], p[0]["gen_ai.token.type"]): p[1] for p in usage}
+    assert counts == {  # two steps in each run
+        ("scripted-lfm", "input"): 2,
+        ("scripted-lfm", "output"): 2,
+        ("scripted", "input"): 2,
+        ("scripted", "output"): 2,
+    }
+    outputs = sum(p[2] for p in usage if p[0]["gen_ai.token.type"] == "output")
+    assert outputs == result.stats.generated_tokens + quiet.stats.generated_tokens
+    assert len(traced.named("invoke_agent")) == 1  # only the recording run made spans

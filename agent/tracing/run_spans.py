@@ -88,10 +88,10 @@ async def trace_run(
     root = tracer.start_span(
         f"invoke_agent {info.agent_name}", kind=SpanKind.INTERNAL, attributes=_agent_attrs(info)
     )
-    if not root.is_recording():  # no SDK, or sampled out: pass the events straight on
+    if not root.is_recording():  # no SDK, or sampled out: the events straight on
         root.end()
         try:
-            async for event in events:
+            async for event in _metrics_only(events, GenAIMetrics(tracing.meter()), info):
                 yield event
         finally:
             await events.aclose()
@@ -115,6 +115,21 @@ async def trace_run(
     finally:
         await events.aclose()
         run.close()
+
+
+async def _metrics_only(
+    events: AsyncGenerator[Event, None], metrics: GenAIMetrics, info: RunInfo
+) -> AsyncGenerator[Event, None]:
+    """No spans, but the histograms (a meter provider may be set without a tracer
+    provider); durations are the steps' and the run's own timings."""
+    async for event in events:
+        if isinstance(event, StatsEvent):
+            step = event.stats
+            metrics.record_chat(step, step.engine or info.provider, info.model, step.total_s)
+        elif isinstance(event, FinalEvent):
+            total_s = event.stats.total_s
+            metrics.record_agent(info.provider, info.model, total_s, event.stopped_by)
+        yield event
 
 
 class _RunTracer:
