@@ -6,14 +6,16 @@
    then free text until the run's `--tokens` budget ends it) with tracing off
    (OpenTelemetry's default no-op provider: what every user without the SDK gets) and
    with `--trace FILE`'s set-up (SDK tracer provider, every span written as one JSON
-   line as it ends, content capture off), interleaved run by run. Reported: the best
-   decode tok/s over the run's steps and the best wall time per run (other load on a
-   shared machine only slows a run down, so the best run is the least disturbed one),
-   and the median CPU time of the process per run (all threads: what tracing itself
-   costs, whatever else the machine runs); with ratios (the issue's target: >= 0.99x).
+   line as it ends, content capture off), alternating (off, traced, traced, off, ...).
+   Reported: the best decode tok/s over the run's steps and the best wall time per run
+   (other load on a shared machine only slows a run down, so the best run is the least
+   disturbed one), and the median CPU time of the process per run (all threads: what
+   tracing itself costs, whatever else the machine runs); with ratios (the issue's
+   target: >= 0.99x).
 2. The cost of tracing when it is off. `trace_run` with the no-op provider passes the
-   events straight on; per event that is one more async-generator hop. Measured on a
-   synthetic stream of events (no model), against iterating the stream directly.
+   events on, recording only the (no-op) histograms: per event one more async-generator
+   hop and an `isinstance`. Measured on a synthetic stream of events (no model), against
+   iterating the stream directly.
 """
 
 from __future__ import annotations
@@ -87,9 +89,10 @@ def compare(spec: str, tokens: int, runs: int) -> dict:
         one_run(model, tokens, off)  # warm-up: compile caches, first-call costs
         one_run(model, tokens, traced)
         results: dict[str, list[tuple[float, float, float]]] = {"off": [], "file": []}
-        for _ in range(runs):
-            results["off"].append(one_run(model, tokens, off))
-            results["file"].append(one_run(model, tokens, traced))
+        modes = [("off", off), ("file", traced)]
+        for i in range(runs):  # ABBA order: neither mode always runs first
+            for name, tracing in modes if i % 2 == 0 else modes[::-1]:
+                results[name].append(one_run(model, tokens, tracing))
         traced.shutdown()
         lines = trace_file.read_text(encoding="utf-8").splitlines()
         span_names = {json.loads(line)["name"].split()[0] for line in lines}
