@@ -26,7 +26,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +70,8 @@ from agent.rag import CitationBook, rag_search_tool
 from agent.sampling import SamplingParams
 from agent.sessions import Session, SessionStore
 from agent.tool_parser import ParsedCall
+from agent.tracing import Tracing
+from agent.tracing.run_spans import RunInfo, trace_run
 from tools import ApprovalCallback, Tool, ToolCall, ToolRegistry, ToolResult
 
 if TYPE_CHECKING:
@@ -150,18 +152,24 @@ class Agent:
         compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
         raw_system: bool = False,
         mcp_servers: Iterable[MCPServerConfig | str | Mapping[str, Any]] = (),
+        name: str = "edge-agent",
+        tracing: Tracing | None = None,
     ) -> None:
         """`model` is a `ChatModel` (agent.engines), a loaded `agent.Model`, or a spec
         (`tiny`, a directory, a repo id, `openai:http://host/v1#name`). `raw_system`
         uses `system` exactly as given, without the instructions the loop adds (tool
         format, retrieval, answer schema). `mcp_servers` (command lines, URLs or
-        `tools.mcp.MCPServerConfig`s) start now and stop with `close()`."""
+        `tools.mcp.MCPServerConfig`s) start now and stop with `close()`. `name` names the
+        agent in traces; `tracing` sends its spans somewhere else than OpenTelemetry's
+        global providers (agent.tracing)."""
         from agent.engines import as_chat_model
 
         self.model: ChatModel = as_chat_model(model)
+        self.name = name
+        self.tracing = tracing or Tracing()
         self.limits = Limits(max_steps, max_tokens, max_identical_calls, context_window)
         self._book = CitationBook()
-        self.registry = _build_registry(tools, retriever, self._book, rag_k)
+        self.registry = _build_registry(tools, retriever, self._book, rag_k, self.tracing)
         self.response_format = response_format
         self.retriever = retriever
         self.approve = approve
@@ -235,12 +243,35 @@ class Agent:
         self.model.reset()
 
     async def stream(self, prompt: str) -> AsyncIterator[Event]:
-        """The events of one run; the last is always a `FinalEvent`."""
+        """The events of one run; the last is always a `FinalEvent`. The run is one
+        `invoke_agent` span when tracing is on (agent.tracing)."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise UserError("the prompt is empty")
         if self._running:
             raise RuntimeError("this Agent is already running; one run at a time")
         self._running = True
+        events = trace_run(self._events(prompt), self.tracing, self._run_info(prompt))
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()  # the loop's own clean-up, now, not at garbage collection
+            self._running = False
+
+    def _run_info(self, prompt: str) -> RunInfo:
+        return RunInfo(
+            agent_name=self.name,
+            model=self.model.name,
+            provider=self.model.provider,
+            max_tokens=self.limits.max_tokens,
+            temperature=self.sampling.temperature,
+            top_p=self.sampling.top_p,
+            seed=self.sampling.seed,
+            system=self.system,
+            prompt=prompt,
+        )
+
+    async def _events(self, prompt: str) -> AsyncGenerator[Event, None]:
         self._cancel.clear()
         self._book.reset()
         started = time.perf_counter()
@@ -475,13 +506,14 @@ def _build_registry(
     retriever: Any,
     book: CitationBook,
     rag_k: int,
+    tracing: Tracing,
 ) -> ToolRegistry:
     if isinstance(tools, ToolRegistry):
         registry = ToolRegistry(tools.tools(), max_result_chars=tools.max_result_chars)
     else:
         registry = ToolRegistry(list(tools or ()))
     if retriever is not None:
-        registry.register(rag_search_tool(retriever, book, rag_k))
+        registry.register(rag_search_tool(retriever, book, rag_k, tracing))
     return registry
 
 

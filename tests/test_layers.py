@@ -63,6 +63,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "agent.output_split",
             "agent.rag",
             "agent.extraction",
+            "agent.tracing",
         ),
     ),
     (

@@ -9,17 +9,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 import agent.limits as limits
 from agent.cli.common import (
     add_model_arg,
     add_sampling_args,
+    add_trace_args,
     finite_float,
     load_engine,
     positive_int,
     read_file_arg,
     read_text_arg,
     sampling_from_args,
+    tracing_from_args,
 )
 from agent.errors import UserError
 
@@ -76,10 +79,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--indent", type=int, default=None, metavar="N", help="pretty-print the JSON, N spaces"
     )
     add_sampling_args(p)
+    add_trace_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    with tracing_from_args(args) as tracing:
+        return _run(args, tracing)
+
+
+def _run(args: argparse.Namespace, tracing: Any) -> int:
     from agent.extraction import extract_with_stats
     from agent.structured import resolve_schema_early
 
@@ -109,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         sampling=sampling_from_args(args, model),
         compile_timeout=args.compile_timeout,
+        tracing=tracing,
     )
     if args.schema is not None:
         print(json.dumps(result.value, indent=args.indent, ensure_ascii=False))

@@ -23,9 +23,11 @@ from agent.cli.common import (
     EXIT_OK,
     add_agent_args,
     add_model_arg,
+    add_trace_args,
     load_engine,
     read_text_arg,
     sampling_from_args,
+    tracing_from_args,
 )
 from agent.cli.mcp import add_mcp_args, mcp_servers_from_args, start_mcp
 from agent.errors import UserError
@@ -70,6 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_agent_args(p)
     add_mcp_args(p)
+    add_trace_args(p)
     p.set_defaults(func=run)
 
 
@@ -88,12 +91,15 @@ def run(args: argparse.Namespace) -> int:
     response_format = _response_format(args.response_format)
     registry = start_mcp(servers, tools)  # before the model: a failing server costs no wait
     try:
-        return _run(args, prompt, registry.tools(), response_format)
+        with tracing_from_args(args) as tracing:
+            return _run(args, prompt, registry.tools(), response_format, tracing)
     finally:
         registry.close()
 
 
-def _run(args: argparse.Namespace, prompt: str, tools: list[Any], response_format: Any) -> int:
+def _run(
+    args: argparse.Namespace, prompt: str, tools: list[Any], response_format: Any, tracing: Any
+) -> int:
     from agent.agent import Agent
     from agent.sessions import SessionStore
 
@@ -119,6 +125,7 @@ def _run(args: argparse.Namespace, prompt: str, tools: list[Any], response_forma
         session=session,
         approve=_approval(args.yes),
         sampling=sampling_from_args(args, model),
+        tracing=tracing,
     )
     note = session.history_note()
     if note:

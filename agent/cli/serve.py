@@ -13,9 +13,15 @@ import argparse
 import os
 import socket
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from agent.cli.common import add_model_arg, load_with_progress, positive_int
+from agent.cli.common import (
+    add_model_arg,
+    add_trace_args,
+    load_with_progress,
+    positive_int,
+    tracing_from_args,
+)
 from agent.cli.mcp import add_mcp_args, mcp_servers_from_args, start_mcp
 from agent.server.config import DEFAULT_HOST, DEFAULT_MAX_QUEUE, DEFAULT_PORT
 from agent.server.serve import API_KEY_ENV
@@ -87,6 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run the --mcp servers' tools without approval (nobody is asked when serving: "
         "without --yes only servers marked trusted in --mcp-config run)",
     )
+    add_trace_args(p)
     p.set_defaults(func=run)
 
 
@@ -105,13 +112,18 @@ def run(args: argparse.Namespace) -> int:
         sock.close()
         raise
     try:
-        return _serve(args, api_key, sock, registry if len(registry) else None)
+        with tracing_from_args(args) as tracing:
+            return _serve(args, api_key, sock, registry if len(registry) else None, tracing)
     finally:
         registry.close()
 
 
 def _serve(
-    args: argparse.Namespace, api_key: str | None, sock: socket.socket, tools: ToolRegistry | None
+    args: argparse.Namespace,
+    api_key: str | None,
+    sock: socket.socket,
+    tools: ToolRegistry | None,
+    tracing: Any,
 ) -> int:
     from agent.server import ServerConfig
     from agent.server import serve as server
@@ -134,6 +146,7 @@ def _serve(
         default_max_tokens=args.max_tokens_default,
         server_tools=tools,
         approve_server_tools=args.yes,
+        tracing=tracing,
     )
     try:
         from agent.engines.local import LocalChatModel

@@ -41,6 +41,7 @@ class ServerConfig:
     server_tools: Any = None
     server_tool_steps: int = 8  # model steps per request, at most, with server tools
     approve_server_tools: bool = False  # run tools that require approval (`serve --yes`)
+    tracing: Any = None  # agent.tracing.Tracing (None: OpenTelemetry's global providers)
 
     def __post_init__(self) -> None:
         from agent.errors import UserError
