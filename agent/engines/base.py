@@ -57,8 +57,10 @@ class StepRequest:
     answer: Any = None  # an OutputSpec (agent.constrained.output_types)
     compile_timeout: float = 30.0  # seconds for a grammar the step needs
     # Whitespace a grammar allows between JSON tokens of calls and answers (a bounded
-    # regex such as "[ ]?"); "" is compact JSON.
-    whitespace: str = ""
+    # regex such as "[ ]?"); "" is compact JSON; None leaves it to the engine (the local
+    # engine: compact, except calls of a model without native call tokens, which get
+    # `LOOSE_JSON_WHITESPACE`).
+    whitespace: str | None = None
     # Refuse the token that would repeat a cycle inside a constrained value
     # (agent.constrained.loop_guard); engines without grammars ignore it.
     loop_guard: bool = False

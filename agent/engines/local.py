@@ -20,6 +20,7 @@ from typing import Any
 
 from agent.call_constraint import CallTokens, ToolCallConstraint, calls_schema
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
+from agent.constrained.defaults import LOOSE_JSON_WHITESPACE
 from agent.constrained.engine import Grammar
 from agent.constrained.output_types import OutputSpec
 from agent.constrained.select import compile_output
@@ -197,7 +198,7 @@ class LocalChatModel:
         """How this step is decoded and parsed (compiles grammars: run it off the loop)."""
         mode = request.tool_choice
         timeout = request.compile_timeout
-        space = request.whitespace
+        space = request.whitespace or ""
         answer = (
             self._grammar("answer", request.answer, None, timeout, space)
             if request.answer
@@ -208,7 +209,10 @@ class LocalChatModel:
             assert request.call_schema is not None
             schema = calls_schema(request.call_schema, request.max_parallel_calls)
             end = self._tokens.call_end if self._tokens is not None else None
-            calls = self._grammar("calls", schema, end, timeout, space)
+            call_space = request.whitespace
+            if call_space is None:  # see LOOSE_JSON_WHITESPACE
+                call_space = "" if self._tokens is not None else LOOSE_JSON_WHITESPACE
+            calls = self._grammar("calls", schema, end, timeout, call_space)
         grammar = calls or answer
         engine = grammar.engine if grammar is not None else ""
         if self._tokens is not None:
