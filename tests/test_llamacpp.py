@@ -93,7 +93,9 @@ def test_forced_tool_call_step_and_two_step_run(smollm2_gguf):
     calls = result.of_type(ToolCallEvent)
     assert calls and calls[0].step == 1 and calls[0].name == "calculator"
     results = result.of_type(ToolResultEvent)
-    assert all(r.error is None for r in results), [r.error for r in results]
+    # Step 1's call is grammar-constrained, so it runs; step 2 is free text (`auto`, and
+    # SmolLM2 has no call tokens), whose call may be the model's own mistake.
+    assert results[0].step == 1 and results[0].error is None, results[0].error
     stats = [e.stats for e in result.of_type(StatsEvent)]
     assert len(stats) == 2 and all(s.engine == "llama.cpp" for s in stats)
     # Step 2 extends step 1's prompt and output: llama.cpp's memory is reused.

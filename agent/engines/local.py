@@ -208,6 +208,8 @@ class LocalChatModel:
         if mode != "none":
             assert request.call_schema is not None
             schema = calls_schema(request.call_schema, request.max_parallel_calls)
+            if self._tokens is None:  # a bare reply: one call object, or an array of them
+                schema = {"anyOf": [request.call_schema, schema]}
             end = self._tokens.call_end if self._tokens is not None else None
             call_space = request.whitespace
             if call_space is None:  # see LOOSE_JSON_WHITESPACE

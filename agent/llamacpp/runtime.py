@@ -83,6 +83,9 @@ def quiet_llama_logs() -> None:
     llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
 
 
+SHORT_BATCH = 16  # tokens: a batch up to this long runs on the decode threads
+
+
 def decode_threads() -> int:
     """Threads for decoding: `EDGE_AGENT_THREADS`, else half the CPUs (at least one).
 
@@ -162,6 +165,8 @@ class LlamaCppModel(TokenRuntime):
                 verbose=False,
             )
         _OPEN.add(self.llm)
+        self._threads = (n_threads or decode_threads(), cpus)
+        self._batch_threads_now = cpus
         self.metadata: dict[str, str] = dict(self.llm.metadata)
         self._vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self.vocabulary, eos = self._read_vocabulary()
@@ -260,12 +265,27 @@ class LlamaCppModel(TokenRuntime):
             progress(0, len(tokens))
         for done in range(0, len(tokens), step):
             chunk = tokens[done : done + step]
+            self._set_batch_threads(len(chunk))
             self.llm.eval(chunk)
             self._state.tokens.extend(chunk)
             if progress:
                 progress(min(done + step, len(tokens)), len(tokens))
         pointer = self._lib.llama_get_logits_ith(self.llm.ctx, -1)
         return np.ctypeslib.as_array(pointer, shape=(self._n_vocab,)).astype(np.float32)
+
+    def _set_batch_threads(self, n_tokens: int) -> None:
+        """Decode threads for a short batch, every CPU for a long one.
+
+        llama.cpp runs any batch of more than one token on its batch threads, and a
+        forced run of a few tokens is decode-like: on 2 busy cores a 2-token run on two
+        spinning threads took 0.3-2.3 s against ~25 ms per single token (the reason
+        decoding uses one thread, see `decode_threads`).
+        """
+        decode, batch = self._threads
+        want = decode if n_tokens <= SHORT_BATCH else batch
+        if want != self._batch_threads_now:
+            self._lib.llama_set_n_threads(self.llm.ctx, decode, want)
+            self._batch_threads_now = want
 
     # ------------------------------------------------------------- decoding
     def _begin(self, sampling: SamplingParams) -> None:
