@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Literal
 
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT, compile_regex
 from agent.constrained.engine import EngineName, Grammar
-from agent.constrained.llg import LLGuidanceRefused, LLGuidanceTimeout, compile_llguidance
+from agent.constrained.llg import (
+    LLGuidanceRefused,
+    LLGuidanceTimeout,
+    compile_llguidance,
+    refusal_of,
+)
 from agent.constrained.output_types import OutputSpec
 from agent.constrained.target import GrammarTarget
 from agent.errors import UserError
@@ -89,7 +94,7 @@ def compile_output(
     if spec.kind == "cfg":
         return _compile_cfg(spec, target, ends, engine, timeout, t0)
     if engine == "regex":
-        sized = _regex_of(spec, target, ends, whitespace, sized=True)
+        sized = _regex_of(spec, target, whitespace, left(), sized=True)
         grammar, cached = _compile_automaton(spec, target, ends, sized, left())
         return CompiledOutput(spec, grammar, _ms(t0), cached, "regex")
 
@@ -110,7 +115,7 @@ def compile_output(
     regex: str | None = None
     if found is None:  # llguidance builds its lexer lazily: the full regex, in one pass
         try:
-            full = _regex_of(spec, target, ends, whitespace, sized=False)
+            full = _regex_of(spec, target, whitespace, left(), sized=False)
             grammar, cached = compile_llguidance(
                 target, _regex_grammar(full), ends, json_output=spec.kind == "json",
                 timeout=left(), engine="regex+llguidance", hints=_hints_of(spec),
@@ -119,7 +124,7 @@ def compile_output(
         except SchemaCompileError as exc:
             errors.append(exc)
     try:
-        regex = _regex_of(spec, target, ends, whitespace, sized=True)
+        regex = _regex_of(spec, target, whitespace, left(), sized=True)
     except SchemaCompileError as exc:
         errors.append(exc)
     if regex is not None:
@@ -314,7 +319,11 @@ def _json_grammar(schema: object, whitespace: str) -> str:
         return LLMatcher.grammar_from_json_schema(
             json.dumps(narrow_for_llguidance(schema)), overrides=options
         )
-    except (ValueError, TypeError, RecursionError) as exc:
+    except RecursionError:
+        raise refusal_of("recursion limit exceeded") from None
+    except (ValueError, TypeError) as exc:
+        if "recursion limit exceeded" in str(exc):
+            raise refusal_of(str(exc)) from None
         raise LLGuidanceRefused(f"llguidance cannot read the schema: {exc}") from None
 
 
@@ -335,16 +344,17 @@ def _regex_grammar(regex: str) -> str:
 
 
 def _regex_of(
-    spec: OutputSpec, target: GrammarTarget, ends: tuple[int, ...], whitespace: str, sized: bool
+    spec: OutputSpec, target: GrammarTarget, whitespace: str, seconds: float, sized: bool
 ) -> str:
-    """The regex compiler's regex for `spec`; `sized` narrows it until an automaton over
-    the whole vocabulary is affordable (the outlines-core route needs that)."""
+    """The regex compiler's regex for `spec`, within `seconds` (what is left of the
+    compile deadline); `sized` narrows it until an automaton over the whole vocabulary
+    is affordable (the outlines-core route needs that), or refuses it early."""
     if spec.kind != "json":
         assert spec.pattern is not None
         return spec.pattern
     from schemas.compiler import RegexOptions, schema_to_regex, schema_to_regex_for_vocab
 
-    options = RegexOptions(whitespace=whitespace)
+    options = RegexOptions(whitespace=whitespace, max_seconds=seconds)
     if not sized:
         return schema_to_regex(spec.json_schema, options)
     return schema_to_regex_for_vocab(spec.json_schema, target.size, options)
