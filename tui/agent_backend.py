@@ -156,6 +156,10 @@ class AgentBackend:
     def history(self) -> list[ReplayTurn]:
         return replay_turns(self._session.turns()) if self._session is not None else []
 
+    def history_note(self) -> str | None:
+        # The agent read the session's history when it was made (`_make_agent`).
+        return self._session.history_note() if self._session is not None else None
+
     def open_session(self, session_id: str) -> list[ReplayTurn]:
         self._session = self.store.open(session_id)
         if self.model is not None:
