@@ -16,6 +16,7 @@ exists in general, so a grammar llguidance refuses is an error, not a fallback.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,13 +84,13 @@ def compile_output(
     ends = tuple(sorted(end_ids if end_ids is not None else target.eos_ids))
     t0 = time.perf_counter()
     deadline = t0 + timeout
-    if spec.kind == "json" and not spec.checked:
-        from schemas.compiler import check_schema
-
-        check_schema(spec.json_schema)  # an invalid schema is the user's, on any engine
 
     def left() -> float:
         return max(deadline - time.perf_counter(), 0.5)
+
+    if spec.kind == "json" and not spec.checked:
+        # An invalid schema is the user's, on any engine.
+        _check_within(spec.json_schema, timeout)
 
     if spec.kind == "cfg":
         return _compile_cfg(spec, target, ends, engine, timeout, t0)
@@ -101,7 +102,7 @@ def compile_output(
     errors: list[SchemaCompileError] = []
     found: tuple[Grammar, bool, str] | None = None
     try:
-        found = _compile_llguidance(spec, target, ends, whitespace, timeout)
+        found = _compile_llguidance(spec, target, ends, whitespace, left())
     except LLGuidanceRefused as exc:
         if engine == "llguidance":
             raise exc.as_user_error() from None
@@ -141,6 +142,36 @@ def compile_output(
         if last is not None:
             return CompiledOutput(spec, last, _ms(t0), False, "llguidance-narrowest")
     raise _most_telling(errors)
+
+
+def _check_within(schema: object, seconds: float) -> None:
+    """`check_schema` within the compile deadline.
+
+    Meta-validation is pure Python and grows with the schema (10,000 properties: about
+    4 s here), so it runs on a thread the caller stops waiting for at the deadline. An
+    abandoned check runs on to its end, which the schema size limit bounds
+    (`agent.limits.MAX_SCHEMA_BYTES`).
+    """
+    from schemas.compiler import check_schema
+
+    outcome: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            check_schema(schema)
+        except BaseException as exc:  # reported to the caller
+            outcome.append(exc)
+
+    thread = threading.Thread(target=work, name="schema-check", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise SchemaCompileError(
+            f"checking the schema took more than {seconds:g} s; simplify it (fewer "
+            "properties or alternatives) or raise the compile timeout"
+        )
+    if outcome:
+        raise outcome[0]
 
 
 def _compile_cfg(
@@ -191,7 +222,9 @@ def _compile_llguidance(
     whitespace: str,
     timeout: float,
 ) -> tuple[Grammar, bool, str]:
-    """llguidance on the request, then on its rewrite without the keywords it refuses."""
+    """llguidance on the request, then on its rewrite without the keywords it refuses,
+    both within `timeout`."""
+    deadline = time.perf_counter() + timeout
     try:
         grammar, cached = compile_llguidance(
             target, _llguidance_grammar(spec, whitespace), ends,
@@ -209,7 +242,7 @@ def _compile_llguidance(
         try:
             grammar, cached = compile_llguidance(
                 target, _json_grammar(rewritten, whitespace), ends,
-                json_output=True, timeout=timeout,
+                json_output=True, timeout=max(deadline - time.perf_counter(), 0.5),
             )  # fmt: skip
             return grammar, cached, "llguidance-rewrite"
         except LLGuidanceRefused:
