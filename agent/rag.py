@@ -82,7 +82,7 @@ def rag_search_tool(retriever: RetrieverLike, book: CitationBook, k: int = DEFAU
     """The `rag_search` tool bound to `retriever`, numbering sources in `book`."""
     from tools import tool
 
-    @tool(name=RAG_TOOL_NAME, schema=_QUERY_SCHEMA)
+    @tool(name=RAG_TOOL_NAME, schema=_QUERY_SCHEMA, untrusted_results=True)
     async def rag_search(query: str) -> str:
         """Search the user's indexed documents for passages relevant to a query.
 

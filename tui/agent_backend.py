@@ -46,6 +46,8 @@ class ChatOptions:
     document_qa: bool = False
     # Sampling flags given by the user, applied over the model's own defaults.
     sampling_overrides: dict[str, Any] = field(default_factory=dict)
+    # Tools with side effects run unasked even after untrusted content was read.
+    trust_tool_results: bool = False
 
 
 class AgentBackend:
@@ -98,6 +100,7 @@ class AgentBackend:
             session=self._session,
             approve=self._approve,
             sampling=self.model.default_sampling.with_overrides(**o.sampling_overrides),
+            trust_tool_results=o.trust_tool_results,
         )
 
     async def _approve(self, call: ToolCall, tool: Tool) -> bool:

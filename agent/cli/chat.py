@@ -63,6 +63,7 @@ def chat_options(args: argparse.Namespace, model: str) -> ChatOptions:
         max_steps=args.max_steps,
         max_tokens=args.max_tokens,
         sampling_overrides={k: v for k, v in overrides.items() if v is not None},
+        trust_tool_results=args.trust_tool_results,
     )
 
 
