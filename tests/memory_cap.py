@@ -22,9 +22,12 @@ _ROOT = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
 
 
-def run_capped(setup: str, body: str, allowance: int, timeout: float = 300) -> dict[str, Any]:
+def run_capped(
+    setup: str, body: str, allowance: int, timeout: float = 300, stdin: bytes = b""
+) -> dict[str, Any]:
     """Run `setup`, cap the data size at its current size + `allowance` bytes, run
-    `body` (which sets a JSON-able `result`), and return `result`."""
+    `body` (which sets a JSON-able `result`, and may read `stdin` from a pipe), and
+    return `result`."""
     script = "\n".join(
         [
             "import json, resource",
@@ -45,14 +48,15 @@ def run_capped(setup: str, body: str, allowance: int, timeout: float = 300) -> d
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_ROOT), env.get("PYTHONPATH")) if p)
     proc = subprocess.run(
         [sys.executable, "-c", script],
+        input=stdin,
         capture_output=True,
-        text=True,
         env=env,
         timeout=timeout,
         cwd=_ROOT,
     )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    out, err = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+    lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, (
-        f"the child failed under its memory cap (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+        f"the child failed under its memory cap (exit {proc.returncode}):\n{err[-3000:]}"
     )
     return json.loads(lines[-1].removeprefix("RESULT "))
