@@ -78,6 +78,7 @@ def _rss_kib() -> int:
 def child(model_name: str, family: str, n: int, engine: str, timeout: float) -> None:
     """One measurement; prints one JSON line."""
     os.environ["EDGE_AGENT_GRAMMAR_CACHE"] = "off"
+    sys.setrecursionlimit(20_000)  # json.dumps of the 1,000-deep schema (its size)
     from agent import load_model
     from agent.constrained import compile_output, resolve_output_type, target_for
     from agent.constrained.compile import shutdown_worker
@@ -182,6 +183,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=_HERE / "schema_growth.jsonl")
     parser.add_argument("--plot", type=Path, default=_HERE / "schema_growth.svg")
     parser.add_argument("--families", nargs="*", default=list(FAMILIES))
+    parser.add_argument("--sizes", type=int, nargs="*", default=None, help="only these sizes")
+    parser.add_argument(
+        "--append", action="store_true", help="add to --out (a row measured again replaces it)"
+    )
     parser.add_argument("--child", nargs=3, metavar=("FAMILY", "N", "ENGINE"))
     args = parser.parse_args()
     if args.child:
@@ -193,9 +198,11 @@ def main() -> None:
 
     print(f"# {machine_description()}; model {args.model}", flush=True)
     rows: list[dict[str, Any]] = []
-    with args.out.open("w", encoding="utf-8") as out:
+    with args.out.open("a" if args.append else "w", encoding="utf-8") as out:
         for family in args.families:
             for n in FAMILIES[family]:
+                if args.sizes and n not in args.sizes:
+                    continue
                 for engine in ENGINES:
                     row = measure(args.model, family, n, engine, args.timeout)
                     rows.append(row)
@@ -206,6 +213,14 @@ def main() -> None:
                           f"{'-' if secs is None else f'{secs:8.3f} s'} "
                           f"{row.get('peak_mb') or 0:7.0f} MB  {row['outcome'][:70]}",
                           flush=True)  # fmt: skip
+    if args.append:  # every row in the file, the latest measurement of each
+        latest: dict[tuple[str, int, str], dict[str, Any]] = {}
+        for line in args.out.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            latest[(row["family"], row["n"], row["engine"])] = row
+        order = {f: i for i, f in enumerate(FAMILIES)}
+        rows = sorted(latest.values(), key=lambda r: (order[r["family"]], r["n"],
+                                                      ENGINES.index(r["engine"])))  # fmt: skip
     print(table(rows))
     if plot(rows, args.plot):
         print(f"plot: {args.plot}")

@@ -34,6 +34,9 @@ from schemas.errors import SchemaCompileError, UnsupportedSchemaError
 
 MAX_PLAN_BYTES = 1 << 16
 MAX_ITEMS_IN_ROW = 50_000  # about 12,000 optional properties in one object
+# Fuel for building the lexer (about 50k a millisecond). The default of 1,000,000
+# refuses an enum of 100,000 strings, which 10,000,000 builds in half a second.
+INITIAL_LEXER_FUEL = 10_000_000
 _CACHE_ENTRIES = 128
 
 
@@ -316,7 +319,11 @@ def _limits() -> Any:
         # llguidance's default of 2,000 items in one parser row refuses an object of
         # about 500 optional properties; 1,000 take 4,007 items and 0.1 s with the 100k
         # vocabulary. Wider rows cost time, which the compile deadline bounds.
-        _LIMITS = LLParserLimits(verbose_errors=False, max_items_in_row=MAX_ITEMS_IN_ROW)
+        _LIMITS = LLParserLimits(
+            verbose_errors=False,
+            max_items_in_row=MAX_ITEMS_IN_ROW,
+            initial_lexer_fuel=INITIAL_LEXER_FUEL,
+        )
     return _LIMITS
 
 

@@ -140,3 +140,8 @@ def test_schema_check_is_inside_the_compile_deadline(tiny):
     with pytest.raises(UserError, match=r"checking the schema took more than 0\.05 s") as info:
         compile_output(resolve_output_type(wide(10_000)), target_for(tiny), timeout=0.05)
     assert "\n" not in str(info.value)
+
+
+def test_enum_of_100000_strings_compiles_on_the_default_path(tiny):
+    schema = {"enum": [f"value-{i}" for i in range(100_000)]}
+    assert compile_output(resolve_output_type(schema), target_for(tiny)).route == "llguidance"
