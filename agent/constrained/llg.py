@@ -33,7 +33,8 @@ from agent.constrained.target import GrammarTarget
 from schemas.errors import SchemaCompileError, UnsupportedSchemaError
 
 MAX_PLAN_BYTES = 1 << 16
-MAX_ITEMS_IN_ROW = 50_000  # about 12,000 optional properties in one object
+MAX_ITEMS_IN_ROW = 50_000  # 12,500 optional properties (its 65k symbols run out first)
+_ROW_LIMIT = "Current row has"  # how llguidance's error for that limit begins
 # Fuel for building the lexer (about 50k a millisecond). The default of 1,000,000
 # refuses an enum of 100,000 strings, which 10,000,000 builds in half a second.
 INITIAL_LEXER_FUEL = 10_000_000
@@ -409,7 +410,10 @@ def _build(
     if "error" in outcome:
         raise refusal_of(outcome["error"])
     plan = outcome.get("plan")
-    if plan is None and outcome.get("plan_error"):
+    # A grammar too wide for the parser (a row over its item limit) fails at once, and
+    # is not unsatisfiable; other matcher errors met while searching (a step's item
+    # limit, after wandering) are the search giving up on a grammar with no way out.
+    if plan is None and _ROW_LIMIT in outcome.get("plan_error", ""):
         raise refusal_of(outcome["plan_error"])
     if plan is None:
         raise LLGuidanceRefused(
@@ -429,7 +433,12 @@ def refusal_of(message: str) -> LLGuidanceRefused:
             "llguidance cannot read a schema nested this deeply (recursion limit exceeded, "
             "about 125 levels of JSON); flatten it, or use $defs and $ref"
         )
-    if "items; max is" in first:
+    if "grammar.symbols.len()" in first:  # an assertion on its symbol count (u16)
+        return LLGuidanceRefused(
+            "the grammar is too large for llguidance (over 65,000 symbols); use fewer "
+            "properties or alternatives"
+        )
+    if _ROW_LIMIT in first:
         detail = first.removeprefix("Parser Error: ").split(";")[0].lower()
         return LLGuidanceRefused(
             f"the grammar is too wide for llguidance ({detail}); use fewer optional "

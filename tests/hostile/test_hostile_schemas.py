@@ -145,3 +145,17 @@ def test_schema_check_is_inside_the_compile_deadline(tiny):
 def test_enum_of_100000_strings_compiles_on_the_default_path(tiny):
     schema = {"enum": [f"value-{i}" for i in range(100_000)]}
     assert compile_output(resolve_output_type(schema), target_for(tiny)).route == "llguidance"
+
+
+def test_an_object_too_large_for_llguidance_is_refused_as_such(tiny):
+    """Past llguidance's symbol limit (about 12,000 optional properties, before its row
+    limit of 50,000 items), the refusal says the grammar is too large, not that it may
+    be unsatisfiable, and not a Rust assertion's text."""
+    from llguidance import LLMatcher
+
+    from agent.constrained.llg import compile_llguidance
+
+    target = target_for(tiny)
+    grammar = LLMatcher.grammar_from_json_schema(json.dumps(wide(13_000)))
+    with pytest.raises(UserError, match=r"too large for llguidance \(over 65,000 symbols\)"):
+        compile_llguidance(target, grammar, target.eos_ids, json_output=True, timeout=120)
