@@ -154,6 +154,7 @@ class Agent:
         mcp_servers: Iterable[MCPServerConfig | str | Mapping[str, Any]] = (),
         name: str = "edge-agent",
         tracing: Tracing | None = None,
+        trust_tool_results: bool = False,
     ) -> None:
         """`model` is a `ChatModel` (agent.engines), a loaded `agent.Model`, or a spec
         (`tiny`, a directory, a repo id, `openai:http://host/v1#name`). `raw_system`
@@ -161,7 +162,13 @@ class Agent:
         format, retrieval, answer schema). `mcp_servers` (command lines, URLs or
         `tools.mcp.MCPServerConfig`s) start now and stop with `close()`. `name` names the
         agent in traces; `tracing` sends its spans somewhere else than OpenTelemetry's
-        global providers (agent.tracing)."""
+        global providers (agent.tracing).
+
+        Once the conversation has read untrusted content (a result of a tool marked
+        `untrusted_results`: http_get, read_file, list_dir, rag_search, MCP tools),
+        calls to tools marked `side_effects` go through `approve` first, so that a
+        page or a document cannot make the model act unasked (prompt injection).
+        `trust_tool_results=True` turns that off."""
         from agent.engines import as_chat_model
 
         self.model: ChatModel = as_chat_model(model)
@@ -204,6 +211,8 @@ class Agent:
             )
         )
         self.messages: list[dict[str, Any]] = self.session.history() if self.session else []
+        self.trust_tool_results = trust_tool_results
+        self._read_untrusted = any(self._untrusted_message(m) for m in self.messages)
         self._cancel = threading.Event()
         self._running = False
 
@@ -240,7 +249,22 @@ class Agent:
     def reset(self) -> None:
         """Forget the conversation (a new session, if one was attached, is not created)."""
         self.messages = []
+        self._read_untrusted = False
         self.model.reset()
+
+    @property
+    def read_untrusted(self) -> bool:
+        """Whether the conversation holds untrusted content (from then on, tools with
+        side effects need approval unless `trust_tool_results`)."""
+        return self._read_untrusted
+
+    def _untrusted_message(self, message: dict[str, Any]) -> bool:
+        """A stored tool result from a tool marked `untrusted_results`, or from a tool
+        this agent does not have (which cannot be vouched for)."""
+        if message.get("role") != "tool":
+            return False
+        tool = self.registry.get(str(message.get("name", "")))
+        return tool is None or tool.untrusted_results
 
     async def stream(self, prompt: str) -> AsyncIterator[Event]:
         """The events of one run; the last is always a `FinalEvent`. The run is one
@@ -443,7 +467,15 @@ class Agent:
         if stop is not None:
             yield stop
             return
-        executed = await self.registry.execute_many([c for c, _ in valid], self.approve)
+        executed = await self.registry.execute_many(
+            [c for c, _ in valid],
+            self.approve,
+            after_untrusted=self._read_untrusted and not self.trust_tool_results,
+        )
+        # Results of this step reach the model from the next step on: calls of this
+        # step were chosen before it read them.
+        if any((t := self.registry.get(c.name)) and t.untrusted_results for c, _ in valid):
+            self._read_untrusted = True
         by_id = {r.call_id: r for r in executed}
         for call, p in zip(calls, parsed, strict=True):
             result = by_id.get(call.id) or ToolResult(

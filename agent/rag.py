@@ -92,7 +92,7 @@ def rag_search_tool(
     spans = tracing or Tracing()
     from tools import tool
 
-    @tool(name=RAG_TOOL_NAME, schema=_QUERY_SCHEMA)
+    @tool(name=RAG_TOOL_NAME, schema=_QUERY_SCHEMA, untrusted_results=True)
     async def rag_search(query: str) -> str:
         """Search the user's indexed documents for passages relevant to a query.
 

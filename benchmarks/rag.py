@@ -1,6 +1,7 @@
 """RAG benchmark: ingest throughput and query latency at 10k and 100k chunks.
 
     python benchmarks/rag.py [--sizes 10000 100000] [--queries 300] [--keep DIR]
+    python benchmarks/rag.py --files 1 10 100 200    # one-file ingest: MB/s, peak RSS
 
 Generates a synthetic corpus (words from a Zipf-distributed made-up vocabulary, files
 of ~64 KB), ingests it with the real `ingest()` (200-token chunks, 40 overlap), then
@@ -8,6 +9,10 @@ times `Index.search` for bm25 queries of 2-3 content words. Dense search latency
 measured on the same index filled with random unit vectors (the latency of an exact
 k-NN scan does not depend on the vectors' values) for both vector backends; the MiniLM
 embedding throughput is measured separately on a few hundred real chunks.
+
+`--files` ingests single text files of the given sizes in MiB instead, each in its own
+child process, and reports MB/s and the peak RSS above the process's baseline (after
+imports and the tokenizer), which streaming ingest keeps independent of the file size.
 """
 
 from __future__ import annotations
@@ -196,12 +201,81 @@ def run_size(work: Path, chunks: int, queries: int) -> dict:
     return result
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def file_ingest_child(mib: int, work: Path) -> None:
+    """One file of `mib` MiB, ingested in this (fresh) process; prints one JSON line."""
+    import json
+    import resource
+
+    rng = np.random.default_rng(mib)
+    vocab = make_vocabulary(rng)
+    weights = zipf_weights(len(vocab))
+    block = generate_text(rng, vocab, weights, 1 << 20).encode()[: 1 << 20]
+    path = work / f"file-{mib}.txt"
+    with path.open("wb") as file:
+        for _ in range(mib):
+            file.write(block)
+    count_tokens("warm up the tokenizer")
+    base = _rss_mb()
+    t0 = time.perf_counter()
+    summary = ingest([path], work / f"file-index-{mib}")
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"mib": mib, "seconds": seconds, "chunks": summary.chunks,
+                      "mb_s": mib * 1.048576 / seconds, "base_mb": base,
+                      "peak_above_base_mb": peak - base}))  # fmt: skip
+    path.unlink()
+
+
+def file_ingest(sizes: list[int], work: Path) -> list[dict]:
+    import json
+    import subprocess
+
+    rows = []
+    for mib in sizes:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child-file", str(mib), "--keep", str(work)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        r = rows[-1]
+        print(f"{mib} MiB: {r['mb_s']:.2f} MB/s, peak +{r['peak_above_base_mb']:.0f} MB",
+              file=sys.stderr, flush=True)  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000])
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--keep", type=Path, default=None, help="work directory to keep")
+    parser.add_argument("--files", type=int, nargs="+", default=None, metavar="MIB")
+    parser.add_argument("--child-file", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_file is not None:
+        file_ingest_child(args.child_file, args.keep)
+        return
+    if args.files:
+        work = args.keep or Path(tempfile.mkdtemp(prefix="edge-agent-rag-files-"))
+        try:
+            rows = file_ingest(args.files, work)
+        finally:
+            if args.keep is None:
+                shutil.rmtree(work, ignore_errors=True)
+        print(f"Machine: {machine_description()}\n")
+        print("| file MiB | chunks | seconds | MB/s | baseline RSS MB | peak above baseline MB |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['mib']} | {r['chunks']:,} | {r['seconds']:.1f} | {r['mb_s']:.2f} | "
+                  f"{r['base_mb']:.0f} | {r['peak_above_base_mb']:.0f} |")  # fmt: skip
+        return
     work = args.keep or Path(tempfile.mkdtemp(prefix="edge-agent-rag-bench-"))
     try:
         results = [run_size(work, size, args.queries) for size in args.sizes]

@@ -33,6 +33,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 import threading
 import time
 import warnings
@@ -99,6 +100,11 @@ class RegexOptions:
     max_alternatives: int = 256  # anyOf/oneOf/enum expansion budget
     max_regex_length: int = 2_000_000
     max_seconds: float = 10.0  # expanding one schema (e.g. $refs fanning out at every level)
+    # Automaton states the property names alone may take (None: no limit). Each name's
+    # characters are states the automaton cannot share, so their sum is a lower bound on
+    # its size, known before any value is compiled: a schema whose names alone are over
+    # the limit is refused before its regex is built (`schema_to_regex_for_vocab`).
+    max_states: int | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,11 @@ class Merged:
 
 class _Unsat(Exception):
     """Internal: this branch admits no value."""
+
+
+class SchemaTooLarge(UnsupportedSchemaError):
+    """Too large for the regex engine in a way narrower options cannot fix (the
+    expansion ran out of time, or the property names alone need too many states)."""
 
 
 def _json_equal(a: Any, b: Any) -> bool:
@@ -214,6 +225,7 @@ class SchemaCompiler:
         self._validators: dict[int, Any] = {}
         self.ws = self.options.whitespace
         self._alternatives = 0
+        self._name_states = 0  # lower bound on automaton states: property names so far
         self._deadline = time.monotonic() + self.options.max_seconds
 
     # ----------------------------------------------------------------- entry
@@ -461,7 +473,7 @@ class SchemaCompiler:
     def value(self, nodes: list[Node], path: str, refs: tuple[str, ...]) -> str | None:
         """Regex for values satisfying every node; None when there are none."""
         if time.monotonic() > self._deadline:
-            raise UnsupportedSchemaError(
+            raise SchemaTooLarge(
                 "size", path, f"expanding the schema took over {self.options.max_seconds:g} s"
             )
         try:
@@ -486,6 +498,22 @@ class SchemaCompiler:
             Node({k: v for k, v in c.schema.items() if k not in keys}, c.resolver)
             for c in conjuncts
         ]
+
+    def _count_name_states(self, keys: list[str], path: str) -> None:
+        """Refuse, before any value is compiled, an automaton whose property names
+        alone (a quote, the name, a quote, a colon, a separator) are over the limit."""
+        limit = self.options.max_states
+        if limit is None:
+            return
+        self._name_states += sum(len(key) + 4 for key in keys)
+        if self._name_states > limit:
+            raise SchemaTooLarge(
+                "size",
+                path,
+                f"the property names alone need over {self._name_states:,} automaton "
+                f"states, over the limit of {limit:,} for this vocabulary; use the "
+                "llguidance engine (the default) or fewer properties",
+            )
 
     def _count_alternatives(self, n: int, path: str) -> None:
         self._alternatives += n
@@ -912,7 +940,10 @@ class SchemaCompiler:
         if not lows:
             m = replace(m, minimum=min([-_SAFE_INT - 1, *highs]))
         if not highs:
-            m = replace(m, maximum=max([_SAFE_INT + 1, *lows]))
+            # Past the safe range, up to the largest finite number: `minimum: 1e308`
+            # keeps values (whole numbers of 309 digits), not the empty [1e308, 1e308].
+            top = _SAFE_INT + 1 if max(lows, default=0) <= _SAFE_INT else sys.float_info.max
+            m = replace(m, maximum=max([top, *lows]))
         if len(m.multiple_of) > 1:
             if all(float(k).is_integer() for k in m.multiple_of):
                 return self._integer(m, path, refs)
@@ -1138,15 +1169,11 @@ class SchemaCompiler:
         return None
 
     def _declared_keys(self, m: Merged) -> list[str]:
-        keys: list[str] = []
+        keys: dict[str, None] = {}  # ordered, and linear in the number of keys
         for part in m.object_parts:
-            for key in part["properties"]:
-                if key not in keys:
-                    keys.append(key)
-        for key in m.required:
-            if key not in keys:
-                keys.append(key)
-        return keys
+            keys.update(dict.fromkeys(part["properties"]))
+        keys.update(dict.fromkeys(m.required))
+        return list(keys)
 
     def _key_nodes(self, m: Merged, key: str) -> list[Node] | None:
         """Schemas the value of `key` must satisfy; None when a conjunct forbids the key."""
@@ -1178,6 +1205,7 @@ class SchemaCompiler:
         required = list(m.required)
         if not keys:
             return self._free_object(m, path, refs)
+        self._count_name_states(keys, path)
         # Property names must satisfy propertyNames.
         if m.property_names:
             for key in list(keys):
@@ -1482,6 +1510,12 @@ def schema_to_regex(schema: Any, options: RegexOptions | None = None) -> str:
         raise UnsupportedSchemaError("size", "#", "the schema nests too deeply") from None
 
 
+# Above this cost no automaton is built. The index builder's time and memory grow with
+# states x (vocabulary size + about 16k): 100 optional string properties (2,591 states
+# x 116k = 3e8 with a 100k vocabulary) take 4 s and 450 MB, 1,000 of them with a 1k
+# vocabulary (26,891 x 17k = 4.7e8) 7 s.
+AUTOMATON_LIMIT = 400_000_000
+_STATE_OVERHEAD = 16_384
 # (max_string_length, max_items) tried in turn until the token index fits its budget.
 NARROWING_STEPS = ((256, 64), (128, 32), (64, 16), (32, 8), (16, 4))
 # When the regex itself is too large (recursive $refs unrolled, free-form values nested
@@ -1504,7 +1538,7 @@ def _schema_to_regex_within_size(schema: Any, options: RegexOptions) -> str:
         try:
             return schema_to_regex(schema, replace(options, **narrowed))
         except UnsupportedSchemaError as exc:
-            if exc.construct != "size" or "took over" in str(exc):
+            if exc.construct != "size" or isinstance(exc, SchemaTooLarge):
                 raise  # narrower options would not make a slow expansion fast enough
             error = error or exc
     assert error is not None
@@ -1516,6 +1550,7 @@ def schema_to_regex_for_vocab(
     vocab_size: int,
     options: RegexOptions | None = None,
     budget: int = 15_000_000,
+    limit: int = AUTOMATON_LIMIT,
 ) -> str:
     """`schema_to_regex`, narrowing counted lengths until the token index is affordable.
 
@@ -1523,14 +1558,22 @@ def schema_to_regex_for_vocab(
     and a state inside free text keeps a transition for nearly every entry, so
     `maxLength: 500` inside `maxItems: 50` costs seconds and gigabytes with a 65k
     vocabulary. The budget bounds (estimated states x vocabulary size); narrower
-    bounds generate a subset of the valid instances.
+    bounds generate a subset of the valid instances. Above `limit` even at the
+    narrowest, the schema is refused (SchemaTooLarge) instead of handed to the index
+    builder, and so is one whose property names alone are over it, before its regex
+    is built.
     """
     from dataclasses import replace
 
     from schemas.regex_ast import estimate_states
 
     base = options or RegexOptions()
+    per_state = vocab_size + _STATE_OVERHEAD
+    if base.max_states is None:
+        base = replace(base, max_states=max(limit // per_state, 1))
     regex = ""
+    previous = None
+    cost = 0
     for string_cap, items_cap in NARROWING_STEPS:
         opts = replace(
             base,
@@ -1539,9 +1582,27 @@ def schema_to_regex_for_vocab(
         )
         regex = _schema_to_regex_within_size(schema, opts)
         est = estimate_states(regex)
-        if (est.wide + est.narrow) * vocab_size <= budget:
-            break
+        cost = (est.wide + est.narrow) * vocab_size
+        if cost <= budget or regex == previous:
+            break  # affordable, or narrower counts no longer change anything
+        previous = regex
+    states = est.wide + est.narrow
+    if states * per_state > limit:
+        raise SchemaTooLarge(
+            "size",
+            "#",
+            f"the automaton would need about {states:,} states over {vocab_size:,} tokens, "
+            f"over the limit of {limit // per_state:,} states for this vocabulary; use the "
+            "llguidance engine (the default) or a smaller schema",
+        )
     return regex
 
 
-__all__ = ["RegexOptions", "SchemaCompiler", "check_schema", "schema_to_regex"]
+__all__ = [
+    "AUTOMATON_LIMIT",
+    "RegexOptions",
+    "SchemaCompiler",
+    "SchemaTooLarge",
+    "check_schema",
+    "schema_to_regex",
+]

@@ -440,11 +440,16 @@ class _Walk:
         """All texts with lo <= T <= hi (hi None: unbounded, integers only)."""
         lo = max(lo, 0)
         # Bounds with very many digits would nest groups past the regex parser's limit:
-        # round them inward to whole numbers of digits (drops only values that long).
-        if hi is not None and len(str(hi)) > _MAX_BOUND_DIGITS + self.frac:
-            hi = 10 ** (len(str(hi)) - 1) - 1
-        if len(str(lo)) > _MAX_BOUND_DIGITS + self.frac:
-            lo = 10 ** len(str(lo))
+        # round them inward to their leading digits (`1e308` as a minimum is 309 digits:
+        # the range keeps 10**308 + a little and up, and digits past the leading ones
+        # are free).
+        keep = _MAX_BOUND_DIGITS + self.frac
+        if hi is not None and len(str(hi)) > keep:
+            unit = 10 ** (len(str(hi)) - keep)
+            hi = hi // unit * unit - 1
+        if len(str(lo)) > keep:
+            unit = 10 ** (len(str(lo)) - keep)
+            lo = -(-lo // unit) * unit
         if hi is not None and hi < lo:
             return None
         ast, f, scale = self.ast, self.frac, 10**self.frac

@@ -54,6 +54,11 @@ __all__ = ["REPEAT_CAP", "UnsupportedPattern", "pattern_to_regex"]
 REPEAT_CAP = 256
 """Largest upper bound kept for a counted repetition; larger ones are lowered to this."""
 
+MIN_LENGTH_CAP = 10_000
+"""Longest shortest match a pattern may ask for. Lower bounds cannot be lowered (that
+would admit strings the pattern refuses), and each required character is an automaton
+state: `^a{1000000}$` took 8 s and 400 MB to compile before it was refused here."""
+
 _MAX = sys.maxunicode
 _SURROGATES = (0xD800, 0xDFFF)
 
@@ -761,6 +766,19 @@ def _emit(node: _Node, at_start: bool, at_end: bool) -> _Out | None:
     return _Out(group + suffix, atom=False)
 
 
+def _min_length(node: _Node) -> int:
+    """Characters in the shortest string `node` matches (counts multiply when nested)."""
+    if isinstance(node, _Set):
+        return 1
+    if isinstance(node, _Seq):
+        return sum(_min_length(item) for item in node.items)
+    if isinstance(node, _Alt):
+        return min((_min_length(option) for option in node.options), default=0)
+    if isinstance(node, _Repeat):
+        return node.low * _min_length(node.body) if node.low else 0
+    return 0
+
+
 def _branches(node: _Node) -> tuple[_Node, ...]:
     return node.options if isinstance(node, _Alt) else (node,)
 
@@ -779,6 +797,12 @@ def pattern_to_regex(pattern: str) -> str:
     soundly, for invalid patterns, and for patterns whose translation matches nothing.
     """
     tree = _Parser(pattern).parse()
+    shortest = _min_length(tree)
+    if shortest > MIN_LENGTH_CAP:
+        raise UnsupportedPattern(
+            f"pattern {pattern[:60]!r} matches only strings of at least {shortest:,} "
+            f"characters, over the limit of {MIN_LENGTH_CAP:,}"
+        )
     options: list[str] = []
     for branch in _branches(tree):
         starts, ends = _edges(branch)

@@ -162,32 +162,41 @@ def sequence_with_separators(
     """Items in order, each required or optional, separated by `separator`.
 
     Used for object properties in schema order: the first present item has no leading
-    separator. Built right to left so the regex stays linear in the number of required
-    items (optional items before the first required one add alternatives).
+    separator. Each optional item before the first required one adds an alternative
+    (the rest of the sequence, copied), so the result is linear in the items after the
+    first required one and quadratic in the optional ones before it; `object_members`
+    keeps that within a budget. Only the pieces the result holds are built: building
+    every suffix of the sequence would cost quadratic memory even for a linear result.
     """
-    # after[k]: items k.. given that something was already emitted (each has a separator)
-    after = [""] * (len(items) + 1)
-    for k in range(len(items) - 1, -1, -1):
+    n = len(items)
+    leading = 0  # optional items before the first required one
+    while leading < n and not items[leading][1]:
+        leading += 1
+
+    def piece(k: int) -> str:  # item k after something was emitted: with its separator
         fragment, required = items[k]
-        step = separator + fragment + after[k + 1]
-        after[k] = step if required else optional(separator + fragment) + after[k + 1]
-    # first[k]: items k.. given that nothing was emitted yet
-    first: list[str | None] = [None] * (len(items) + 1)
-    first[len(items)] = "" if allow_empty else None
-    for k in range(len(items) - 1, -1, -1):
-        fragment, required = items[k]
-        present = fragment + after[k + 1]
-        if required:
-            first[k] = present
+        return separator + fragment if required else optional(separator + fragment)
+
+    # Right to left, holding only `after` (items k+1.. after something was emitted) and
+    # `rest` (items k.. when nothing was emitted yet).
+    if leading < n:
+        after = "".join(piece(k) for k in range(leading + 1, n))
+        rest: str | None = items[leading][0] + after
+        after = piece(leading) + after
+    else:
+        after = ""
+        rest = "" if allow_empty else None
+    for k in range(leading - 1, -1, -1):
+        present = items[k][0] + after
+        if rest is None:
+            rest = present
+        elif rest == "":
+            rest = optional(present)
         else:
-            rest = first[k + 1]
-            if rest is None:
-                first[k] = present
-            elif rest == "":
-                first[k] = optional(present)
-            else:
-                first[k] = alternation([present, rest])
-    return first[0]
+            rest = alternation([present, rest])
+        if k:
+            after = piece(k) + after
+    return rest
 
 
 def object_members(

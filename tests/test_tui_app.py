@@ -605,3 +605,37 @@ async def test_the_chat_ui_reports_its_runs_to_the_tracing_it_is_given(store):
     assert names == ["chat tiny", "invoke_agent edge-agent"]
     (chat,) = [s for s in exporter.get_finished_spans() if s.name == "chat tiny"]
     assert chat.attributes["gen_ai.usage.output_tokens"] == final.stats.generated_tokens
+
+
+def stored_session(store: SessionStore, sid: str, texts: list[str]) -> None:
+    session = store.create(sid)
+    for text in texts:
+        turn = session.begin_turn()
+        session.add_message(turn, "user", text)
+        session.add_message(turn, "assistant", "ok")
+        session.end_turn(turn, None)
+
+
+@run_async
+async def test_resumed_session_over_the_history_limit_says_it_was_trimmed(store):
+    """`chat --session ID` and opening a session from the sidebar both say when the
+    oldest turns were left out of the conversation (over the 1 MiB history limit)."""
+    from agent.limits import MAX_HISTORY_BYTES
+    from tui.widgets.note_card import NoteCard
+
+    stored_session(store, "long", ["x" * (MAX_HISTORY_BYTES + 10), "the newest question"])
+    stored_session(store, "short", ["hello"])
+    app = make_app(store, session="long")
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await wait_for(pilot, lambda: bool(app.query(NoteCard)))
+        (note,) = app.query(NoteCard)
+        assert note.message.startswith("session long: the 1 oldest turn(s) (1 MiB) were left out")
+        # The conversation the agent continues is the kept turn only.
+        assert app.backend.agent.messages[0]["content"] == "the newest question"
+        # A session within the limit shows no note.
+        app.sidebar.post_message(SessionsSidebar.Open("short"))
+        await wait_for(pilot, lambda: app.backend.session_id == "short")
+        await wait_for(pilot, lambda: not app.query(NoteCard))
+        app.sidebar.post_message(SessionsSidebar.Open("long"))
+        await wait_for(pilot, lambda: bool(app.query(NoteCard)))

@@ -101,14 +101,28 @@ def _prepare(prepared: PreparedCall, available: Callable[[], list[str]]) -> str 
     return None
 
 
-async def approve(prepared: PreparedCall, callback: ApprovalCallback | None) -> None:
-    """Ask `callback` about a call to a `requires_approval` tool; a no marks it failed."""
+async def approve(
+    prepared: PreparedCall, callback: ApprovalCallback | None, *, after_untrusted: bool = False
+) -> None:
+    """Ask `callback` about a call that needs approval; a no marks it failed.
+
+    A call needs approval when its tool is marked `requires_approval`, or when it is
+    marked `side_effects` and the conversation has read untrusted content
+    (`after_untrusted`): text a web page or a document put in front of the model must
+    not be able to act on the user's behalf unasked.
+    """
     tool = prepared.tool
-    if prepared.failure or tool is None or not tool.requires_approval:
+    if prepared.failure or tool is None:
+        return
+    guarded = after_untrusted and tool.side_effects and not tool.requires_approval
+    if not (tool.requires_approval or guarded):
         return
     if callback is None:
         prepared.failure = (
-            f"tool '{tool.name}' requires approval and no approval callback is set; not run"
+            f"tool '{tool.name}' has side effects and the conversation has read untrusted "
+            "content, so it requires approval, and no approval callback is set; not run"
+            if guarded
+            else f"tool '{tool.name}' requires approval and no approval callback is set; not run"
         )
         return
     try:

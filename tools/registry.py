@@ -206,18 +206,24 @@ class ToolRegistry:
         return (await self.execute_many([call], approve))[0]
 
     async def execute_many(
-        self, calls: Iterable[ToolCall], approve: ApprovalCallback | None = None
+        self,
+        calls: Iterable[ToolCall],
+        approve: ApprovalCallback | None = None,
+        *,
+        after_untrusted: bool = False,
     ) -> list[ToolResult]:
         """Run the calls of one step concurrently; results come back in call order.
 
         Approvals are asked first, one at a time in call order, so two prompts never
         interleave on a terminal; then every approved call runs at once. Each call's
         failure, whatever it is, is that call's error result: the others keep theirs.
+        `after_untrusted`: the conversation has read untrusted content (results of tools
+        marked `untrusted_results`), so tools marked `side_effects` need approval too.
         """
         prepared = [execution.prepare(c, self._lookup(c), self.names) for c in calls]
         for p in prepared:
             try:
-                await execution.approve(p, approve)
+                await execution.approve(p, approve, after_untrusted=after_untrusted)
             except Exception as exc:
                 p.failure = execution.unexpected(p.call, exc)
         return list(await asyncio.gather(*(self._run(p) for p in prepared)))

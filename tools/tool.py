@@ -64,6 +64,13 @@ class Tool:
     timeout: float = DEFAULT_TIMEOUT
     requires_approval: bool = False
     binder: ArgumentBinder | None = field(default=None, repr=False)
+    # Its results are content from outside the user's control (a web page, a file, a
+    # retrieved passage, an MCP server's answer), which may carry instructions aimed at
+    # the model (prompt injection). Once a conversation has read such content, calls to
+    # tools with `side_effects` need approval (see `ToolRegistry.execute_many`).
+    untrusted_results: bool = False
+    # It changes something outside the conversation (writes, sends, deletes, spends).
+    side_effects: bool = False
     _validator: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -143,6 +150,8 @@ class Tool:
         schema: Any = None,
         timeout: float = DEFAULT_TIMEOUT,
         requires_approval: bool = False,
+        untrusted_results: bool = False,
+        side_effects: bool = False,
     ) -> Tool:
         """Derive a tool from a (sync or async) function's type hints and docstring."""
         if not callable(func):
@@ -161,6 +170,8 @@ class Tool:
             timeout=timeout,
             requires_approval=requires_approval,
             binder=binder,
+            untrusted_results=untrusted_results,
+            side_effects=side_effects,
         )
 
     @classmethod
@@ -171,6 +182,8 @@ class Tool:
         function: Callable[..., Any] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         requires_approval: bool = False,
+        untrusted_results: bool = False,
+        side_effects: bool = False,
     ) -> Tool:
         """A tool from an OpenAI- or BFCL-format definition (optionally implemented)."""
         name, description, parameters = parse_definition(definition)
@@ -181,6 +194,8 @@ class Tool:
             function=function,
             timeout=timeout,
             requires_approval=requires_approval,
+            untrusted_results=untrusted_results,
+            side_effects=side_effects,
         )
 
 
@@ -225,6 +240,8 @@ def tool(
     schema: Any = None,
     timeout: float = DEFAULT_TIMEOUT,
     requires_approval: bool = False,
+    untrusted_results: bool = False,
+    side_effects: bool = False,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -237,6 +254,8 @@ def tool(
     schema: Any = None,
     timeout: float = DEFAULT_TIMEOUT,
     requires_approval: bool = False,
+    untrusted_results: bool = False,
+    side_effects: bool = False,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a function a tool: `@tool` or `@tool(name=..., timeout=..., ...)`.
 
@@ -253,6 +272,8 @@ def tool(
             schema=schema,
             timeout=timeout,
             requires_approval=requires_approval,
+            untrusted_results=untrusted_results,
+            side_effects=side_effects,
         )
 
     return wrap(func) if func is not None else wrap

@@ -49,6 +49,8 @@ class ChatOptions:
     sampling_overrides: dict[str, Any] = field(default_factory=dict)
     # Where the runs' spans go (agent.tracing; None: OpenTelemetry's global providers).
     tracing: Tracing | None = None
+    # Tools with side effects run unasked even after untrusted content was read.
+    trust_tool_results: bool = False
 
 
 class AgentBackend:
@@ -102,6 +104,7 @@ class AgentBackend:
             approve=self._approve,
             sampling=self.model.default_sampling.with_overrides(**o.sampling_overrides),
             tracing=o.tracing,
+            trust_tool_results=o.trust_tool_results,
         )
 
     async def _approve(self, call: ToolCall, tool: Tool) -> bool:
@@ -159,6 +162,10 @@ class AgentBackend:
 
     def history(self) -> list[ReplayTurn]:
         return self._session.replay() if self._session is not None else []
+
+    def history_note(self) -> str | None:
+        # The agent read the session's history when it was made (`_make_agent`).
+        return self._session.history_note() if self._session is not None else None
 
     def open_session(self, session_id: str) -> list[ReplayTurn]:
         self._session = self.store.open(session_id)

@@ -74,13 +74,19 @@ class LoadProgress(Message):
 
 class ModelLoaded(Message):
     def __init__(
-        self, spec: str, info: ModelInfo | None, error: str | None, history: list[ReplayTurn]
+        self,
+        spec: str,
+        info: ModelInfo | None,
+        error: str | None,
+        history: list[ReplayTurn],
+        history_note: str | None = None,
     ) -> None:
         super().__init__()
         self.spec = spec
         self.info = info
         self.error = error
         self.history = history
+        self.history_note = history_note
 
 
 class ApprovalRequested(Message):
@@ -233,10 +239,11 @@ class EdgeAgentApp(App[None]):
         try:
             info = await self.backend.load(spec, progress, self.approve)
             history = self.backend.history()
+            note = self.backend.history_note()
         except Exception as exc:
             self.post_message(ModelLoaded(spec, None, describe_error(exc), []))
         else:
-            self.post_message(ModelLoaded(spec, info, None, history))
+            self.post_message(ModelLoaded(spec, info, None, history, note))
 
     def on_load_progress(self, message: LoadProgress) -> None:
         self.loading.update_progress(message.description, message.completed, message.total)
@@ -254,7 +261,7 @@ class EdgeAgentApp(App[None]):
         self.status.set_model(message.info)
         self.notify(f"{message.spec} is ready", timeout=3)
         if message.history:
-            await self.show_history(message.history)
+            await self.show_history(message.history, message.history_note)
         await self.refresh_sessions()
 
     def switch_model(self, spec: str) -> None:
@@ -352,12 +359,16 @@ class EdgeAgentApp(App[None]):
         self.generating = False
         self.stopping = False
 
-    async def show_history(self, history: list[ReplayTurn]) -> None:
-        """A resumed session: its turns in the chat, its token counts in the status bar."""
+    async def show_history(self, history: list[ReplayTurn], note: str | None = None) -> None:
+        """A resumed session: its turns in the chat, its token counts in the status bar,
+        and, when its oldest turns were left out of the conversation, a note saying so."""
         # Counts first: the chat fills over several awaits, and whoever sees the last
         # answer on screen may read the status bar at once.
         self.status.reset_session(stats for turn in history for stats in turn.step_stats())
         await self.chat.load_history(history)
+        if note:
+            await self.chat.add_note(note, "History trimmed")
+            self.notify(note, title="History trimmed", severity="warning", timeout=10)
 
     async def show_error(self, message: str, title: str = "Error") -> None:
         """An error as a notification and a card in the chat; the app goes on."""
@@ -448,7 +459,7 @@ class EdgeAgentApp(App[None]):
         except Exception as exc:
             await self.show_error(describe_error(exc), "Session")
             return
-        await self.show_history(history)
+        await self.show_history(history, self.backend.history_note())
         await self.refresh_sessions()
         self.prompt_input.focus()
 

@@ -46,6 +46,10 @@ class ChatBackend(Protocol):
     def open_session(self, session_id: str) -> list[ReplayTurn]:
         """Make `session_id` current; return its turns to show."""
 
+    def history_note(self) -> str | None:
+        """What the current session's conversation leaves out (its oldest turns, over
+        the history limit), in one line; None when nothing."""
+
     def new_session(self) -> None: ...
 
     def delete_session(self, session_id: str) -> None: ...

@@ -70,6 +70,7 @@ def chat_options(
         max_tokens=args.max_tokens,
         sampling_overrides={k: v for k, v in overrides.items() if v is not None},
         tracing=tracing,
+        trust_tool_results=args.trust_tool_results,
     )
 
 

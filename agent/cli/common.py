@@ -277,6 +277,12 @@ def add_agent_args(p: argparse.ArgumentParser) -> None:
         help="import a Python file and register every @tool in it",
     )
     p.add_argument("--system", type=bounded_text, default=None, help="a system prompt")
+    p.add_argument(
+        "--trust-tool-results",
+        action="store_true",
+        help="let tools with side effects run without approval even after the conversation "
+        "has read web pages, files or documents (see SECURITY.md: prompt injection)",
+    )
     p.add_argument("--max-steps", type=positive_int, default=8, help="model steps per answer")
     p.add_argument(
         "--max-tokens",

@@ -126,6 +126,7 @@ def _run(
         approve=_approval(args.yes),
         sampling=sampling_from_args(args, model),
         tracing=tracing,
+        trust_tool_results=args.trust_tool_results,
     )
     note = session.history_note()
     if note:
@@ -208,8 +209,13 @@ def _approval(yes: bool) -> Any:
 
     def approve(call: Any, tool: Any) -> bool:
         if not sys.stdin.isatty():
+            why = (
+                "needs approval"
+                if tool.requires_approval
+                else "has side effects and the conversation has read untrusted content"
+            )
             print(
-                f"edge-agent: tool '{tool.name}' needs approval and stdin is not a terminal: "
+                f"edge-agent: tool '{tool.name}' {why}, and stdin is not a terminal: "
                 "denied (pass --yes to approve)",
                 file=sys.stderr,
             )

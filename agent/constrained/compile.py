@@ -189,6 +189,13 @@ def compile_regex(
     return grammar, CompileInfo(elapsed, cached)
 
 
+def shutdown_worker() -> None:
+    """Stop the automaton worker process (the next compile starts a new one): for
+    measurements that count its memory once it has exited."""
+    with _WORKER._lock:
+        _WORKER._stop()
+
+
 def clear_memory_cache() -> None:
     """Forget compiled grammars held in memory (the disk cache stays)."""
     with _MEMORY_LOCK:

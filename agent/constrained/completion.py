@@ -87,6 +87,7 @@ class Plan:
 class _HintSearch:
     hints: Sequence[bytes]
     branches: int  # left to explore in this plan
+    error: str = ""  # the matcher's own error, when one stopped the search (a parser limit)
 
 
 class Planner:
@@ -109,9 +110,18 @@ class Planner:
         `hints` (witness runs of the grammar's patterns, see `hints.pattern_hints`) are
         tried where greedy choice goes round in circles, before demotion.
         """
+        return self.complete_or_error(matcher, max_bytes, hints)[0]
+
+    def complete_or_error(
+        self, matcher: LLMatcher, max_bytes: int, hints: Sequence[bytes] = ()
+    ) -> tuple[Plan | None, str]:
+        """`complete`, and when no plan was found because the matcher itself failed (a
+        parser limit such as too many items in one row), llguidance's error: a grammar
+        too wide for the parser is not an unsatisfiable one, and the user should hear which.
+        """
         search = _HintSearch(hints, _HINT_BRANCHES)
         out = self._greedy(matcher.deep_copy(), max_bytes, search, _HINT_DEPTH)
-        return None if out is None else Plan(out)
+        return (None, search.error) if out is None else (Plan(out), "")
 
     def _greedy(
         self, probe: LLMatcher, max_bytes: int, search: _HintSearch, depth: int
@@ -137,6 +147,7 @@ class Planner:
                     return bytes(out)  # past the wildcard
                 tokens = self.bytes_as_tokens(forced)
                 if tokens is None or not probe.consume_tokens(tokens):
+                    search.error = probe.get_error() if probe.is_error() else ""
                     return None
                 out += forced
                 last, run, rounds, stretch = -1, 0, 0, 0
@@ -144,6 +155,7 @@ class Planner:
                 continue
             chosen = self._choose(probe, demoted)
             if chosen is None:
+                search.error = probe.get_error() if probe.is_error() else ""
                 return None
             if chosen in demoted:  # every other byte is demoted: start a new round
                 rounds += 1

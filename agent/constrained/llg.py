@@ -33,6 +33,11 @@ from agent.constrained.target import GrammarTarget
 from schemas.errors import SchemaCompileError, UnsupportedSchemaError
 
 MAX_PLAN_BYTES = 1 << 16
+MAX_ITEMS_IN_ROW = 50_000  # 12,500 optional properties (its 65k symbols run out first)
+_ROW_LIMIT = "Current row has"  # how llguidance's error for that limit begins
+# Fuel for building the lexer (about 50k a millisecond). The default of 1,000,000
+# refuses an enum of 100,000 strings, which 10,000,000 builds in half a second.
+INITIAL_LEXER_FUEL = 10_000_000
 _CACHE_ENTRIES = 128
 
 
@@ -312,7 +317,14 @@ def _limits() -> Any:
     if _LIMITS is None:
         from llguidance import LLParserLimits
 
-        _LIMITS = LLParserLimits(verbose_errors=False)
+        # llguidance's default of 2,000 items in one parser row refuses an object of
+        # about 500 optional properties; 1,000 take 4,007 items and 0.1 s with the 100k
+        # vocabulary. Wider rows cost time, which the compile deadline bounds.
+        _LIMITS = LLParserLimits(
+            verbose_errors=False,
+            max_items_in_row=MAX_ITEMS_IN_ROW,
+            initial_lexer_fuel=INITIAL_LEXER_FUEL,
+        )
     return _LIMITS
 
 
@@ -381,7 +393,9 @@ def _build(
                 outcome["error"] = matcher.get_error()
                 return
             outcome["matcher"] = matcher
-            outcome["plan"] = planner.complete(matcher, MAX_PLAN_BYTES, hints)
+            outcome["plan"], outcome["plan_error"] = planner.complete_or_error(
+                matcher, MAX_PLAN_BYTES, hints
+            )
         except BaseException as exc:  # reported to the caller
             outcome["error"] = f"{type(exc).__name__}: {exc}"
 
@@ -394,8 +408,13 @@ def _build(
             "schema or raise the compile timeout"
         )
     if "error" in outcome:
-        raise _refusal(outcome["error"])
+        raise refusal_of(outcome["error"])
     plan = outcome.get("plan")
+    # A grammar too wide for the parser (a row over its item limit) fails at once, and
+    # is not unsatisfiable; other matcher errors met while searching (a step's item
+    # limit, after wandering) are the search giving up on a grammar with no way out.
+    if plan is None and _ROW_LIMIT in outcome.get("plan_error", ""):
+        raise refusal_of(outcome["plan_error"])
     if plan is None:
         raise LLGuidanceRefused(
             "llguidance found no way to finish this grammar (it may be unsatisfiable)"
@@ -405,8 +424,26 @@ def _build(
     )
 
 
-def _refusal(message: str) -> LLGuidanceRefused:
+def refusal_of(message: str) -> LLGuidanceRefused:
+    """llguidance's error as one line a user can act on (its own text names Rust
+    internals: rows, items, a JSON column)."""
     first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    if "recursion limit exceeded" in first:
+        return LLGuidanceRefused(
+            "llguidance cannot read a schema nested this deeply (recursion limit exceeded, "
+            "about 125 levels of JSON); flatten it, or use $defs and $ref"
+        )
+    if "grammar.symbols.len()" in first:  # an assertion on its symbol count (u16)
+        return LLGuidanceRefused(
+            "the grammar is too large for llguidance (over 65,000 symbols); use fewer "
+            "properties or alternatives"
+        )
+    if _ROW_LIMIT in first:
+        detail = first.removeprefix("Parser Error: ").split(";")[0].lower()
+        return LLGuidanceRefused(
+            f"the grammar is too wide for llguidance ({detail}); use fewer optional "
+            "properties or alternatives"
+        )
     if "Unimplemented keys" in first:
         keys = first.split("[", 1)[-1].rstrip("]").replace('"', "").strip()
         return LLGuidanceRefused(f"llguidance does not implement {keys}", keys.split(",")[0])

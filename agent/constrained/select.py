@@ -16,6 +16,7 @@ exists in general, so a grammar llguidance refuses is an error, not a fallback.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +24,12 @@ from typing import TYPE_CHECKING, Literal
 
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT, compile_regex
 from agent.constrained.engine import EngineName, Grammar
-from agent.constrained.llg import LLGuidanceRefused, LLGuidanceTimeout, compile_llguidance
+from agent.constrained.llg import (
+    LLGuidanceRefused,
+    LLGuidanceTimeout,
+    compile_llguidance,
+    refusal_of,
+)
 from agent.constrained.output_types import OutputSpec
 from agent.constrained.target import GrammarTarget
 from agent.errors import UserError
@@ -78,25 +84,25 @@ def compile_output(
     ends = tuple(sorted(end_ids if end_ids is not None else target.eos_ids))
     t0 = time.perf_counter()
     deadline = t0 + timeout
-    if spec.kind == "json" and not spec.checked:
-        from schemas.compiler import check_schema
-
-        check_schema(spec.json_schema)  # an invalid schema is the user's, on any engine
 
     def left() -> float:
         return max(deadline - time.perf_counter(), 0.5)
 
+    if spec.kind == "json" and not spec.checked:
+        # An invalid schema is the user's, on any engine.
+        _check_within(spec.json_schema, timeout)
+
     if spec.kind == "cfg":
         return _compile_cfg(spec, target, ends, engine, timeout, t0)
     if engine == "regex":
-        sized = _regex_of(spec, target, ends, whitespace, sized=True)
+        sized = _regex_of(spec, target, whitespace, left(), sized=True)
         grammar, cached = _compile_automaton(spec, target, ends, sized, left())
         return CompiledOutput(spec, grammar, _ms(t0), cached, "regex")
 
     errors: list[SchemaCompileError] = []
     found: tuple[Grammar, bool, str] | None = None
     try:
-        found = _compile_llguidance(spec, target, ends, whitespace, timeout)
+        found = _compile_llguidance(spec, target, ends, whitespace, left())
     except LLGuidanceRefused as exc:
         if engine == "llguidance":
             raise exc.as_user_error() from None
@@ -110,7 +116,7 @@ def compile_output(
     regex: str | None = None
     if found is None:  # llguidance builds its lexer lazily: the full regex, in one pass
         try:
-            full = _regex_of(spec, target, ends, whitespace, sized=False)
+            full = _regex_of(spec, target, whitespace, left(), sized=False)
             grammar, cached = compile_llguidance(
                 target, _regex_grammar(full), ends, json_output=spec.kind == "json",
                 timeout=left(), engine="regex+llguidance", hints=_hints_of(spec),
@@ -119,7 +125,7 @@ def compile_output(
         except SchemaCompileError as exc:
             errors.append(exc)
     try:
-        regex = _regex_of(spec, target, ends, whitespace, sized=True)
+        regex = _regex_of(spec, target, whitespace, left(), sized=True)
     except SchemaCompileError as exc:
         errors.append(exc)
     if regex is not None:
@@ -136,6 +142,36 @@ def compile_output(
         if last is not None:
             return CompiledOutput(spec, last, _ms(t0), False, "llguidance-narrowest")
     raise _most_telling(errors)
+
+
+def _check_within(schema: object, seconds: float) -> None:
+    """`check_schema` within the compile deadline.
+
+    Meta-validation is pure Python and grows with the schema (10,000 properties: about
+    4 s here), so it runs on a thread the caller stops waiting for at the deadline. An
+    abandoned check runs on to its end, which the schema size limit bounds
+    (`agent.limits.MAX_SCHEMA_BYTES`).
+    """
+    from schemas.compiler import check_schema
+
+    outcome: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            check_schema(schema)
+        except BaseException as exc:  # reported to the caller
+            outcome.append(exc)
+
+    thread = threading.Thread(target=work, name="schema-check", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise SchemaCompileError(
+            f"checking the schema took more than {seconds:g} s; simplify it (fewer "
+            "properties or alternatives) or raise the compile timeout"
+        )
+    if outcome:
+        raise outcome[0]
 
 
 def _compile_cfg(
@@ -186,7 +222,9 @@ def _compile_llguidance(
     whitespace: str,
     timeout: float,
 ) -> tuple[Grammar, bool, str]:
-    """llguidance on the request, then on its rewrite without the keywords it refuses."""
+    """llguidance on the request, then on its rewrite without the keywords it refuses,
+    both within `timeout`."""
+    deadline = time.perf_counter() + timeout
     try:
         grammar, cached = compile_llguidance(
             target, _llguidance_grammar(spec, whitespace), ends,
@@ -204,7 +242,7 @@ def _compile_llguidance(
         try:
             grammar, cached = compile_llguidance(
                 target, _json_grammar(rewritten, whitespace), ends,
-                json_output=True, timeout=timeout,
+                json_output=True, timeout=max(deadline - time.perf_counter(), 0.5),
             )  # fmt: skip
             return grammar, cached, "llguidance-rewrite"
         except LLGuidanceRefused:
@@ -314,7 +352,11 @@ def _json_grammar(schema: object, whitespace: str) -> str:
         return LLMatcher.grammar_from_json_schema(
             json.dumps(narrow_for_llguidance(schema)), overrides=options
         )
-    except (ValueError, TypeError, RecursionError) as exc:
+    except RecursionError:
+        raise refusal_of("recursion limit exceeded") from None
+    except (ValueError, TypeError) as exc:
+        if "recursion limit exceeded" in str(exc):
+            raise refusal_of(str(exc)) from None
         raise LLGuidanceRefused(f"llguidance cannot read the schema: {exc}") from None
 
 
@@ -335,16 +377,17 @@ def _regex_grammar(regex: str) -> str:
 
 
 def _regex_of(
-    spec: OutputSpec, target: GrammarTarget, ends: tuple[int, ...], whitespace: str, sized: bool
+    spec: OutputSpec, target: GrammarTarget, whitespace: str, seconds: float, sized: bool
 ) -> str:
-    """The regex compiler's regex for `spec`; `sized` narrows it until an automaton over
-    the whole vocabulary is affordable (the outlines-core route needs that)."""
+    """The regex compiler's regex for `spec`, within `seconds` (what is left of the
+    compile deadline); `sized` narrows it until an automaton over the whole vocabulary
+    is affordable (the outlines-core route needs that), or refuses it early."""
     if spec.kind != "json":
         assert spec.pattern is not None
         return spec.pattern
     from schemas.compiler import RegexOptions, schema_to_regex, schema_to_regex_for_vocab
 
-    options = RegexOptions(whitespace=whitespace)
+    options = RegexOptions(whitespace=whitespace, max_seconds=seconds)
     if not sized:
         return schema_to_regex(spec.json_schema, options)
     return schema_to_regex_for_vocab(spec.json_schema, target.size, options)

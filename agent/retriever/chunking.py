@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,10 @@ DEFAULT_CHUNK_TOKENS = 200
 DEFAULT_OVERLAP_TOKENS = 40
 # A boundary may move back by at most this share of the window to land on a break.
 _SNAP_SHARE = 0.25
+# Characters tokenized at a time by `iter_chunks` (a few MB of token arrays).
+WINDOW_CHARS = 1 << 20
+# Tokens kept clear of an unfinished window's end, past a chunk's length.
+_WINDOW_MARGIN = 64
 
 
 @dataclass(frozen=True)
@@ -121,8 +126,45 @@ class TokenChunker:
         return f"{TOKENIZER_NAME}:{self.chunk_tokens}:{self.overlap}{snap}"
 
     def split(self, text: str) -> list[Chunk]:
-        if not text.strip():
-            return []
+        return list(self.iter_chunks([text]))
+
+    def iter_chunks(
+        self, pieces: Iterable[str], window_chars: int = WINDOW_CHARS
+    ) -> Iterator[Chunk]:
+        """The chunks of the text `pieces` make up, read one window at a time.
+
+        Memory follows the window, not the document: a window of about `window_chars`
+        characters is tokenized, the chunks that end well before its end are yielded,
+        and the text from where the next chunk starts is carried into the next window.
+        Chunks near a window's end wait for the next one. Tokenization restarts where
+        the carried text starts (at a word), so a boundary may differ slightly from
+        chunking the whole text at once; what holds either way: offsets into the whole
+        text, at most `chunk_tokens` tokens a chunk, and the overlap.
+        """
+        buffer, base, target = "", 0, window_chars
+        source = iter(pieces)
+        final = False
+        while not final:
+            parts = [buffer]
+            size = len(buffer)
+            while size < target:
+                piece = next(source, None)
+                if piece is None:
+                    final = True
+                    break
+                parts.append(piece)
+                size += len(piece)
+            buffer = "".join(parts)
+            consumed = yield from self._window(buffer, base, final)
+            # Nothing consumed (a window shorter than a chunk and its margin): read more.
+            target = window_chars if consumed else target * 2
+            buffer, base = buffer[consumed:], base + consumed
+
+    def _window(self, text: str, base: int, final: bool) -> Generator[Chunk, None, int]:
+        """Yield the chunks of `text` that are settled (all of them when `final`);
+        return the offset in `text` where the first unsettled chunk starts."""
+        if final and not text.strip():
+            return len(text)
         encoding = cl100k()
         ids = np.asarray(encoding.encode_ordinary(text), dtype=np.int64)
         raw = text.encode("utf-8", errors="surrogatepass")
@@ -134,19 +176,23 @@ class TokenChunker:
         chars_before = np.concatenate([[0], np.cumsum(lead)])
         bounds = chars_before[np.minimum(byte_ends, len(raw))]
         n = len(ids)
-        chunks: list[Chunk] = []
+        # Tokens at the end of an unfinished window may merge with the next text, and a
+        # chunk's snap looks at the text after it: keep a chunk's length clear of the end.
+        settled = n - self.chunk_tokens - _WINDOW_MARGIN
         start_tok = 0
         while start_tok < n:
+            if not final and start_tok + self.chunk_tokens > settled:
+                return int(bounds[start_tok])
             end_tok = min(start_tok + self.chunk_tokens, n)
             if end_tok < n and self.snap:
                 end_tok = self._snap(text, bounds, start_tok, end_tok)
             start, end = int(bounds[start_tok]), int(bounds[end_tok])
             if end > start and text[start:end].strip():
-                chunks.append(Chunk(start, end, end_tok - start_tok, text[start:end]))
+                yield Chunk(base + start, base + end, end_tok - start_tok, text[start:end])
             if end_tok >= n:
                 break
             start_tok = self._word_start(text, bounds, max(end_tok - self.overlap, start_tok + 1))
-        return chunks
+        return len(text)
 
     def _word_start(self, text: str, bounds: np.ndarray, tok: int) -> int:
         """Move a chunk start forward (within half the overlap) to the start of a word."""

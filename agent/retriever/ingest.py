@@ -12,20 +12,23 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from agent.errors import UserError
 from agent.progress import ProgressCallback, silent_progress
 from agent.retriever.chunking import (
     DEFAULT_CHUNK_TOKENS,
     DEFAULT_OVERLAP_TOKENS,
+    Chunk,
     TokenChunker,
 )
 from agent.retriever.errors import EMBEDDINGS_INSTALL
 from agent.retriever.index import EMBEDDING_META_KEY, default_index_dir
 from agent.retriever.loaders import UnreadableFile, kind_of, load_document
+from agent.retriever.loaders.text import READ_BLOCK, TextStream
 from agent.retriever.store import (
     DB_FILENAME,
     DocumentRecord,
@@ -39,6 +42,8 @@ SKIP_DIRS = frozenset(
     {"node_modules", "__pycache__", "venv", "site-packages", "dist-packages", "target"}
 )
 MAX_FILE_BYTES = 256 * 2**20
+STREAMED_KINDS = frozenset({"text", "code"})  # read a window at a time (see _write_document)
+WRITE_BATCH = 256  # chunks per insert (and per embedding call)
 
 WarnCallback = Callable[[str], None]
 
@@ -283,45 +288,106 @@ def _ingest_one(
             return True
         if stat.st_size > MAX_FILE_BYTES:
             return skip(f"larger than {MAX_FILE_BYTES // 2**20} MB")
-        data = candidate.path.read_bytes()
+        digest, size = _file_digest(candidate.path)
     except OSError as exc:
         return skip(f"cannot read ({exc.strerror or exc})")
-    digest = hashlib.sha256(data).hexdigest()
     if old and old.sha256 == digest and up_to_date(old):
         with store.transaction():
             store.touch(key, stat.st_size, stat.st_mtime_ns)
         summary.unchanged += 1
         return True
-    try:
-        text = load_document(candidate.kind, data)
-    except UnreadableFile as exc:
-        return skip(str(exc))
-    chunks = chunker.split(text)
-    hashes = [hashlib.sha256(c.text.encode("utf-8", "surrogatepass")).hexdigest() for c in chunks]
-    vectors = None
-    if embedder is not None:
-        reuse = store.old_vectors(key) if old else {}
-        missing = [i for i, h in enumerate(hashes) if h not in reuse]
-        fresh = embedder.embed([chunks[i].text for i in missing]) if missing else []
-        by_index = dict(zip(missing, fresh, strict=True))
-        vectors = [reuse[h] if i not in by_index else by_index[i] for i, h in enumerate(hashes)]
     record = DocumentRecord(
         path=key,
         kind=candidate.kind,
         size=stat.st_size,
         mtime_ns=stat.st_mtime_ns,
         sha256=digest,
-        chars=len(text),
+        chars=0,  # known once the text is read
         chunker=chunker.signature,
         embedded=embedder is not None,
     )
-    with store.transaction():
-        store.delete_document(key)
-        store.put_document(record, chunks, hashes, vectors)
+    try:
+        chunks = _write_document(store, record, candidate, old, chunker, embedder)
+    except UnreadableFile as exc:
+        return skip(str(exc))
+    except OSError as exc:
+        return skip(f"cannot read ({exc.strerror or exc})")
     if old is None:
         summary.added += 1
     else:
         summary.updated += 1
-    summary.chunks += len(chunks)
-    summary.bytes_read += len(data)
+    summary.chunks += chunks
+    summary.bytes_read += size
     return True
+
+
+def _file_digest(path: Path) -> tuple[str, int]:
+    """sha256 of a file, read in blocks; (hex digest, bytes read)."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as file:
+        while block := file.read(READ_BLOCK):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def _write_document(
+    store: IndexStore,
+    record: DocumentRecord,
+    candidate: _Candidate,
+    old: DocumentRecord | None,
+    chunker: TokenChunker,
+    embedder,
+) -> int:
+    """Replace the document in one transaction, writing its chunks in batches; the
+    number of chunks.
+
+    Text and code are read, chunked and written a window at a time (`TextStream`,
+    `TokenChunker.iter_chunks`), so memory does not grow with the file; other kinds
+    (HTML, PDF) need the whole file to make their text. The new version is written
+    under a temporary path beside the old one (whose vectors it may reuse), which it
+    replaces at the end: readers see the old or the new document, never half of one.
+    """
+    key = record.path
+    with candidate.path.open("rb") as file:
+        pieces: Iterable[str]
+        if candidate.kind in STREAMED_KINDS:
+            stream = TextStream(file)
+            pieces, chars = stream, lambda: stream.chars
+        else:
+            text = load_document(candidate.kind, file.read())
+            pieces, chars = [text], lambda: len(text)
+        with store.transaction():
+            reuse = store.old_vectors(key) if old is not None and embedder is not None else {}
+            doc_id = store.begin_document(replace(record, path=f"writing:{key}"))
+            count = 0
+            for batch in _batches(chunker.iter_chunks(pieces), WRITE_BATCH):
+                hashes = [
+                    hashlib.sha256(c.text.encode("utf-8", "surrogatepass")).hexdigest()
+                    for c in batch
+                ]
+                vectors = None
+                if embedder is not None:
+                    missing = [i for i, h in enumerate(hashes) if h not in reuse]
+                    fresh = embedder.embed([batch[i].text for i in missing]) if missing else []
+                    by_index: dict[int, Any] = dict(zip(missing, fresh, strict=True))
+                    vectors = [
+                        by_index[i] if i in by_index else reuse[h] for i, h in enumerate(hashes)
+                    ]
+                store.add_chunks(doc_id, count, batch, hashes, vectors)
+                count += len(batch)
+            store.delete_document(key)
+            store.finish_document(doc_id, key, chars())
+    return count
+
+
+def _batches(chunks: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
+    batch: list[Chunk] = []
+    for chunk in chunks:
+        batch.append(chunk)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -394,6 +394,15 @@ class IndexStore:
     ) -> None:
         """Insert a document with its chunks (and vectors); call inside `transaction()`
         after deleting any previous version."""
+        doc_id = self.begin_document(record)
+        self.add_chunks(doc_id, 0, chunks, chunk_hashes, vectors)
+
+    def begin_document(self, record: DocumentRecord) -> int:
+        """Insert a document row (its chunks follow with `add_chunks`); its id.
+
+        For a document written in batches: the row can take a temporary path while the
+        previous version is still needed, then `finish_document` gives it its own.
+        """
         cur = self.conn.execute(
             "INSERT INTO documents(path, kind, size, mtime_ns, sha256, chars, chunker, embedded,"
             " ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -409,9 +418,20 @@ class IndexStore:
                 time.time(),
             ),
         )
-        doc_id = cur.lastrowid
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def add_chunks(
+        self,
+        doc_id: int,
+        first_seq: int,
+        chunks: list[Chunk],
+        chunk_hashes: list[str],
+        vectors: np.ndarray | list[bytes] | None,
+    ) -> None:
+        """Insert a batch of a document's chunks, numbered from `first_seq`."""
         ids = []
-        for seq, (chunk, digest) in enumerate(zip(chunks, chunk_hashes, strict=True)):
+        for seq, (chunk, digest) in enumerate(zip(chunks, chunk_hashes, strict=True), first_seq):
             cur = self.conn.execute(
                 "INSERT INTO chunks(doc_id, seq, start, end, tokens, sha256, text)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -426,6 +446,12 @@ class IndexStore:
                 "INSERT INTO chunk_vectors(chunk_id, embedding) VALUES (?, ?)",
                 zip(ids, blobs, strict=True),
             )
+
+    def finish_document(self, doc_id: int, path: str, chars: int) -> None:
+        """Give a document begun with `begin_document` its path and character count."""
+        self.conn.execute(
+            "UPDATE documents SET path = ?, chars = ? WHERE id = ?", (path, chars, doc_id)
+        )
 
     def chunk_rows(self, ids: list[int]) -> dict[int, tuple[str, int, int, str]]:
         """(path, start, end, text) of the given chunk ids."""

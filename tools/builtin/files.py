@@ -184,7 +184,7 @@ def make_read_file(root: str | Path = ".", *, max_bytes: int = DEFAULT_MAX_FILE_
     """A `read_file` tool that reads text files under `root` only."""
     base = resolve_root(root, "read_file")
 
-    @tool(name="read_file", timeout=10.0)
+    @tool(name="read_file", timeout=10.0, untrusted_results=True)
     def read_file(path: str) -> str:
         """Read a text file inside the working directory.
 
@@ -215,7 +215,7 @@ def make_list_dir(root: str | Path = ".", *, max_entries: int = DEFAULT_MAX_ENTR
     """A `list_dir` tool that lists directories under `root` only."""
     base = resolve_root(root, "list_dir")
 
-    @tool(name="list_dir", timeout=10.0)
+    @tool(name="list_dir", timeout=10.0, untrusted_results=True)
     def list_dir(path: str = ".") -> str:
         """List a directory inside the working directory: directories end with "/",
         files show their size.

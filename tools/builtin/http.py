@@ -173,7 +173,7 @@ def make_http_get(
 
     # The registry's timeout is a backstop; the fetch's own timeout fires first and
     # says which limit was hit.
-    @tool(name="http_get", timeout=timeout + 5.0)
+    @tool(name="http_get", timeout=timeout + 5.0, untrusted_results=True)
     async def http_get(url: str) -> str:
         """Fetch a web page (http or https) and return its text.
 

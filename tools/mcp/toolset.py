@@ -115,6 +115,11 @@ class MCPToolset:
                 timeout=conn.config.timeout,
                 requires_approval=conn.config.approval,
                 binder=ArgumentBinder((), var_keyword=True),
+                # What a server returns is content from outside (a page, a file, a
+                # message): after it, tools with side effects need approval
+                # (tools.execution, prompt injection). Its own tools' approval is the
+                # server's `requires_approval` setting.
+                untrusted_results=True,
             )
         except ToolDefinitionError as exc:
             raise ToolDefinitionError(

@@ -11,6 +11,7 @@ from agent.events import Event
 from agent.session_replay import ReplayTurn
 from tui.widgets.error_card import ErrorCard
 from tui.widgets.message import AnswerMessage, UserMessage
+from tui.widgets.note_card import NoteCard
 from tui.widgets.turn import AssistantTurn
 
 WELCOME = (
@@ -88,6 +89,13 @@ class ChatPane(VerticalScroll):
         if self.turn is not None:
             return await self.turn.add_error(message, title)
         card = ErrorCard(message, title)
+        await self.mount(card)
+        return card
+
+    async def add_note(self, message: str, title: str = "Note") -> NoteCard:
+        """A note outside a turn (it stays in the conversation, unlike a toast)."""
+        await self._drop_welcome()
+        card = NoteCard(message, title)
         await self.mount(card)
         return card
 
