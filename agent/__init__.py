@@ -39,6 +39,9 @@ _LAZY = {
     "StructuredResult": "agent.structured",
     "extract": "agent.extraction",
     "extract_with_stats": "agent.extraction",
+    "extract_many": "agent.docextract",
+    "DocumentResult": "agent.docextract",
+    "Text": "agent.docextract",
     "generate_structured": "agent.structured",
     "stream_structured": "agent.structured",
 }
@@ -46,6 +49,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from agent.agent import Agent, RunResult
     from agent.constrained.output_types import CFG, Regex
+    from agent.docextract import DocumentResult, Text, extract_many
     from agent.extraction import extract, extract_with_stats
     from agent.loader import load_model
     from agent.model_info import ModelInfo
@@ -82,6 +86,7 @@ __all__ = [
     "GenerationStats",
     "Model",
     "ModelInfo",
+    "DocumentResult",
     "ModelNotFoundError",
     "ModelUnavailableError",
     "Regex",
@@ -90,9 +95,11 @@ __all__ = [
     "Session",
     "SessionStore",
     "StructuredResult",
+    "Text",
     "TextChunk",
     "UserError",
     "extract",
+    "extract_many",
     "extract_with_stats",
     "generate_structured",
     "load_model",

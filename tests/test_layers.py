@@ -69,6 +69,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "agent",  # the package's lazy front door re-exports from every layer
             "agent.retriever",
+            "agent.docextract",
             "agent.docqa",
             "agent.cli",
             "agent.eval",
