@@ -387,3 +387,32 @@ def test_flags_that_need_a_schema_and_stdin_in_a_batch(tmp_path):
     proc = run_cli("extract", "--regex", "[a-z]+", "--model", "tiny", "--grounded", "--text", "x")
     assert proc.returncode == 2 and "need --schema" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_batch_example_quotes_every_name_from_its_document(tmp_path):
+    example = Path(__file__).parents[1] / "examples" / "extract_batch.py"
+    page = tmp_path / "page.html"
+    proc = subprocess.run(
+        [sys.executable, str(example), "--grounded", "--html", str(page), "--max-tokens", "96"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    documents = Path(__file__).parents[1] / "examples" / "documents"
+    assert proc.stdout.count("== ") == 3
+    from agent.docextract.sources import load
+
+    for block in proc.stdout.split("== ")[1:]:
+        source, *lines = block.splitlines()
+        assert Path(source).parent == documents
+        name = next(line for line in lines if line.strip().startswith("/name = "))
+        assert "not in the text" not in name  # grounded: always found
+        value = eval_repr(name.split(" = ", 1)[1].rsplit(" (chars", 1)[0])
+        assert value in load(Path(source)).text
+    assert page.read_text("utf-8").count("<section") == 3
+
+
+def eval_repr(text: str) -> str:
+    """A Python string literal as printed by repr() (json reads the double-quoted ones)."""
+    import ast
+
+    return ast.literal_eval(text)
