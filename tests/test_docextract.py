@@ -209,7 +209,7 @@ def _folder(tmp_path: Path) -> Path:
         "utf-8",
     )
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4 garbage")
-    long = " ".join(f"Day {i}: the camera was good and the screen was sharp." for i in range(25))
+    long = " ".join(f"Day {i}: the camera was good and the screen was sharp." for i in range(12))
     (folder / "long.md").write_text(long, "utf-8")
     return folder
 
@@ -220,7 +220,7 @@ def test_cli_folder_to_jsonl_with_grounded_spans_and_a_review_page(tmp_path):
     proc = run_cli(
         "extract", "--schema", "product_review", "--model", "tiny", str(folder), "--out",
         str(out), "--grounded", "--html", str(page), "--chunk-tokens", "64",
-        "--max-tokens", "120", "--temp", "1.5",
+        "--max-tokens", "80", "--temp", "1.5",
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr  # one document failed, the others were done
     assert "Traceback" not in proc.stderr
@@ -313,10 +313,10 @@ def test_review_page_in_a_headless_browser(fresh_tiny, tmp_path):
 def test_cli_resumes_after_a_kill(tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()
-    for i in range(8):
+    for i in range(5):
         (folder / f"n{i}.txt").write_text(f"Note {i}: Ann met Bo in Oslo on day {i}.", "utf-8")
     out = tmp_path / "out.jsonl"
-    args = ["extract", "--schema", ITEMS_JSON(tmp_path), "--model", "tiny", str(folder),
+    args = ["extract", "--schema", items_json(tmp_path), "--model", "tiny", str(folder),
             "--out", str(out), "--max-tokens", "80"]  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent.cli.main", *args],
@@ -325,27 +325,27 @@ def test_cli_resumes_after_a_kill(tmp_path):
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
-            if out.exists() and out.read_text("utf-8").count("\n") >= 2:
+            if out.exists() and out.read_text("utf-8").count("\n") >= 1:
                 break
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
     before = out.read_text("utf-8").splitlines()
-    assert 2 <= len(before) < 8
+    assert 1 <= len(before) < 5
     with out.open("a", encoding="utf-8") as f:
-        f.write('{"source": "' + str(folder / "n7.txt"))  # a line cut off by the kill
+        f.write('{"source": "' + str(folder / "n4.txt"))  # a line cut off by the kill
     again = run_cli(*args)
     assert again.returncode == 0, again.stderr
     assert f"resuming: {len(before)} documents" in again.stderr
     after = out.read_text("utf-8").splitlines()
     assert after[: len(before)] == before  # kept as they were, not done again
     assert sorted(Path(json.loads(line)["source"]).name for line in after) == [
-        f"n{i}.txt" for i in range(8)
+        f"n{i}.txt" for i in range(5)
     ]
 
 
-def ITEMS_JSON(tmp_path: Path) -> str:  # noqa: N802 - a path to ITEMS_SCHEMA
+def items_json(tmp_path: Path) -> str:
     path = tmp_path / "items.json"
     path.write_text(json.dumps(ITEMS_SCHEMA), "utf-8")
     return str(path)
@@ -416,3 +416,16 @@ def eval_repr(text: str) -> str:
     import ast
 
     return ast.literal_eval(text)
+
+
+def test_the_instruction_prefix_is_cached_across_documents(fresh_tiny):
+    """LFM2's cache cannot be rewound: the shared prefix is kept as a checkpoint."""
+    docs = [Text(f"Note {i}: Maria Rossi of Acme called from Rome about order {i}.", f"d{i}")
+            for i in range(3)]  # fmt: skip
+    results = list(extract_many("contact", docs, fresh_tiny, max_tokens=64))
+    assert results[0].cached_prompt_tokens == 0
+    for result in results[1:]:
+        assert result.error is None
+        validate(shipped_schema("contact"), result.value)
+        # The instruction and schema (most of the prompt) came from the cache.
+        assert result.cached_prompt_tokens > result.prompt_tokens // 2

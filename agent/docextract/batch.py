@@ -174,21 +174,24 @@ def _setup(
     uses_grounding = has_grounded_strings(spec.json_schema, ground_all=grounded)
     engine = as_chat_model(model)
     local = isinstance(engine, LocalChatModel)
-    if uses_grounding and not local:
+    if uses_grounding and not isinstance(engine, LocalChatModel):
         raise UserError(
             "grounded strings need a local model (the grammar quotes the text); "
             "drop --grounded and x-grounded for a server model"
         )
-    room = count = None
-    if local:
+    room: int | None = None
+    count: Callable[[str], int] | None = None
+    if isinstance(engine, LocalChatModel):
         runtime = engine.model
         prompt = runtime.chat_prompt(extraction_messages("", spec.json_schema))
         prefix = len(runtime.encode(prompt))
         reserve = max_tokens * (2 if passes > 1 else 1) + 16
         room = runtime.context_length - prefix - reserve
 
-        def count(text: str) -> int:
+        def count_model_tokens(text: str) -> int:
             return len(runtime.encode_fragment(text))
+
+        count = count_model_tokens
 
     return _Setup(spec.json_schema, spec, uses_grounding, grounded, local, engine, room, count)
 
