@@ -429,3 +429,20 @@ def test_the_instruction_prefix_is_cached_across_documents(fresh_tiny):
         validate(shipped_schema("contact"), result.value)
         # The instruction and schema (most of the prompt) came from the cache.
         assert result.cached_prompt_tokens > result.prompt_tokens // 2
+
+
+def test_a_pydantic_model_as_the_schema(fresh_tiny):
+    from pydantic import BaseModel
+
+    class Person(BaseModel):
+        name: str
+        city: str
+        age: int
+
+    (result,) = extract_many(Person, [Text(TRICKY)], fresh_tiny, grounded=True,
+                             max_tokens=96, sampling=HOT)  # fmt: skip
+    assert result.error is None
+    person = Person.model_validate(result.value)
+    assert person.name in TRICKY and person.city in TRICKY
+    assert set(result.grounded) == {"/name", "/city"}
+    assert check_spans(result) == []
