@@ -446,3 +446,26 @@ def test_a_pydantic_model_as_the_schema(fresh_tiny):
     assert person.name in TRICKY and person.city in TRICKY
     assert set(result.grounded) == {"/name", "/city"}
     assert check_spans(result) == []
+
+
+def test_a_server_model_extracts_with_spans_but_cannot_ground():
+    from openai_stub import StubReply, StubServer, running
+
+    from agent.engines.remote import RemoteChatModel
+    from agent.errors import UserError
+
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "city": {"type": "string"}},
+        "required": ["name", "city"],
+    }
+    text = "Call Maria Rossi tomorrow about the order."
+    reply = StubReply(text='{"name": "Maria Rossi", "city": "Paris"}')
+    with running(StubServer([reply])) as stub:
+        model = RemoteChatModel(stub.url, "stub")
+        (result,) = extract_many(schema, [Text(text)], model)
+        with pytest.raises(UserError, match="need a local model"):
+            list(extract_many(schema, [Text(text)], model, grounded=True))
+    assert result.value == {"name": "Maria Rossi", "city": "Paris"}
+    assert result.spans == {"/name": [5, 16], "/city": None}  # Paris is not in the text
+    assert result.grounded == []
