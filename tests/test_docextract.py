@@ -383,10 +383,20 @@ def test_cli_one_document_prints_the_value_and_the_grounded_flag_works(tmp_path)
         assert item["description"] in TRICKY
 
 
-def test_flags_that_need_a_schema_and_stdin_in_a_batch(tmp_path):
-    proc = run_cli("extract", "--regex", "[a-z]+", "--model", "tiny", "--grounded", "--text", "x")
-    assert proc.returncode == 2 and "need --schema" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--regex", "[a-z]+", "--grounded", "--text", "x"], "need --schema"),
+        (["--schema", "contact", "--text", "x", "--overlap", "900"], "--overlap must be"),
+        (["--schema", "contact", "--text", "x", "--chunk-tokens", "8"], "at least 16"),
+        (["--schema", "contact", "examples", "--out", "o.jsonl", "--indent", "2"], "--indent"),
+        (["--schema", "contact", "examples", "--out", "/no/such/dir/o.jsonl"], "does not exist"),
+    ],
+)
+def test_bad_batch_flags_exit_2_with_one_line_before_loading(capsys, args, needle):
+    assert main(["extract", "--model", "no-such-model-needed", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1, err
 
 
 def test_batch_example_quotes_every_name_from_its_document(tmp_path):

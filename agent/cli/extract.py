@@ -133,6 +133,9 @@ def run(args: argparse.Namespace) -> int:
     if args.indent is not None and args.schema is None:
         raise UserError("--indent applies to --schema output (JSON) only")
     batch = _is_batch(args)
+    _check_chunking(args)
+    if batch and args.indent is not None:
+        raise UserError("--indent applies to one document printed on stdout, not to JSONL")
     if args.schema is None and (batch or args.grounded or args.passes > 1):
         raise UserError("several documents, --out, --html, --grounded and --passes need --schema")
     # Schema, regex and grammar problems are the user's to fix before a model loads.
@@ -164,6 +167,18 @@ def run(args: argparse.Namespace) -> int:
     print(result.text)
     print(f"[{model.name}] {result.stats.summary()}", file=sys.stderr)
     return 0
+
+
+def _check_chunking(args: argparse.Namespace) -> None:
+    """--chunk-tokens and --overlap, checked before a model loads."""
+    size = args.chunk_tokens or 512  # agent.docextract.chunks.DEFAULT_CHUNK_TOKENS
+    if size < 16:
+        raise UserError(f"--chunk-tokens must be at least 16, got {size}")
+    if args.overlap is not None and not 0 <= args.overlap <= size // 2:
+        raise UserError(
+            f"--overlap must be between 0 and half of --chunk-tokens ({size // 2}), "
+            f"got {args.overlap}"
+        )
 
 
 def _is_batch(args: argparse.Namespace) -> bool:

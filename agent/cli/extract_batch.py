@@ -29,6 +29,9 @@ def run_batch(args: argparse.Namespace, schema: object) -> int:
     html_path = Path(args.html).expanduser() if args.html is not None else None
     if html_path is not None and html_path.is_dir():
         raise UserError(f"--html '{args.html}' is a directory; give a file name")
+    for given, path in (("--out", out), ("--html", html_path)):
+        if path is not None and not path.parent.is_dir():
+            raise UserError(f"{given} '{path}': the folder {path.parent} does not exist")
     kept = read_done(out) if out is not None else []
     done = {str(r["source"]) for r in kept}
     sources: list[Any] = []
