@@ -124,6 +124,7 @@ class Model(TokenRuntime):
         self._settled = False
         # A copy of the cache at a prefix two prompts shared (see `_reuse_cache`).
         self._checkpoint: tuple[list[int], list[Any]] | None = None
+        self._checkpoint_at: int | None = None
 
     # ------------------------------------------------------------------ facts
     @property
@@ -229,6 +230,7 @@ class Model(TokenRuntime):
     def reset_cache(self) -> None:
         super().reset_cache()
         self._checkpoint = None
+        self._checkpoint_at = None
 
     def _reuse_cache(self, tokens: list[int]) -> int:
         """Prepare the cache for `tokens`; return how many of them it already holds.
@@ -237,8 +239,8 @@ class Model(TokenRuntime):
         prompt that only shares a prefix with the last one, such as the next part of a
         document after the same instruction and schema. So when a prompt shares at
         least `CHECKPOINT_MIN_TOKENS` with the last one and cannot reuse it, that prefix
-        is prefilled first and a copy of the cache kept there; later prompts that
-        start with it begin from a copy of the copy.
+        prefilled as usual but a copy of the cache is kept when the prefill passes its
+        end; later prompts that start with it begin from a copy of the copy.
         """
         state = self._state
         cached = state.tokens
@@ -262,10 +264,7 @@ class Model(TokenRuntime):
         state.cache = make_prompt_cache(self.module)
         state.tokens = []
         if common >= CHECKPOINT_MIN_TOKENS:
-            self._feed(tokens[:common])
-            mx.eval([c.state for c in state.cache])
-            self._checkpoint = (list(tokens[:common]), copy.deepcopy(state.cache))
-            return common
+            self._checkpoint_at = common  # `_feed` keeps a copy when it gets there
         return 0
 
     def _feed(
@@ -279,16 +278,24 @@ class Model(TokenRuntime):
         state = self._state
         step = self.prefill_step_size
         done = 0
+        # Where to keep a checkpoint of the cache (a prefix `_reuse_cache` saw shared).
+        cut = self._checkpoint_at - len(state.tokens) if self._checkpoint_at else None
+        self._checkpoint_at = None
+        if cut is not None and not 0 < cut < len(tokens):
+            cut = None
         if progress:
             step = min(step, self.progress_step_size)
             progress(0, len(tokens))
-        while len(tokens) - done > step:
-            chunk = tokens[done : done + step]
+        while len(tokens) - done > step or (cut is not None and done < cut):
+            size = min(step, cut - done) if cut is not None and done < cut else step
+            chunk = tokens[done : done + size]
             self.module(mx.array(chunk)[None], cache=state.cache)
             assert state.cache is not None  # _reuse_cache made it before the first feed
             mx.eval([c.state for c in state.cache])
             state.tokens.extend(chunk)
-            done += step
+            done += size
+            if done == cut:
+                self._checkpoint = (list(state.tokens), copy.deepcopy(state.cache))
             if progress:
                 progress(done, len(tokens))
             mx.clear_cache()

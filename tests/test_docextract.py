@@ -433,12 +433,13 @@ def test_the_instruction_prefix_is_cached_across_documents(fresh_tiny):
     docs = [Text(f"Note {i}: Maria Rossi of Acme called from Rome about order {i}.", f"d{i}")
             for i in range(3)]  # fmt: skip
     results = list(extract_many("contact", docs, fresh_tiny, max_tokens=64))
-    assert results[0].cached_prompt_tokens == 0
-    for result in results[1:]:
-        assert result.error is None
-        validate(shipped_schema("contact"), result.value)
-        # The instruction and schema (most of the prompt) came from the cache.
-        assert result.cached_prompt_tokens > result.prompt_tokens // 2
+    # The first two prefill everything (the second keeps a copy at the shared prefix).
+    assert [r.cached_prompt_tokens for r in results[:2]] == [0, 0]
+    result = results[2]
+    assert result.error is None
+    validate(shipped_schema("contact"), result.value)
+    # The instruction and schema (most of the prompt) came from the checkpoint.
+    assert result.cached_prompt_tokens > result.prompt_tokens // 2
 
 
 def test_a_pydantic_model_as_the_schema(fresh_tiny):
