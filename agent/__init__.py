@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from agent import fastpath
@@ -15,6 +16,8 @@ fastpath.preload_blas()
 # The iri checkers of jsonschema's format-nongpl extra build a lark grammar at import
 # (seconds); they load on their first use instead.
 fastpath.defer_iri_checkers()
+# Quiet unless the application configures logging (the CLI: --verbose, EDGE_AGENT_LOG).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # Everything else loads on first use, so `import agent` (and `edge-agent --help`) pays
 # for neither MLX nor mlx-lm nor the grammar machinery.

@@ -23,20 +23,23 @@ reasoning) precedes the answer in that mode.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.constrained.defaults import DEFAULT_COMPILE_TIMEOUT
 from agent.constrained.output_types import OutputSpec, resolve_output_type
 from agent.engines.base import (
     DEFAULT_MAX_PARALLEL_CALLS,
     ChatModel,
+    ChoiceMode,
     StepRequest,
     StepResult,
     TextPiece,
+    closing_stream,
 )
 from agent.errors import UserError
 from agent.events import (
@@ -66,15 +69,21 @@ from agent.prompting import system_prompt
 from agent.rag import CitationBook, rag_search_tool
 from agent.sampling import SamplingParams
 from agent.sessions import Session, SessionStore
-from agent.tool_parser import ParsedCall
+from agent.tool_parser import ParsedCall, unique_calls
+from agent.tracing import Tracing
+from agent.tracing.run_spans import RunInfo, trace_run
 from tools import ApprovalCallback, Tool, ToolCall, ToolRegistry, ToolResult
 
-CHOICES = ("auto", "none", "required")
+if TYPE_CHECKING:
+    from tools.mcp import MCPServerConfig
+
+CHOICES: tuple[ChoiceMode, ...] = ("auto", "none", "required")
 UNVERIFIED = "remote-unverified"  # agent.engines.remote: structure checked on arrival
 RETRY_ANSWER = (
     "That answer does not follow the required JSON Schema: {problem}. Reply again with "
     "only the JSON."
 )
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -142,18 +151,25 @@ class Agent:
         rag_k: int = 4,
         compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
         raw_system: bool = False,
+        mcp_servers: Iterable[MCPServerConfig | str | Mapping[str, Any]] = (),
+        name: str = "edge-agent",
+        tracing: Tracing | None = None,
     ) -> None:
         """`model` is a `ChatModel` (agent.engines), a loaded `agent.Model`, or a spec
         (`tiny`, a directory, a repo id, `openai:http://host/v1#name`). `raw_system`
         uses `system` exactly as given, without the instructions the loop adds (tool
-        format, retrieval, answer schema)."""
+        format, retrieval, answer schema). `mcp_servers` (command lines, URLs or
+        `tools.mcp.MCPServerConfig`s) start now and stop with `close()`. `name` names the
+        agent in traces; `tracing` sends its spans somewhere else than OpenTelemetry's
+        global providers (agent.tracing)."""
         from agent.engines import as_chat_model
 
         self.model: ChatModel = as_chat_model(model)
+        self.name = name
+        self.tracing = tracing or Tracing()
         self.limits = Limits(max_steps, max_tokens, max_identical_calls, context_window)
         self._book = CitationBook()
-        self.registry = _build_registry(tools, retriever, self._book, rag_k)
-        self.tool_choice = _check_tool_choice(tool_choice, self.registry)
+        self.registry = _build_registry(tools, retriever, self._book, rag_k, self.tracing)
         self.response_format = response_format
         self.retriever = retriever
         self.approve = approve
@@ -168,6 +184,15 @@ class Agent:
         if response_format is not None:  # compile now: a bad schema fails here, not mid-run
             self._answer = resolve_output_type(response_format)
             self.model.compile_answer(self._answer, compile_timeout)
+        # MCP servers start last, once nothing else can fail but the tool choice.
+        servers = list(mcp_servers)
+        if servers:
+            self.registry.add_mcp_servers(servers)
+        try:
+            self.tool_choice = _check_tool_choice(tool_choice, self.registry)
+        except BaseException:
+            self.registry.close()  # a bad argument leaves no server running
+            raise
         self.system = (
             (system or "")
             if raw_system
@@ -183,6 +208,16 @@ class Agent:
         self._running = False
 
     # ------------------------------------------------------------------ public
+    def close(self) -> None:
+        """Stop the MCP servers this agent started (idempotent)."""
+        self.registry.close()
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def run(self, prompt: str) -> RunResult:
         """Run to the end and return every event (for scripts; no event loop needed)."""
         try:
@@ -208,12 +243,35 @@ class Agent:
         self.model.reset()
 
     async def stream(self, prompt: str) -> AsyncIterator[Event]:
-        """The events of one run; the last is always a `FinalEvent`."""
+        """The events of one run; the last is always a `FinalEvent`. The run is one
+        `invoke_agent` span when tracing is on (agent.tracing)."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise UserError("the prompt is empty")
         if self._running:
             raise RuntimeError("this Agent is already running; one run at a time")
         self._running = True
+        events = trace_run(self._events(prompt), self.tracing, self._run_info(prompt))
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()  # the loop's own clean-up, now, not at garbage collection
+            self._running = False
+
+    def _run_info(self, prompt: str) -> RunInfo:
+        return RunInfo(
+            agent_name=self.name,
+            model=self.model.name,
+            provider=self.model.provider,
+            max_tokens=self.limits.max_tokens,
+            temperature=self.sampling.temperature,
+            top_p=self.sampling.top_p,
+            seed=self.sampling.seed,
+            system=self.system,
+            prompt=prompt,
+        )
+
+    async def _events(self, prompt: str) -> AsyncGenerator[Event, None]:
         self._cancel.clear()
         self._book.reset()
         started = time.perf_counter()
@@ -232,8 +290,12 @@ class Agent:
                         break
                     state = _Step()
                     mode, name = self._choice(step)
-                    async for event in self._generate(step, mode, name, state, turn, stats):
-                        yield event
+                    # A consumer that leaves mid-step stops the generation now (and
+                    # waits for it), not whenever the generator is collected.
+                    generation = self._generate(step, mode, name, state, turn, stats)
+                    async with closing_stream(generation) as events:
+                        async for event in events:
+                            yield event
                     if state.stop is not None:
                         stop = state.stop
                         break
@@ -267,6 +329,11 @@ class Agent:
                     stop = max_steps_stop(self.limits.max_steps)
             except Exception as exc:  # the run ends with an error event, never a traceback
                 message = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+                # The user sees one line; the log keeps where it came from.
+                log.log(
+                    logging.INFO if isinstance(exc, UserError) else logging.ERROR,
+                    "the run failed: %s", message, exc_info=True,
+                )  # fmt: skip
                 yield ErrorEvent(message)
                 stop = Stop(ERROR, message)
             stats.total_s = time.perf_counter() - started
@@ -288,19 +355,24 @@ class Agent:
             self._running = False
 
     # ------------------------------------------------------------ one step
-    def _choice(self, step: int) -> tuple[str, str | None]:
-        """("auto" | "none" | "required", tool name or None) for this step."""
+    def _choice(self, step: int) -> tuple[ChoiceMode, str | None]:
+        """The tool choice of this step, and the tool it must call (None: any)."""
         if not len(self.registry):
             return "none", None
         choice = self.tool_choice
         if step > 1 and self.reset_tool_choice and choice not in ("auto", "none"):
-            choice = "auto"
-        if choice in CHOICES:
-            return choice, None
-        return "required", choice
+            return "auto", None
+        mode = next((c for c in CHOICES if c == choice), None)
+        return (mode, None) if mode is not None else ("required", choice)
 
     async def _generate(
-        self, step: int, mode: str, name: str | None, state: _Step, turn: int, stats: RunStats
+        self,
+        step: int,
+        mode: ChoiceMode,
+        name: str | None,
+        state: _Step,
+        turn: int,
+        stats: RunStats,
     ) -> AsyncIterator[Event]:
         model = self.model
         request = StepRequest(
@@ -308,7 +380,7 @@ class Agent:
             messages=list(self.messages),
             sampling=self.sampling,
             tools=self.registry.openai_tools(),
-            tool_choice=mode,  # type: ignore[arg-type]
+            tool_choice=mode,
             tool_name=name,
             call_schema=self.registry.call_schema(name) if mode != "none" else None,
             max_parallel_calls=self.max_parallel_calls,
@@ -322,24 +394,30 @@ class Agent:
             self.limits, stats.generated_tokens, prepared.prompt_tokens, context,
             prepared.min_tokens,
         )  # fmt: skip
+        log.debug(
+            "step %d: tool choice %s%s, prompt %d tokens, budget %d",
+            step, mode, f" ({name})" if name else "", prepared.prompt_tokens, budget,
+        )  # fmt: skip
         if stop is not None:
             state.stop = stop
             return
         result: StepResult | None = None
-        async for item in model.stream(prepared, budget, should_stop=self._cancel.is_set):
-            if isinstance(item, TextPiece):
-                if item.kind == "reasoning":
-                    yield ReasoningDelta(item.text, step)
+        pieces = model.stream(prepared, budget, should_stop=self._cancel.is_set)
+        async with closing_stream(pieces):
+            async for item in pieces:
+                if isinstance(item, TextPiece):
+                    if item.kind == "reasoning":
+                        yield ReasoningDelta(item.text, step)
+                    else:
+                        yield TextDelta(item.text, step)
                 else:
-                    yield TextDelta(item.text, step)
-            else:
-                result = item
+                    result = item
         assert result is not None
         stats.add_step(result.stats)
         yield StatsEvent(result.stats, step)
         state.result = result
         state.text = result.text
-        state.calls = result.calls if mode != "none" else []
+        state.calls = unique_calls(result.calls) if mode != "none" else []
         message = dict(result.assistant_message or {"role": "assistant", "content": result.raw})
         self._add(turn, message, {"step": step, "stats": result.stats.to_dict()})
 
@@ -372,8 +450,9 @@ class Agent:
                 call.id, call.name, f"Error: {p.error}", p.error, 0.0
             )
             yield ToolResultEvent(
-                call.id, call.name, result.content, result.error, result.duration_s, step
-            )
+                call.id, call.name, result.content, result.error, result.duration_s, step,
+                result.items,
+            )  # fmt: skip
             self._add(
                 turn,
                 {
@@ -427,13 +506,14 @@ def _build_registry(
     retriever: Any,
     book: CitationBook,
     rag_k: int,
+    tracing: Tracing,
 ) -> ToolRegistry:
     if isinstance(tools, ToolRegistry):
         registry = ToolRegistry(tools.tools(), max_result_chars=tools.max_result_chars)
     else:
         registry = ToolRegistry(list(tools or ()))
     if retriever is not None:
-        registry.register(rag_search_tool(retriever, book, rag_k))
+        registry.register(rag_search_tool(retriever, book, rag_k, tracing))
     return registry
 
 

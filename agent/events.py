@@ -9,9 +9,12 @@ dataclass with a `type` tag and `to_dict()` giving a JSON-safe object for one li
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agent.stats import GenerationStats
+
+if TYPE_CHECKING:
+    from agent.guards import StopReason
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,8 @@ class ToolCallEvent:
 
 @dataclass(frozen=True)
 class ToolResultEvent:
-    """What a tool returned, or why it failed (the model sees the same text)."""
+    """What a tool returned, or why it failed (the model sees the same text). `items`
+    are raw attachments the model does not see (an MCP tool's images and resources)."""
 
     type: ClassVar[str] = "tool_result"
     call_id: str
@@ -131,6 +135,7 @@ class ToolResultEvent:
     error: str | None = None
     duration_s: float = 0.0
     step: int = 0
+    items: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -143,6 +148,8 @@ class ToolResultEvent:
         }
         if self.error is not None:
             data["error"] = self.error
+        if self.items:
+            data["items"] = list(self.items)
         return data
 
 
@@ -183,7 +190,7 @@ class FinalEvent:
     type: ClassVar[str] = "final"
     content: str
     stats: RunStats
-    stopped_by: str | None = None
+    stopped_by: StopReason | None = None
     citations: tuple[Citation, ...] = field(default_factory=tuple)
     output: Any = None
     reason: str | None = None

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
+from agent.constrained.output_types import resolve_output_type
 from agent.errors import UserError
 from agent.sampling import SamplingParams
 from agent.structured import (
@@ -22,6 +23,8 @@ from agent.structured import (
     stream_structured,
 )
 from agent.token_runtime import TextChunk
+from agent.tracing import Tracing
+from agent.tracing.operations import extract_span
 
 
 def extract(
@@ -60,18 +63,45 @@ def extract_with_stats(
     sampling: SamplingParams | None = None,
     compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
     on_chunk: Callable[[TextChunk], None] | None = None,
+    tracing: Tracing | None = None,
 ) -> StructuredResult:
     """`extract` with the statistics. `model` is a spec, a loaded `Model` or any
     `ChatModel`: a local model decodes under the schema's grammar; a server is asked
     for `response_format: json_schema` and its answer validated (and asked again once
-    when it does not follow the schema)."""
+    when it does not follow the schema). The extraction is one `extract {model}` span
+    (agent.tracing; `tracing` None: the global providers)."""
     from agent.engines import as_chat_model
-    from agent.engines.local import LocalChatModel
 
     schema = load_schema(schema)
     engine = as_chat_model(model)
+    tracing = tracing or Tracing()
+    temperature = (sampling or engine.default_sampling).temperature
+    kind = resolve_output_type(schema).kind
+    output_type = "json" if kind == "json" else "text"
+    with extract_span(
+        tracing, engine.name, engine.provider, max_tokens, temperature, text, output_type
+    ) as record:
+        result = _extract(
+            engine, text, schema, max_tokens, sampling, compile_timeout, on_chunk, tracing
+        )
+        record.result(result.stats, result.value)
+    return result
+
+
+def _extract(
+    engine: Any,
+    text: str,
+    schema: Any,
+    max_tokens: int,
+    sampling: SamplingParams | None,
+    compile_timeout: float,
+    on_chunk: Callable[[TextChunk], None] | None,
+    tracing: Tracing,
+) -> StructuredResult:
+    from agent.engines.local import LocalChatModel
+
     if not isinstance(engine, LocalChatModel):
-        return _extract_remote(engine, text, schema, max_tokens, sampling, compile_timeout)
+        return _extract_remote(engine, text, schema, max_tokens, sampling, compile_timeout, tracing)
     result = None
     for item in stream_structured(
         engine.model,
@@ -96,6 +126,7 @@ def _extract_remote(
     max_tokens: int,
     sampling: SamplingParams | None,
     compile_timeout: float,
+    tracing: Tracing,
 ) -> StructuredResult:
     """Extraction through an engine without a grammar: the Agent's answer check and
     one retry are exactly what a server that may ignore `response_format` needs."""
@@ -113,6 +144,8 @@ def _extract_remote(
         max_tokens=max_tokens,
         sampling=sampling,
         compile_timeout=compile_timeout,
+        name="extract",
+        tracing=tracing,
     )
     run = agent.run(text)
     if run.stopped_by is not None:

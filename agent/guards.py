@@ -10,20 +10,31 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal, get_args
 
-MAX_STEPS = "max_steps"
-TOKEN_BUDGET = "token_budget"
-REPEATED_CALL = "repeated_call"
-CONTEXT_WINDOW = "context_window"
-CANCELLED = "cancelled"
-ERROR = "error"
+# What ended a run that did not end with an answer (`FinalEvent.stopped_by`); these
+# strings are stored in sessions and sent in JSON events: never rename one.
+StopReason = Literal[
+    "max_steps", "token_budget", "repeated_call", "context_window", "cancelled", "error"
+]
+STOP_REASONS: tuple[StopReason, ...] = get_args(StopReason)
+MAX_STEPS: Final = "max_steps"
+TOKEN_BUDGET: Final = "token_budget"
+REPEATED_CALL: Final = "repeated_call"
+CONTEXT_WINDOW: Final = "context_window"
+CANCELLED: Final = "cancelled"
+ERROR: Final = "error"
 
 
 @dataclass(frozen=True)
 class Stop:
-    by: str
+    by: StopReason
     message: str
+
+
+def stop_reason(value: object) -> StopReason | None:
+    """A stop reason read back from storage: one of STOP_REASONS, or None."""
+    return next((r for r in STOP_REASONS if r == value), None)
 
 
 @dataclass(frozen=True)

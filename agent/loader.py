@@ -9,6 +9,7 @@ release), and MLX otherwise.
 
 from __future__ import annotations
 
+import logging
 import platform
 import sys
 import time
@@ -29,6 +30,7 @@ EngineName = Literal["auto", "mlx", "llama.cpp"]
 ENGINES: tuple[EngineName, ...] = ("auto", "mlx", "llama.cpp")
 
 _LOADED: dict[tuple[str, str], Any] = {}
+log = logging.getLogger(__name__)
 
 
 def apple_silicon() -> bool:
@@ -99,13 +101,17 @@ def load_model(
     chosen = choose_engine(spec, engine)
     key = (spec, chosen)
     if reuse and key in _LOADED:
+        log.debug("model %s (%s) already loaded: reused", spec, chosen)
         return _LOADED[key]
+    log.debug("loading model %s with the %s engine (asked: %s)", spec, chosen, engine)
+    t0 = time.perf_counter()
     if chosen == "llama.cpp":
         from agent.llamacpp.models import load_llamacpp
 
         model = load_llamacpp(spec, progress)
     else:
         model = _load_mlx(spec, progress)
+    log.info("loaded model %s (%s) in %.2f s", spec, chosen, time.perf_counter() - t0)
     _LOADED[key] = model
     return model
 

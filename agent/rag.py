@@ -12,6 +12,8 @@ import asyncio
 from typing import Any, Protocol
 
 from agent.events import Citation
+from agent.tracing import Tracing
+from agent.tracing.operations import retrieval_span
 
 RAG_TOOL_NAME = "rag_search"
 DEFAULT_K = 4
@@ -78,8 +80,16 @@ _QUERY_SCHEMA = {
 }
 
 
-def rag_search_tool(retriever: RetrieverLike, book: CitationBook, k: int = DEFAULT_K) -> Any:
-    """The `rag_search` tool bound to `retriever`, numbering sources in `book`."""
+def rag_search_tool(
+    retriever: RetrieverLike,
+    book: CitationBook | None = None,
+    k: int = DEFAULT_K,
+    tracing: Tracing | None = None,
+) -> Any:
+    """The `rag_search` tool bound to `retriever`, numbering sources in `book` (without
+    one, each call numbers its own from 1: `edge-agent mcp-serve` has no runs); each
+    search is a `retrieval` span (agent.tracing)."""
+    spans = tracing or Tracing()
     from tools import tool
 
     @tool(name=RAG_TOOL_NAME, schema=_QUERY_SCHEMA)
@@ -89,7 +99,10 @@ def rag_search_tool(retriever: RetrieverLike, book: CitationBook, k: int = DEFAU
         Args:
             query: what to look for, in a few words.
         """
-        hits = await asyncio.to_thread(retriever.search, query, k)
-        return format_hits([book.add(hit) for hit in hits])
+        with retrieval_span(spans, query, k) as record:
+            hits = await asyncio.to_thread(retriever.search, query, k)
+            record.hits(len(hits), max((float(h.score) for h in hits), default=None))
+        numbering = book if book is not None else CitationBook()
+        return format_hits([numbering.add(hit) for hit in hits])
 
     return rag_search

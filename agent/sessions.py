@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import re
 import sqlite3
 import threading
@@ -25,44 +26,58 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import UserError
 from agent.limits import MAX_HISTORY_BYTES, MAX_JSON_BYTES, InputLimitError, size_text
 from agent.limits import loads as bounded_loads
 from agent.paths import data_dir
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY,
-    created REAL NOT NULL,
-    updated REAL NOT NULL,
-    title TEXT NOT NULL DEFAULT '',
-    model TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS turns (
-    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-    turn INTEGER NOT NULL,
-    status TEXT NOT NULL,            -- running | done | stopped
-    stopped_by TEXT,
-    started REAL NOT NULL,
-    ended REAL,
-    PRIMARY KEY (session_id, turn)
-);
-CREATE TABLE IF NOT EXISTS messages (
-    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-    turn INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    role TEXT NOT NULL,
-    content TEXT NOT NULL,
-    meta TEXT NOT NULL DEFAULT '{}',
-    created REAL NOT NULL,
-    PRIMARY KEY (session_id, turn, seq)
-);
-"""
+if TYPE_CHECKING:
+    from agent.session_replay import ReplayTurn
+
+# The database's layout, one migration per version: `PRAGMA user_version` says which
+# have run. A database made before versions (user_version 0) has version 1's tables
+# already; `IF NOT EXISTS` makes its migration a no-op, so a new file and an old one take
+# the same path. Add a version by appending a migration, never by editing one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 1: sessions, turns, messages
+        """CREATE TABLE IF NOT EXISTS sessions (
+            id TEXT PRIMARY KEY,
+            created REAL NOT NULL,
+            updated REAL NOT NULL,
+            title TEXT NOT NULL DEFAULT '',
+            model TEXT NOT NULL DEFAULT ''
+        )""",
+        """CREATE TABLE IF NOT EXISTS turns (
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            turn INTEGER NOT NULL,
+            status TEXT NOT NULL,            -- running | done | stopped
+            stopped_by TEXT,
+            started REAL NOT NULL,
+            ended REAL,
+            PRIMARY KEY (session_id, turn)
+        )""",
+        """CREATE TABLE IF NOT EXISTS messages (
+            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            turn INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL,
+            meta TEXT NOT NULL DEFAULT '{}',
+            created REAL NOT NULL,
+            PRIMARY KEY (session_id, turn, seq)
+        )""",
+    ),
+    (  # 2: `sessions list` (newest first) reads an index, not the whole table
+        "CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions(updated)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
 
 RUNNING, DONE, STOPPED = "running", "done", "stopped"
 _SESSION_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+log = logging.getLogger(__name__)
 
 
 class SessionNotFoundError(UserError):
@@ -158,9 +173,40 @@ class SessionStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             raise self._unreadable(exc) from None
+        try:
+            self._migrate()
+        except UserError:
+            self._db.close()
+            raise
+
+    def _version(self, db: sqlite3.Connection) -> int:
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise UserError(
+                f"the session database {self.path} is at version {version}, newer than "
+                f"this edge-agent knows ({SCHEMA_VERSION}); upgrade edge-agent, or set "
+                "EDGE_AGENT_DATA_DIR to use another directory"
+            )
+        return int(version)
+
+    def _migrate(self) -> None:
+        """Bring the database to SCHEMA_VERSION, or refuse one newer than that. A current
+        database is only read (a read-only one still lists); a migration is one
+        transaction, so a second process opening the file meanwhile waits, then finds
+        it done."""
+        with self._connect() as db:
+            if self._version(db) == SCHEMA_VERSION:
+                return
+        with self._transaction() as db:
+            version = self._version(db)
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[number - 1]:
+                    db.execute(statement)
+            # PRAGMA takes no parameters; the number is this module's own int.
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        log.info("session database %s: version %d -> %d", self.path, version, SCHEMA_VERSION)
 
     def _unreadable(self, exc: sqlite3.Error) -> UserError:
         """The one-line error for a database SQLite cannot use, with the way out."""
@@ -223,9 +269,17 @@ class SessionStore:
         return Session(self, self.resolve(session_id))
 
     def open_or_create(self, session_id: str, *, model: str = "") -> Session:
-        with self._connect() as db:
-            row = db.execute("SELECT id FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        return Session(self, row[0]) if row else self.create(session_id, model=model)
+        """One transaction: two processes starting the same new id both get it (a check
+        and then a create let the second fail with "already exists")."""
+        sid = check_session_id(session_id)
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO sessions (id, created, updated, title, model) "
+                "VALUES (?,?,?,?,?)",
+                (sid, now, now, "", model),
+            )
+        return Session(self, sid)
 
     def resolve(self, session_id: str) -> str:
         with self._connect() as db:
@@ -447,6 +501,13 @@ class Session:
 
     def turns(self) -> list[TurnInfo]:
         return self.store.turns(self.id)
+
+    def replay(self) -> list[ReplayTurn]:
+        """The finished turns as the events their runs produced (for a UI to render
+        like a live run; agent.session_replay)."""
+        from agent.session_replay import replay_turns
+
+        return replay_turns(self.turns())
 
     def begin_turn(self) -> int:
         return self.store.begin_turn(self.id)

@@ -77,8 +77,29 @@ def parse_output(text: str, *, bare: bool = True) -> ParsedOutput:
     if not found and bare:
         bare_calls = _bare_calls(rest)
         if bare_calls:
-            return ParsedOutput(bare_calls, "")
-    return ParsedOutput(calls, rest)
+            return ParsedOutput(unique_calls(bare_calls), "")
+    return ParsedOutput(unique_calls(calls), rest)
+
+
+def unique_calls(calls: list[ParsedCall]) -> list[ParsedCall]:
+    """`calls` without repeats of an earlier call (same name and arguments).
+
+    A small model that may write several calls often writes its one call again and
+    again (measured on BFCL's simple cases with SmolLM2: most wrong answers of the
+    constrained path were the right call repeated); within one step a repeat asks for
+    nothing new. Calls that failed to parse are all kept (each is its own error), and so
+    are calls a remote server numbered (each id it gave expects its own result).
+    """
+    seen: set[str] = set()
+    out: list[ParsedCall] = []
+    for call in calls:
+        if call.error is None and call.call_id is None:
+            key = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(call)
+    return out
 
 
 def _complete(payload: str) -> bool:

@@ -52,11 +52,28 @@ from schemas import shipped_schema
 from schemas.compiler import clear_check_cache
 
 FREE_STRINGS = {"type": "array", "items": {"type": "string"}}
-TEXT = (
-    "Invoice INV-2024-0042 from Northwind Traders, 12 Harbour Road, Bristol, to Ann Lee, "
-    "dated 2024-05-01, due 2024-05-31. Two items: 3 x desk lamp at 24.50 EUR and 1 x "
-    "office chair at 189.00 EUR. Total 262.50 EUR. Paid by bank transfer."
-)
+# One source text per shipped schema, for the extraction timing.
+TEXTS = {
+    "invoice": (
+        "Invoice INV-2024-0042 from Northwind Traders, 12 Harbour Road, Bristol, to Ann Lee, "
+        "dated 2024-05-01, due 2024-05-31. Two items: 3 x desk lamp at 24.50 EUR and 1 x "
+        "office chair at 189.00 EUR. Total 262.50 EUR. Paid by bank transfer."
+    ),
+    "contact": (
+        "Hi, this is Maria Gomez, head of procurement at Acme Robotics. Reach me at "
+        "maria.gomez@acme-robotics.example or +44 20 7946 0958; I am in the London office."
+    ),
+    "event": (
+        "The Bristol Python meetup is on 14 March 2025 from 18:30 to 21:00 at the Engine "
+        "Shed, Station Approach. Two talks on packaging and typing; free entry, register "
+        "on the website."
+    ),
+    "product_review": (
+        "I have used the Aeropress Go for a month. Great coffee, quick to clean and light "
+        "for travel, but the cup is small and the lid rattles. Four stars; I would buy it "
+        "again."
+    ),
+}
 SHARED = Path(os.environ.get("EDGE_AGENT_SHARED_DATA", _HERE.parents[1] / "shared" / "data"))
 # A schema of the kind users write, not in the shared data: refs, a tagged union,
 # patterns, formats, counts.
@@ -202,10 +219,13 @@ def decode_overhead(model, tokens: int, runs: int) -> dict:
     }
 
 
-def extraction_overhead(model, runs: int) -> dict:
-    schema = shipped_schema("invoice")
-    prompt = extraction_messages(TEXT, schema)
-    walls, free_walls, token_counts, forced = [], [], [], []
+def extraction_overhead(model, name: str, runs: int) -> dict:
+    """Extraction into shipped schema `name` against unconstrained generation of as many
+    tokens from the same prompt: whole wall (prefill included, the same in both) and the
+    decode phase alone (after the first token), where forced runs save forward passes."""
+    schema = shipped_schema(name)
+    prompt = extraction_messages(TEXTS[name], schema)
+    walls, free_walls, decodes, free_decodes, token_counts, forced = [], [], [], [], [], []
     for i in range(runs):
         model.reset_cache()
         t0 = time.perf_counter()
@@ -213,18 +233,23 @@ def extraction_overhead(model, runs: int) -> dict:
             model, prompt, schema, max_tokens=600, sampling=SamplingParams(1.0, seed=i)
         )
         walls.append(time.perf_counter() - t0)
+        decodes.append(result.stats.total_s - result.stats.ttft_s)
         n = result.stats.generated_tokens
         token_counts.append(n)
         forced.append(result.stats.forced_fraction)
         t0 = time.perf_counter()
-        _unconstrained(model, prompt, n, i)
+        free = _unconstrained(model, prompt, n, i)
         free_walls.append(time.perf_counter() - t0)
+        free_decodes.append(free.stats.total_s - free.stats.ttft_s)
     return {
         "tokens": statistics.median(token_counts),
         "forced": statistics.median(forced),
         "constrained_s": statistics.median(walls),
         "free_s": statistics.median(free_walls),
         "ratio": statistics.median(walls) / statistics.median(free_walls),
+        "decode_s": statistics.median(decodes),
+        "free_decode_s": statistics.median(free_decodes),
+        "decode_ratio": statistics.median(decodes) / statistics.median(free_decodes),
     }
 
 
@@ -289,7 +314,12 @@ def main() -> None:
     parser.add_argument("--extract-model", default="smollm2")
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--only", choices=["masks", "decode", "compile", "extraction"], default=None,
+        help="run one part only",
+    )  # fmt: skip
     args = parser.parse_args()
+    parts = {args.only} if args.only else {"masks", "decode", "compile", "extraction"}
     os.environ["EDGE_AGENT_GRAMMAR_CACHE"] = "off"  # cold compiles are cold
 
     model = load_model(args.model)
@@ -297,6 +327,17 @@ def main() -> None:
     print(f"Machine: {machine_description()}")
     print(f"Model: {args.model} ({model.info.vocab_size:,} tokens, {model.info.quantization})\n")
 
+    if "masks" in parts:
+        _report_masks(model)
+    if "decode" in parts:
+        _report_decode(model, args.tokens, args.runs)
+    if "compile" in parts:
+        _report_compile(model)
+    if "extraction" in parts:
+        _report_extraction(model, args.model, args.extract_model, args.runs)
+
+
+def _report_masks(model) -> None:
     texts = [
         json.dumps(value, separators=(",", ":"))
         for value in (
@@ -319,8 +360,10 @@ def main() -> None:
             f"| {r['expand_us']:.0f} | {r['apply_us']:.0f} |"
         )
 
-    d = decode_overhead(model, args.tokens, args.runs)
-    print(f"\nDecode speed, {args.tokens} tokens, median of {args.runs} interleaved runs:\n")
+
+def _report_decode(model, tokens: int, runs: int) -> None:
+    d = decode_overhead(model, tokens, runs)
+    print(f"\nDecode speed, {tokens} tokens, median of {runs} interleaved runs:\n")
     print("| unconstrained tok/s | constrained tok/s | ratio | constraint µs/token | forced |")
     print("|---:|---:|---:|---:|---:|")
     print(
@@ -328,25 +371,34 @@ def main() -> None:
         f"{d['mask_us']:.0f} | {d['forced']:.0%} |"
     )
 
+
+def _report_compile(model) -> None:
     print("\nCold compile (the grammar's first use in a process, no disk cache):\n")
     print("| grammar | engine that served it | compile ms |")
     print("|---|---|---:|")
     for name, engine, ms in compile_costs(model):
         print(f"| {name} | {engine} | {'did not compile' if ms == float('inf') else f'{ms:.1f}'} |")
 
-    for name in dict.fromkeys([args.model, args.extract_model]):
-        extractor = model if name == args.model else load_model(name)
-        e = extraction_overhead(extractor, args.runs)
+
+def _report_extraction(model, model_name: str, extract_model: str, runs: int) -> None:
+    for name in dict.fromkeys([model_name, extract_model]):
+        extractor = model if name == model_name else load_model(name)
         print(
-            f"\nJSON extraction (`invoice` schema, {name}) vs unconstrained generation "
-            "of as many tokens:\n"
+            f"\nJSON extraction ({name}) vs unconstrained generation of as many tokens "
+            f"from the same prompt, median of {runs}:\n"
         )
-        print("| tokens | forced | extraction wall (s) | unconstrained wall (s) | ratio |")
-        print("|---:|---:|---:|---:|---:|")
         print(
-            f"| {e['tokens']:.0f} | {e['forced']:.0%} | {e['constrained_s']:.2f} | "
-            f"{e['free_s']:.2f} | {e['ratio']:.2f} |"
+            "| schema | tokens | forced | extraction wall (s) | unconstrained wall (s) "
+            "| ratio | extraction decode (s) | unconstrained decode (s) | decode ratio |"
         )
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for schema_name in TEXTS:
+            e = extraction_overhead(extractor, schema_name, runs)
+            print(
+                f"| {schema_name} | {e['tokens']:.0f} | {e['forced']:.0%} | "
+                f"{e['constrained_s']:.2f} | {e['free_s']:.2f} | {e['ratio']:.2f} | "
+                f"{e['decode_s']:.2f} | {e['free_decode_s']:.2f} | {e['decode_ratio']:.2f} |"
+            )
 
 
 def _invoice_example() -> dict:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from functools import cache
 from importlib import resources
 from typing import Any
+
+# Quiet unless the application configures logging (the CLI: --verbose, EDGE_AGENT_LOG).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
 @cache

@@ -32,6 +32,18 @@ fallback for the rest):
   with different `const`/`enum` values, need nothing; otherwise a property another
   branch requires is forbidden in this one (`"properties": {"p": false}`); a branch
   that cannot be separated from another is dropped;
+* `not` of a schema that accepts everything (`{}`, `true`, annotations only) becomes
+  `false`; `not` of a `type` becomes the other types (`integer` and `number` leave
+  together); `not` of a schema with `required` keeps only objects that lack one of
+  those properties (exact when `required` is all it says); `not` of an `anyOf` of such
+  schemas is the conjunction of their negations;
+* a `type` beside references whose targets already declare it (`{"type": "object",
+  "anyOf": [{"$ref": ...}, ...]}`) is dropped (exact: it says nothing more), since
+  llguidance cannot intersect it with a recursive definition;
+* a declared property whose schema is the same as that of every `patternProperties`
+  pattern matching its name is left to the patterns (exact: the value must satisfy
+  both, and both say the same), since llguidance intersects the two and cannot
+  intersect recursive definitions;
 * with `drop_unique=True` (tried last, after the regex engine), `uniqueItems` arrays hold
   at most one item.
 
@@ -78,6 +90,9 @@ def rewrite_refused(schema: Any, drop_unique: bool = False) -> Any:
         if _under_negation(path):
             return node
         _exclusive_one_of(node, root)
+        _negation(node)
+        _redundant_type(node, root)
+        _pattern_duplicates(node)
         _ref_siblings(node)
         _dependencies(node)
         _conditional(node)
@@ -123,6 +138,123 @@ def _dependencies(node: dict[str, Any]) -> None:
         node["required"] = required
     if schemas:
         node["allOf"] = [*node.get("allOf", []), *schemas]
+
+
+_ANNOTATIONS = frozenset({"title", "description", "$comment", "examples", "default"})
+
+
+def _negation(node: dict[str, Any]) -> None:
+    if "not" not in node:
+        return
+    negated = _negated(node["not"])
+    if negated is None:
+        return  # the regex engine may still serve it
+    del node["not"]
+    if negated:
+        node["allOf"] = [*node.get("allOf", []), *negated]
+
+
+def _negated(schema: Any) -> list[Any] | None:
+    """Schemas whose conjunction accepts only values `schema` rejects (a subset of
+    `not schema`), or None where no such rewrite is known."""
+    if schema is False:
+        return []
+    if schema is True:
+        return [False]
+    if not isinstance(schema, dict):
+        return None
+    keys = schema.keys() - _ANNOTATIONS
+    if not keys:
+        return [False]
+    required = schema.get("required")
+    if isinstance(required, list) and required and all(isinstance(r, str) for r in required):
+        # An object lacking any one of them fails `schema`, whatever else it says.
+        lacking = [{"properties": {name: False}} for name in dict.fromkeys(required)]
+        one = lacking[0] if len(lacking) == 1 else {"anyOf": lacking}
+        return [{"type": "object", **one}]
+    if keys == {"type"}:
+        types = _types(schema)
+        if types is None:
+            return None
+        if types & _NUMERIC:
+            types |= _NUMERIC
+        others = sorted(_JSON_TYPES - types)
+        return [{"type": others}] if others else [False]
+    if keys == {"anyOf"} and isinstance(schema["anyOf"], list):
+        parts = [_negated(branch) for branch in schema["anyOf"]]
+        if any(part is None for part in parts):
+            return None
+        return [s for part in parts if part is not None for s in part]
+    return None
+
+
+_APPLICATORS = ("anyOf", "oneOf", "allOf")
+
+
+def _redundant_type(node: dict[str, Any], root: Any) -> None:
+    types = _types(node)
+    if types is None:
+        return
+    rest = node.keys() - _ANNOTATIONS - {"type", "$ref", *_APPLICATORS}
+    if rest:
+        return
+    if types & _NUMERIC:
+        types = types | _NUMERIC
+
+    def implies(branch: Any) -> bool:
+        target = _resolve(branch, root)
+        if not isinstance(target, dict):
+            return False
+        declared = _types(target)
+        return declared is not None and declared <= types
+
+    ref_only = True
+    implied = False
+    if "$ref" in node:
+        implied = implies({"$ref": node["$ref"]})
+    for key in ("anyOf", "oneOf"):
+        branches = node.get(key)
+        if branches is None:
+            continue
+        if not isinstance(branches, list) or not branches:
+            return
+        if not all(implies(b) for b in branches):
+            ref_only = False
+        else:
+            implied = True
+    branches = node.get("allOf")
+    if isinstance(branches, list) and any(implies(b) for b in branches):
+        implied = True
+    if implied and ref_only:
+        del node["type"]
+
+
+def _pattern_duplicates(node: dict[str, Any]) -> None:
+    properties, patterns = node.get("properties"), node.get("patternProperties")
+    if not isinstance(properties, dict) or not isinstance(patterns, dict) or not patterns:
+        return
+    import re
+
+    compiled = []
+    for pattern, schema in patterns.items():
+        try:
+            compiled.append((re.compile(pattern), _without_annotations(schema)))
+        except (re.error, TypeError):
+            return  # a pattern Python cannot read: no claim about what it matches
+    kept = {}
+    for name, schema in properties.items():
+        matching = [s for regex, s in compiled if regex.search(name)]
+        if matching and all(s == _without_annotations(schema) for s in matching):
+            continue
+        kept[name] = schema
+    if len(kept) < len(properties):
+        node["properties"] = kept
+
+
+def _without_annotations(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: v for k, v in schema.items() if k not in _ANNOTATIONS}
+    return schema
 
 
 def _conditional(node: dict[str, Any]) -> None:
@@ -260,10 +392,7 @@ def _exclusive_one_of(node: dict[str, Any], root: Any) -> None:
             if not forbidden:
                 kept.append(branch)
                 continue
-            witness: dict[str, Any] = {"properties": dict.fromkeys(forbidden, False)}
-            if needs_object:
-                witness["type"] = "object"
-            kept.append({"allOf": [branch, witness]})
+            kept.append(_forbidding(branch, root, forbidden, needs_object))
     if not kept:
         return  # no sound rewrite: the regex engine may still serve it
     del node["oneOf"]
@@ -271,6 +400,27 @@ def _exclusive_one_of(node: dict[str, Any], root: Any) -> None:
         node["allOf"] = [*node.get("allOf", []), {"anyOf": kept}]
     else:
         node["anyOf"] = kept
+
+
+def _forbidding(branch: Any, root: Any, forbidden: list[str], needs_object: bool) -> Any:
+    """`branch` with the `forbidden` properties absent (and only objects, if asked).
+
+    A branch that only references a plain object schema gets a copy of that schema
+    with the properties set to `false`, not `allOf: [$ref, ...]`: llguidance cannot
+    intersect a recursive definition with anything, and the copy says the same."""
+    witness: dict[str, Any] = {"properties": dict.fromkeys(forbidden, False)}
+    if needs_object:
+        witness["type"] = "object"
+    target = _resolve(branch, root)
+    if (
+        target is not branch
+        and isinstance(target, dict)
+        and not {"$ref", "$id", "id"} & target.keys()
+        and isinstance(target.get("properties", {}), dict)
+        and (not needs_object or target.get("type") == "object")
+    ):
+        return {**target, "properties": {**target.get("properties", {}), **witness["properties"]}}
+    return {"allOf": [branch, witness]}
 
 
 def _separate(

@@ -112,3 +112,24 @@ def test_splitter_handles_markers_split_across_chunks():
 
 def test_splitter_releases_text_that_only_looks_like_a_marker_start():
     assert _split(["a <thin", "king> b <"]) == [("text", "a <thinking> b <")]
+
+
+def test_a_call_repeated_in_one_reply_is_made_once():
+    text = (
+        '[{"name": "add", "arguments": {"a": 1, "b": 2}}, '
+        '{"name": "add", "arguments": {"b": 2, "a": 1}}, '
+        '{"name": "add", "arguments": {"a": 1, "b": 3}}]'
+    )
+    calls = parse_output(text).calls
+    assert [(c.name, c.arguments) for c in calls] == [
+        ("add", {"a": 1, "b": 2}),
+        ("add", {"a": 1, "b": 3}),
+    ]
+
+
+def test_repeats_that_failed_or_that_a_server_numbered_are_all_kept():
+    from agent.tool_parser import unique_calls
+
+    broken = ParsedCall("", error="the tool call is empty")
+    numbered = [ParsedCall("f", {"x": 1}, call_id=f"call_{i}") for i in range(2)]
+    assert unique_calls([broken, broken, *numbered]) == [broken, broken, *numbered]

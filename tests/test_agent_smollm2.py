@@ -46,3 +46,11 @@ def test_forced_calculator_call_on_smollm2(smollm2):
     results = result.of_type(ToolResultEvent)
     assert all(r.error is None for r in results), [r.error for r in results]
     assert "84" in results[0].content
+
+
+@pytest.mark.slow
+def test_the_mlx_kv_cache_is_trimmed_to_a_shared_prefix(smollm2):
+    from prompt_cache_checks import check_cache_is_trimmed_to_the_shared_prefix
+
+    model = load_model("smollm2", engine="mlx", reuse=True)  # attention only: trimmable
+    check_cache_is_trimmed_to_the_shared_prefix(model)

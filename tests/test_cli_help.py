@@ -29,6 +29,8 @@ COMMANDS = [
     ["models"],
     ["models", "list"],
     ["models", "pull"],
+    ["quantize"],
+    ["compare"],
     ["engines"],
     ["ingest"],
     ["search"],

@@ -132,10 +132,12 @@ def test_default_path_serves_refused_keywords_without_the_automaton(tiny):
     regex under llguidance masks; the slow automaton is not needed for these."""
     routes = {name: compile_output_type(tiny, s).route for name, s in FEATURES.items()}
     assert routes["pattern"] == routes["formats"] == routes["ref-recursion"] == "llguidance"
-    for name in ("if-then-else", "oneOf-exclusive", "dependentRequired", "propertyNames"):
+    for name in ("not", "if-then-else", "oneOf-exclusive", "dependentRequired", "propertyNames"):
         assert routes[name] == "llguidance-rewrite", (name, routes[name])
-    for name in ("not", "uniqueItems"):
-        assert routes[name] == "regex+llguidance", (name, routes[name])
+    assert routes["uniqueItems"] == "regex+llguidance"
+    # A negation with no sound llguidance rewrite goes to the regex compiler.
+    not_enum = {"enum": ["a", "b", "c"], "not": {"enum": ["a", "b"]}}
+    assert compile_output_type(tiny, not_enum).route == "regex+llguidance"
 
 
 # ------------------------------------------------------------------ rewrites
@@ -153,6 +155,98 @@ def test_rewrites_only_narrow(tiny):
             assert original.is_valid(value), value
     assert validator.is_valid(circle) and validator.is_valid(rect)
     assert not validator.is_valid(both)
+
+
+NEGATIONS = [
+    {"not": {}},
+    {"not": True},
+    {"not": {"description": "anything"}},
+    {"not": False},
+    {"not": {"type": "string"}},
+    {"not": {"type": ["integer", "null"]}},
+    {"not": {"required": ["a"]}},
+    {"not": {"required": ["a", "b"]}},
+    {"not": {"required": ["a"], "properties": {"a": {"const": 1}}}},
+    {"not": {"anyOf": [{"required": ["a"]}, {"type": "string"}]}},
+    {"type": ["object", "string"], "not": {"required": ["a"]}},
+]
+SAMPLES = [None, True, 0, 1, 2.5, "", "x", [], [1], {}, {"a": 1}, {"a": 2}, {"b": 1},
+           {"a": 1, "b": 1}, {"c": "x"}]  # fmt: skip
+
+
+@pytest.mark.parametrize("schema", NEGATIONS, ids=lambda s: json.dumps(s))
+def test_negation_rewrites_only_narrow_and_are_exact_where_promised(schema):
+    rewritten = rewrite_refused(schema)
+    assert "not" not in json.dumps(rewritten)
+    original = jsonschema.Draft202012Validator(schema)
+    narrowed = jsonschema.Draft202012Validator(rewritten)
+    kept = [v for v in SAMPLES if narrowed.is_valid(v)]
+    assert all(original.is_valid(v) for v in kept), kept
+    negated = schema["not"]
+    plain = negated in ({}, True, False) or (
+        isinstance(negated, dict) and set(negated) <= {"required", "description"}
+    )
+    if plain:  # nothing but `required` (or nothing at all): the rewrite is exact
+        assert kept == [v for v in SAMPLES if original.is_valid(v)]
+
+
+def _people(items: dict) -> dict:
+    """A recursive definition: a person's friends are people."""
+    return {
+        "$defs": {
+            "person": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}, "friends": {"$ref": "#/$defs/people"}},
+            },
+            "people": {"type": "array", "items": items},
+        },
+    }
+
+
+EXACT_REWRITES = {
+    # `type` beside references that already declare it
+    "redundant type": _people({"type": "object", "anyOf": [{"$ref": "#/$defs/person"}]})
+    | {"$ref": "#/$defs/person"},
+    # a declared property with the same schema as the pattern matching its name
+    "pattern duplicate": _people({"$ref": "#/$defs/person"})
+    | {
+        "type": "object",
+        "properties": {
+            "by": {"$ref": "#/$defs/people", "description": "authors"},
+            "n": {"type": "integer"},
+        },
+        "patternProperties": {"^[a-z]*$": {"$ref": "#/$defs/people"}},
+        "required": ["by"],
+    },
+}
+SAMPLES_REFS = [
+    {}, {"name": "a"}, {"name": "a", "friends": [{"name": "b"}]}, {"friends": [3]},
+    {"by": []}, {"by": [{"name": "x"}]}, {"by": [1]}, {"by": "x"},
+    {"by": [], "n": 1}, {"by": [], "n": "1"}, {"by": [], "other": [{"friends": []}]},
+    {"by": [], "other": 5}, {"by": [], "OTHER": 5}, "text", 3, [],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(EXACT_REWRITES))
+def test_reference_rewrites_are_exact_and_llguidance_takes_them(name):
+    from llguidance import LLMatcher
+
+    from agent.constrained.select import _json_grammar
+
+    schema = EXACT_REWRITES[name]
+    rewritten = rewrite_refused(schema)
+    assert LLMatcher.validate_grammar(_json_grammar(schema, ""))  # refused as written
+    assert not LLMatcher.validate_grammar(_json_grammar(rewritten, ""))
+    original = jsonschema.Draft202012Validator(schema)
+    narrowed = jsonschema.Draft202012Validator(rewritten)
+    for value in SAMPLES_REFS:
+        assert narrowed.is_valid(value) == original.is_valid(value), value
+
+
+def test_negations_without_a_sound_rewrite_are_left_for_the_regex_compiler():
+    for schema in ({"not": {"enum": [1, 2]}}, {"not": {"$ref": "#/$defs/x"}, "$defs": {"x": {}}},
+                   {"not": {"type": "string", "maxLength": 3}}):  # fmt: skip
+        assert rewrite_refused(schema) == schema
 
 
 def test_oneof_branches_that_cannot_be_told_apart_are_not_rewritten():

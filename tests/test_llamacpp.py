@@ -175,3 +175,9 @@ def test_tiny_gguf_has_lfm2_tokens_and_template(tiny):
     assert gguf.encode(prompt) == tiny.encode(prompt)
     assert gguf.vocabulary.token_bytes == tiny.vocabulary.token_bytes
     assert gguf.eos_token_ids >= tiny.eos_token_ids
+
+
+def test_the_llamacpp_kv_cache_is_trimmed_to_a_shared_prefix(smollm2_gguf):
+    from prompt_cache_checks import check_cache_is_trimmed_to_the_shared_prefix
+
+    check_cache_is_trimmed_to_the_shared_prefix(smollm2_gguf)

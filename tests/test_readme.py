@@ -25,13 +25,21 @@ EXPECTED: list[tuple[str, list[str]]] = [
     ("sources = [", ["supplier.md True [", "<text> True [", "None"]),
     ("from_edge_agent(", ["outlines: User"]),
     ("def weather(", ['weather {"city":"Oslo","temp":70}', "delete_note Error: denied"]),
+    ('--mcp "python examples/mcp_server.py"', ['<- add: {"result":', "tools: add, forecast"]),
+    ('args=("mcp-serve", "--tool", "calculator")', ["['calculator'] 391"]),
     ("edge-agent ingest README.md examples/", ["[1] README.md", "Sources:"]),
     ("index_dir = tempfile.mkdtemp()", ["README.md"]),
     ("edge-agent sessions list", ["<- calculator: 391", "sunny, 24", "turn 2"]),
-    ("agent = Agent(", ["'type': 'final'"]),
+    ("agent = Agent(\n", ["'type': 'final'"]),
+    ("--trace ~/trace.jsonl", ["invoke_agent edge-agent UNSET", "execute_tool calculator"]),
+    ("configure(file=trace_file)", ["invoke_agent calculator-agent True", "chat tiny False"]),
     ("edge-agent demo --headless", ["answer: python -m pytest -q  [1] README.md", "is ready"]),
     ("scripted = ScriptedModel(", ["LFM2-8B-A1B@http://localhost:8080/v1", "It is late."]),
     ("with serve_in_background(", ["weather ['city']", "Contact {'queue_wait_ms'"]),
+    (
+        "edge-agent quantize tiny ~/quants",
+        ["8.5", "tiny-qx86-hi", "PERPLEXITY", "RAM@8192", "perplexity (lower is better)"],
+    ),
 ]
 
 

@@ -194,7 +194,7 @@ def test_a_full_queue_is_a_429_with_retry_after_and_a_waiting_client_can_leave(c
 
 
 def test_a_client_that_disconnects_mid_stream_cancels_its_generation(client, url, caplog):
-    caplog.set_level(logging.INFO, logger="edge_agent.serve")
+    caplog.set_level(logging.INFO, logger="agent.server")
     before = health(url)["requests"]
     stream = client.chat.completions.create(
         model="tiny", messages=USER, response_format=LONG_ANSWER, max_tokens=4000, stream=True

@@ -203,3 +203,31 @@ def test_the_engine_flag_chooses_the_runtime_that_serves(engine):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
     assert f"on {engine}," in "".join(lines)
+
+
+def test_serve_trace_writes_a_span_per_completion_in_the_callers_trace(tmp_path):
+    import json
+
+    import httpx
+
+    trace = tmp_path / "serve.jsonl"
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with serve_process("--trace", str(trace)) as (url, lines, proc):
+        reply = httpx.post(
+            f"{url}/chat/completions",
+            json={"model": "tiny", "messages": [{"role": "user", "content": "hi"}],
+                  "max_tokens": 8},
+            headers={"traceparent": f"00-{trace_id}-{parent_id}-01"},
+            timeout=120,
+        )  # fmt: skip
+        assert reply.status_code == 200, reply.text
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    (span,) = [json.loads(line) for line in trace.read_text(encoding="utf-8").splitlines()]
+    assert span["name"] == "chat tiny" and span["kind"] == "SpanKind.SERVER"
+    assert span["context"]["trace_id"] == f"0x{trace_id}"
+    assert span["parent_id"] == f"0x{parent_id}"
+    usage = reply.json()["usage"]
+    assert span["attributes"]["gen_ai.usage.output_tokens"] == usage["completion_tokens"]
+    assert span["attributes"]["gen_ai.usage.input_tokens"] == usage["prompt_tokens"]
+    assert "Traceback" not in "".join(lines)

@@ -179,3 +179,193 @@ def test_a_session_survives_a_process_killed_mid_turn(data_dir, tmp_path, tiny):
     result = resumed.run("Is fire hot?")
     assert result.stopped_by is None
     assert [t.status for t in session.turns()] == ["done", "running", "done"]
+
+
+# ------------------------------------------------------------- concurrent writers
+def test_concurrent_agents_on_one_session_keep_their_turns_apart(data_dir):
+    """Two runs on one session at once (two terminals, each its own connection): each
+    gets its own turn, and no message lands in the other's turn or out of order."""
+    import threading
+
+    from agent.engines.base import StepRequest
+    from agent.engines.scripted import Reply, ScriptedModel
+    from tools import tool
+
+    both_in_tools = threading.Barrier(2, timeout=60)
+
+    @tool
+    def note(label: str) -> str:
+        """Write a note."""
+        both_in_tools.wait()  # both turns are open, mid-run, at the same time
+        return f"noted {label}"
+
+    def script(label: str):
+        def reply(request: StepRequest) -> Reply:
+            if request.messages[-1]["role"] == "user":
+                return Reply(calls=[("note", {"label": label})])
+            return Reply(text=f"done {label}")
+
+        return reply
+
+    path = data_dir / "shared.sqlite3"
+    SessionStore(path).create("shared")
+    results: dict[str, object] = {}
+
+    def run(label: str) -> None:
+        session = SessionStore(path).open("shared")  # a connection of its own
+        agent = Agent(ScriptedModel(script(label)), [note], session=session)
+        results[label] = agent.run(f"prompt {label}")
+
+    threads = [threading.Thread(target=run, args=(label,)) for label in ("A", "B")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(results) == ["A", "B"]
+    assert {r.content for r in results.values()} == {"done A", "done B"}  # type: ignore[attr-defined]
+
+    turns = SessionStore(path).open("shared").turns()
+    assert [t.turn for t in turns] == [1, 2]
+    for t in turns:
+        assert (t.status, t.stopped_by) == ("done", None)
+        assert [m.seq for m in t.messages] == [1, 2, 3, 4]
+        assert [m.role for m in t.messages] == ["user", "assistant", "tool", "assistant"]
+        label = t.messages[0].content.removeprefix("prompt ")
+        assert t.messages[2].content == f"noted {label}"
+        assert t.messages[3].content == f"done {label}"
+
+
+def test_concurrent_open_or_create_of_one_new_id_makes_one_session(data_dir):
+    import threading
+
+    path = data_dir / "race.sqlite3"
+    stores = [SessionStore(path) for _ in range(6)]
+    start = threading.Barrier(len(stores), timeout=60)
+    opened: list[str] = []
+    failures: list[BaseException] = []
+
+    def open_it(store: SessionStore) -> None:
+        start.wait()
+        try:
+            opened.append(store.open_or_create("same-id", model="m").id)
+        except BaseException as exc:  # collected: asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_it, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    assert opened == ["same-id"] * len(stores)
+    assert [s.id for s in SessionStore(path).list()] == ["same-id"]
+
+
+# ------------------------------------------------------------------ schema versions
+# The layout of a database made before schema versions (user_version 0), as written.
+UNVERSIONED = """
+CREATE TABLE sessions (id TEXT PRIMARY KEY, created REAL NOT NULL, updated REAL NOT NULL,
+    title TEXT NOT NULL DEFAULT '', model TEXT NOT NULL DEFAULT '');
+CREATE TABLE turns (session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    turn INTEGER NOT NULL, status TEXT NOT NULL, stopped_by TEXT, started REAL NOT NULL,
+    ended REAL, PRIMARY KEY (session_id, turn));
+CREATE TABLE messages (session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    turn INTEGER NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}', created REAL NOT NULL,
+    PRIMARY KEY (session_id, turn, seq));
+INSERT INTO sessions VALUES ('old1', 1.0, 2.0, 'Is Oslo in Norway?', 'tiny');
+INSERT INTO turns VALUES ('old1', 1, 'done', NULL, 1.0, 2.0);
+INSERT INTO messages VALUES ('old1', 1, 1, 'user', 'Is Oslo in Norway?', '{}', 1.0);
+INSERT INTO messages VALUES ('old1', 1, 2, 'assistant', '{"answer": "yes"}', '{"step": 1}', 2.0);
+"""
+
+
+def _user_version(path) -> int:
+    with sqlite3.connect(path) as db:
+        return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def _indexes(path) -> set[str]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+    return {name for (name,) in rows}
+
+
+def test_a_new_database_is_at_the_current_schema_version(tmp_path):
+    from agent.sessions import SCHEMA_VERSION
+
+    path = tmp_path / "new.sqlite3"
+    SessionStore(path).close()
+    assert SCHEMA_VERSION >= 2 and _user_version(path) == SCHEMA_VERSION
+    assert "sessions_by_update" in _indexes(path)
+
+
+def test_a_database_from_before_versions_is_migrated_and_keeps_its_sessions(data_dir, capsys):
+    from agent.cli.main import main
+    from agent.sessions import SCHEMA_VERSION
+
+    data_dir.mkdir(parents=True)
+    path = data_dir / "sessions.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(UNVERSIONED)
+    assert _user_version(path) == 0 and "sessions_by_update" not in _indexes(path)
+
+    assert main(["sessions", "list", "--json"]) == 0  # through the CLI, as a user meets it
+    listed = capsys.readouterr().out
+    assert '"old1"' in listed and "Is Oslo in Norway?" in listed
+    assert _user_version(path) == SCHEMA_VERSION
+    assert "sessions_by_update" in _indexes(path)
+    history = SessionStore(path).open("old1").history()
+    assert history == [
+        {"role": "user", "content": "Is Oslo in Norway?"},
+        {"role": "assistant", "content": '{"answer": "yes"}'},
+    ]
+
+
+def test_a_database_newer_than_the_code_is_a_one_line_error(data_dir, capsys):
+    from agent.cli.main import main
+    from agent.sessions import SCHEMA_VERSION
+
+    path = data_dir / "sessions.sqlite3"
+    SessionStore(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
+    with pytest.raises(UserError, match=f"at version {SCHEMA_VERSION + 5}, newer than"):
+        SessionStore(path)
+    assert main(["sessions", "list"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "upgrade edge-agent" in err[0] and str(path) in err[0]
+    assert _user_version(path) == SCHEMA_VERSION + 5  # left as it was
+
+
+# ------------------------------------------------------------------ replay
+def test_a_session_replays_as_the_events_of_its_runs(data_dir):
+    from agent.engines.scripted import Reply, ScriptedModel
+    from agent.events import FinalEvent, TextDelta, ToolCallEvent, ToolResultEvent
+    from tools import tool
+
+    @tool
+    def weather(city: str) -> str:
+        """Current weather in a city."""
+        return f"{city}: 21 C"
+
+    session = SessionStore().create()
+    replies = [Reply(calls=[("weather", {"city": "Oslo"})]), Reply(text="It is 21 C in Oslo.")]
+    live = Agent(ScriptedModel(replies), [weather], session=session).run("Weather in Oslo?")
+
+    (turn,) = SessionStore().open(session.id).replay()
+    assert turn.prompt == "Weather in Oslo?"
+    (call,) = [e for e in turn.events if isinstance(e, ToolCallEvent)]
+    (result,) = [e for e in turn.events if isinstance(e, ToolResultEvent)]
+    (live_call,) = live.of_type(ToolCallEvent)
+    assert (call.call_id, call.name, call.arguments) == (
+        live_call.call_id,
+        "weather",
+        {"city": "Oslo"},
+    )
+    assert (result.name, result.content, result.error) == ("weather", "Oslo: 21 C", None)
+    text = "".join(e.text for e in turn.events if isinstance(e, TextDelta))
+    assert text == "It is 21 C in Oslo."
+    final = turn.events[-1]
+    assert isinstance(final, FinalEvent) and final.content == live.content
+    assert len(turn.step_stats()) == 2  # one per step, as the live run reported

@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from readme_blocks import readme_test_command
@@ -544,3 +544,64 @@ async def test_demo_ui_answers_its_suggested_first_question(store, data_dir):
         assert final.citations[0].path.endswith("README.md")
         assert [card.call.name for card in app.chat.query(ToolCard)] == ["rag_search"]
         assert [i.title for i in app.sidebar.items] == [DEMO_TASK]
+
+
+@run_async
+async def test_trace_panel_shows_the_turns_span_tree(store):
+    """Ctrl+T shows the current turn's spans: each model step, each tool call with its
+    outcome, the run with its duration; the next turn starts a fresh tree."""
+    from tools import tool
+    from tui.widgets.trace_panel import TracePanel
+
+    @tool
+    def ping(host: Literal["a", "b"]) -> str:
+        """Ping a host."""
+        return "pong"
+
+    app = make_app(store, tools=[ping], tool_choice="required", max_tokens=64, max_steps=2)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        panel = app.query_one(TracePanel)
+        assert not panel.display
+        await pilot.press("ctrl+t")
+        assert panel.display
+        final = await answer(pilot, "Ping a")
+        lines = panel.text.splitlines()
+        steps = final.stats.steps
+        assert lines[0].startswith("invoke_agent") and f"{steps} step(s)" in lines[0]
+        names = [line.split("  ")[0][3:] for line in lines[1:]]
+        assert names[0] == "chat #1" and names[1] == "execute_tool ping"
+        assert names.count("execute_tool ping") == final.stats.tool_calls
+        assert [n for n in names if n.startswith("chat")] == [
+            f"chat #{k}" for k in range(1, steps + 1)
+        ]
+        assert "running" not in panel.text
+        rendered = str(panel.query_one("#trace-tree").render())
+        assert "execute_tool ping" in rendered
+        await send(pilot, "Ping b")
+        await wait_for(pilot, lambda: not app.generating)
+        assert panel.text.count("invoke_agent") == 1
+        await pilot.press("ctrl+t")
+        assert not panel.display
+
+
+@run_async
+async def test_the_chat_ui_reports_its_runs_to_the_tracing_it_is_given(store):
+    """`edge-agent chat --trace` hands its Tracing to the backend's agents."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from agent.tracing import Tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = make_app(store, max_tokens=4, tracing=Tracing(provider))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        final = await answer(pilot, "hello")
+    names = sorted(s.name for s in exporter.get_finished_spans())
+    assert names == ["chat tiny", "invoke_agent edge-agent"]
+    (chat,) = [s for s in exporter.get_finished_spans() if s.name == "chat tiny"]
+    assert chat.attributes["gen_ai.usage.output_tokens"] == final.stats.generated_tokens

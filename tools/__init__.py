@@ -14,12 +14,17 @@ compile their call schema, and execute the calls a model makes.
 
 from __future__ import annotations
 
+import logging
+
 from tools.approval import approve_all, deny_all, prompt_approval
 from tools.builtin import BUILTIN_TOOL_NAMES, builtin_tool, builtin_tools
-from tools.calls import ApprovalCallback, ToolCall, ToolResult
+from tools.calls import ApprovalCallback, ToolCall, ToolOutput, ToolResult
 from tools.errors import ToolDefinitionError, ToolExecutionError, ToolLoadError
 from tools.registry import ToolRegistry
 from tools.tool import DEFAULT_TIMEOUT, Tool, tool
+
+# Quiet unless the application configures logging (the CLI: --verbose, EDGE_AGENT_LOG).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "BUILTIN_TOOL_NAMES",
@@ -30,6 +35,7 @@ __all__ = [
     "ToolDefinitionError",
     "ToolExecutionError",
     "ToolLoadError",
+    "ToolOutput",
     "ToolRegistry",
     "ToolResult",
     "approve_all",

@@ -42,15 +42,30 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class ToolOutput:
+    """What a tool may return instead of a plain value: the text the model reads, plus
+    raw items (images, resources: JSON objects) that only the application sees.
+
+    MCP tools return this: a 200 kB image helps no small model, but the UI or a script
+    reading the `tool_result` event may want it.
+    """
+
+    text: str
+    items: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class ToolResult:
     """What a call produced. On failure `error` says why and `content` repeats it for the
-    model (so the loop can feed `content` back whether or not the call failed)."""
+    model (so the loop can feed `content` back whether or not the call failed). `items`
+    are the raw attachments of a `ToolOutput`, never shown to the model."""
 
     call_id: str
     name: str
     content: str
     error: str | None = None
     duration_s: float = 0.0
+    items: tuple[dict[str, Any], ...] = ()
 
     @property
     def ok(self) -> bool:

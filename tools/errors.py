@@ -32,3 +32,11 @@ class ToolExecutionError(Exception):
     Any exception a tool raises becomes an error result; this one marks failures the
     tool anticipated, so the model sees only the message, without an exception name.
     """
+
+
+class MCPConfigError(UserError):
+    """An MCP server is described wrongly (`--mcp`, `--mcp-config`, `mcp_servers=`)."""
+
+
+class MCPStartError(UserError):
+    """An MCP server did not start, or did not answer in time; names the server."""

@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import inspect
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -20,12 +21,13 @@ from typing import Any
 
 from agent.limits import InputLimitError, check_value
 from agent.limits import loads as bounded_loads
-from tools.calls import ApprovalCallback, ToolCall, ToolResult
+from tools.calls import ApprovalCallback, ToolCall, ToolOutput, ToolResult
 from tools.errors import ToolExecutionError
 from tools.signature import ArgumentConversionError
 from tools.tool import Tool
 
 DEFAULT_MAX_RESULT_CHARS = 32_000
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,7 +58,9 @@ def prepare(call: ToolCall, tool: Tool | None, available: Callable[[], list[str]
 
 
 def unexpected(call: ToolCall, exc: BaseException) -> str:
-    """One sentence for a failure nothing anticipated (RecursionError, MemoryError...)."""
+    """One sentence for a failure nothing anticipated (RecursionError, MemoryError...);
+    the traceback goes to the log."""
+    log.error("the call to %r failed unexpectedly", call.name, exc_info=exc)
     detail = _message(exc, 200).splitlines()[0] if _message(exc, 200) else ""
     name = call.name if isinstance(call.name, str) else repr(call.name)[:60]
     return f"the call to '{name}' could not be run ({type(exc).__name__}" + (
@@ -144,7 +148,12 @@ async def run(prepared: PreparedCall, max_chars: int) -> ToolResult:
     except ToolExecutionError as exc:
         return _error(prepared, str(exc), started)
     except Exception as exc:
+        log.info("tool %r raised", call.name, exc_info=True)  # the model reads one line
         return _error(prepared, f"{type(exc).__name__}: {_message(exc)}", started)
+    items: tuple[dict[str, Any], ...] = ()
+    if isinstance(value, ToolOutput):
+        items = value.items
+        value = value.text
     try:
         content = render(value)
     except Exception as exc:  # a value that cannot be shown (too deep, a broken __str__)
@@ -152,7 +161,7 @@ async def run(prepared: PreparedCall, max_chars: int) -> ToolResult:
     if len(content) > max_chars:
         dropped = len(content) - max_chars
         content = content[:max_chars] + f"\n[truncated: {dropped} more characters]"
-    return ToolResult(call.id, call.name, content, None, time.perf_counter() - started)
+    return ToolResult(call.id, call.name, content, None, time.perf_counter() - started, items)
 
 
 async def _contained(awaitable: Any) -> Any:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import quote
 
 from agent.errors import UserError
@@ -23,21 +23,70 @@ from tools.loader import load_tools_module
 from tools.schema_walk import has_local_refs, strip_annotations
 from tools.tool import Tool
 
+if TYPE_CHECKING:
+    from tools.mcp import MCPServerConfig, MCPToolset
+
 
 class ToolRegistry:
-    """Tools by name. Registering a name twice is an error unless `replace=True`."""
+    """Tools by name. Registering a name twice is an error unless `replace=True`.
+
+    `mcp_servers` starts MCP servers (a command line, a URL, an `MCPServerConfig`) and
+    registers their tools; `close()` stops them.
+    """
 
     def __init__(
         self,
         tools: Iterable[Tool | Callable[..., Any]] = (),
         *,
         max_result_chars: int = execution.DEFAULT_MAX_RESULT_CHARS,
+        mcp_servers: Iterable[MCPServerConfig | str | Mapping[str, Any]] = (),
     ) -> None:
         self._tools: dict[str, Tool] = {}
         self._schemas: dict[str | None, dict[str, Any]] = {}
+        self._mcp: list[MCPToolset] = []
         self.max_result_chars = max_result_chars
         for t in tools:
             self.register(t)
+        servers = list(mcp_servers)
+        if servers:
+            self.add_mcp_servers(servers)
+
+    # ------------------------------------------------------------------- MCP
+    def add_mcp_servers(
+        self,
+        servers: Iterable[MCPServerConfig | str | Mapping[str, Any]],
+        *,
+        errlog: TextIO | None = None,
+    ) -> list[Tool]:
+        """Start MCP servers (in parallel) and register their tools; a tool whose name
+        is taken gets its server's name as a prefix (`server_tool`). MCPStartError
+        names a server that fails to start (the others are stopped again)."""
+        from tools.mcp import MCPToolset
+
+        toolset = MCPToolset.start(servers, reserved=self._tools, errlog=errlog)
+        try:
+            self._add(toolset.tools, replace=False)
+        except BaseException:
+            toolset.close()
+            raise
+        self._mcp.append(toolset)
+        return list(toolset.tools)
+
+    def mcp_server_of(self, name: str) -> str | None:
+        """The MCP server offering tool `name`, or None for a local tool."""
+        return next((s for t in self._mcp if (s := t.server_of(name)) is not None), None)
+
+    def close(self) -> None:
+        """Stop the MCP servers this registry started (their tools then fail)."""
+        toolsets, self._mcp = self._mcp, []
+        for toolset in toolsets:
+            toolset.close()
+
+    def __enter__(self) -> ToolRegistry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------- contents
     def register(self, tool_or_function: Tool | Callable[..., Any], *, replace=False) -> Tool:

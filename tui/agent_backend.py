@@ -20,10 +20,11 @@ from agent.events import Event
 from agent.model_info import ModelInfo
 from agent.models.registry import BUILTIN_MODELS
 from agent.progress import ProgressCallback
+from agent.session_replay import ReplayTurn
 from agent.sessions import Session, SessionStore
+from agent.tracing import Tracing
 from tools import Tool, ToolCall
 from tui.backend import Approver
-from tui.history import ReplayTurn, replay_turns
 from tui.widgets.sessions import SessionItem
 
 
@@ -46,6 +47,8 @@ class ChatOptions:
     document_qa: bool = False
     # Sampling flags given by the user, applied over the model's own defaults.
     sampling_overrides: dict[str, Any] = field(default_factory=dict)
+    # Where the runs' spans go (agent.tracing; None: OpenTelemetry's global providers).
+    tracing: Tracing | None = None
 
 
 class AgentBackend:
@@ -98,6 +101,7 @@ class AgentBackend:
             session=self._session,
             approve=self._approve,
             sampling=self.model.default_sampling.with_overrides(**o.sampling_overrides),
+            tracing=o.tracing,
         )
 
     async def _approve(self, call: ToolCall, tool: Tool) -> bool:
@@ -154,7 +158,7 @@ class AgentBackend:
         ]
 
     def history(self) -> list[ReplayTurn]:
-        return replay_turns(self._session.turns()) if self._session is not None else []
+        return self._session.replay() if self._session is not None else []
 
     def open_session(self, session_id: str) -> list[ReplayTurn]:
         self._session = self.store.open(session_id)

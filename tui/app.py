@@ -24,16 +24,17 @@ from agent.errors import UserError
 from agent.events import ErrorEvent, Event, FinalEvent
 from agent.model_info import ModelInfo
 from agent.progress import GenerationProgress, observe_generations
+from agent.session_replay import ReplayTurn
 from tui.backend import ChatBackend
 from tui.commands import ChatCommands
 from tui.engine import AgentThread
-from tui.history import ReplayTurn
 from tui.widgets.approval import ApprovalScreen
 from tui.widgets.chat_pane import ChatPane
 from tui.widgets.loading import LoadingPanel
 from tui.widgets.prompt_input import PromptInput
 from tui.widgets.sessions import SessionItem, SessionsSidebar
 from tui.widgets.status_bar import StatusBar
+from tui.widgets.trace_panel import TracePanel
 
 
 class AgentEventPosted(Message):
@@ -119,6 +120,7 @@ class EdgeAgentApp(App[None]):
         Binding("ctrl+n", "new_session", "New"),
         Binding("ctrl+b", "toggle_sidebar", "Sessions"),
         Binding("ctrl+r", "toggle_reasoning", "Reasoning"),
+        Binding("ctrl+t", "toggle_trace", "Trace", show=False),
         Binding("ctrl+l", "clear", "Clear"),
     ]
     CSS = """
@@ -163,6 +165,7 @@ class EdgeAgentApp(App[None]):
                 yield LoadingPanel(id="loading")
                 yield ChatPane(id="chat")
                 yield PromptInput(history=self._history, id="prompt")
+            yield TracePanel(id="trace")
         yield StatusBar(live=self.live_stats, id="status")
         yield Footer()
 
@@ -181,6 +184,10 @@ class EdgeAgentApp(App[None]):
     @property
     def sidebar(self) -> SessionsSidebar:
         return self.query_one(SessionsSidebar)
+
+    @property
+    def trace_panel(self) -> TracePanel:
+        return self.query_one(TracePanel)
 
     @property
     def loading(self) -> LoadingPanel:
@@ -284,6 +291,7 @@ class EdgeAgentApp(App[None]):
         await self.chat.add_user(prompt)
         await self.chat.start_turn()
         self.status.begin_turn()
+        self.trace_panel.begin_turn()
         return self.turn_id
 
     async def _run_turn(self, prompt: str, turn: int) -> None:
@@ -321,6 +329,7 @@ class EdgeAgentApp(App[None]):
     async def apply_event(self, event: Event) -> None:
         """Show one event of the current turn."""
         self.status.handle(event)
+        self.trace_panel.handle(event)
         await self.chat.handle(event)
         if isinstance(event, ErrorEvent):
             self.notify(event.message, title="Agent error", severity="error")
@@ -466,6 +475,9 @@ class EdgeAgentApp(App[None]):
 
     def action_toggle_sidebar(self) -> None:
         self.sidebar.toggle_class("-hidden")
+
+    def action_toggle_trace(self) -> None:
+        self.trace_panel.toggle_class("-hidden")
 
     async def action_clear(self) -> None:
         if self.generating:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from agent.events import Event
 from agent.model_info import ModelInfo
 from agent.progress import ProgressCallback
-from tui.history import ReplayTurn
+from agent.session_replay import ReplayTurn
 from tui.widgets.sessions import SessionItem
 
 # (tool name, arguments, tool description) -> allowed?

@@ -1,4 +1,5 @@
-"""Command palette entries (Ctrl+P): new session, toggle reasoning, switch model, clear."""
+"""Command palette entries (Ctrl+P): new session, toggle reasoning, sessions and trace,
+switch model, clear."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ def chat_commands(app: EdgeAgentApp) -> list[ChatCommand]:
         ChatCommand("Clear", "Clear the chat view (the session is kept)", app.action_clear),
         ChatCommand(
             "Toggle sessions", "Show or hide the sessions sidebar", app.action_toggle_sidebar
+        ),
+        ChatCommand(
+            "Toggle trace",
+            "Show or hide this turn's spans: steps, tools, durations (Ctrl+T)",
+            app.action_toggle_trace,
         ),
     ]
     current = app.backend.model_spec if app.backend is not None else None

@@ -11,10 +11,12 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from agent.cli.common import add_agent_args, add_model_arg
+from agent.cli.common import add_agent_args, add_model_arg, add_trace_args, tracing_from_args
+from agent.cli.mcp import add_mcp_args, mcp_servers_from_args, start_mcp
 from agent.errors import UserError
 
 if TYPE_CHECKING:
+    from agent.tracing import Tracing
     from tui.agent_backend import ChatOptions
 
 
@@ -22,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chat", help="chat with the agent in a terminal UI")
     add_model_arg(p)
     add_agent_args(p)
+    add_mcp_args(p)
     p.add_argument("--session", default=None, metavar="ID", help="resume (or start) the session ID")
+    add_trace_args(p)
     p.set_defaults(func=run)
 
 
@@ -34,7 +38,9 @@ def require_terminal() -> None:
         )
 
 
-def chat_options(args: argparse.Namespace, model: str) -> ChatOptions:
+def chat_options(
+    args: argparse.Namespace, model: str, tracing: Tracing | None = None
+) -> ChatOptions:
     """ChatOptions from the flags; every user mistake raises UserError here."""
     from agent.cli.run import open_index_arg, select_tools
     from tui.agent_backend import ChatOptions
@@ -63,6 +69,7 @@ def chat_options(args: argparse.Namespace, model: str) -> ChatOptions:
         max_steps=args.max_steps,
         max_tokens=args.max_tokens,
         sampling_overrides={k: v for k, v in overrides.items() if v is not None},
+        tracing=tracing,
     )
 
 
@@ -80,7 +87,15 @@ def run(args: argparse.Namespace) -> int:
         remote_model(spec)
     else:
         check_model_spec(spec)
-    options = chat_options(args, spec)
-    require_terminal()
-    EdgeAgentApp(AgentBackend(options)).run()
+    with tracing_from_args(args) as tracing:
+        options = chat_options(args, spec, tracing)
+        servers = mcp_servers_from_args(args)
+        require_terminal()
+        # The servers run as long as the UI does (every session's agent shares them).
+        registry = start_mcp(servers, options.tools)
+        try:
+            options.tools = registry.tools()
+            EdgeAgentApp(AgentBackend(options)).run()
+        finally:
+            registry.close()
     return 0

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import stat
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
     from agent.engines.base import ChatModel
     from agent.sampling import SamplingParams
     from agent.token_runtime import TokenRuntime as Model
+    from agent.tracing import Tracing
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
@@ -281,3 +285,53 @@ def add_agent_args(p: argparse.ArgumentParser) -> None:
         help="tokens the model may generate per answer, over all its steps (default 4096)",
     )
     add_sampling_args(p)
+
+
+def add_trace_args(p: argparse.ArgumentParser) -> None:
+    """`--trace FILE` and `--trace-content` (agent.tracing)."""
+    p.add_argument(
+        "--trace",
+        default=None,
+        metavar="FILE",
+        help="write every OpenTelemetry span (run, model step, tool call, retrieval) to "
+        "FILE, one JSON object a line; needs edge-agent[otel]. Without it, "
+        "OTEL_EXPORTER_OTLP_ENDPOINT sends spans to a collector",
+    )
+    p.add_argument(
+        "--trace-content",
+        action="store_true",
+        help="record prompts, answers, tool arguments and results in the spans (off by "
+        "default; also OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true)",
+    )
+
+
+@contextmanager
+def tracing_from_args(args: argparse.Namespace) -> Iterator[Tracing]:
+    """The command's tracing: `--trace FILE`, else a collector named by the standard
+    OTEL_EXPORTER_OTLP_* variables, else the global (no-op) providers. Spans are
+    flushed when the command ends. A bad path or a missing SDK fails here, before any
+    model loads."""
+    from agent.tracing import INSTALL_HINT, Tracing
+    from agent.tracing.export import build_tracing, endpoint_from_env, sdk_available
+
+    content = True if args.trace_content else None
+    if args.trace is not None:
+        tracing = build_tracing(file=args.trace, capture_content=content, what="--trace")
+    elif endpoint_from_env() and sdk_available():
+        tracing = build_tracing(capture_content=content, what="OTEL_EXPORTER_OTLP_ENDPOINT")
+        # A collector that is down: the exporter's final "Failed to export" line, not a
+        # warning for every retry.
+        logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.ERROR)
+    else:
+        if endpoint_from_env():
+            print(
+                "edge-agent: note: OTEL_EXPORTER_OTLP_ENDPOINT is set but the OpenTelemetry "
+                f"SDK is not installed, so no spans are sent ({INSTALL_HINT})",
+                file=sys.stderr,
+            )
+        yield Tracing(capture_content=content)
+        return
+    try:
+        yield tracing
+    finally:
+        tracing.shutdown()

@@ -13,17 +13,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 import agent.limits as limits
 from agent.cli.common import (
     add_model_arg,
     add_sampling_args,
+    add_trace_args,
     finite_float,
     load_engine,
     positive_int,
     read_file_arg,
     read_text_arg,
     sampling_from_args,
+    tracing_from_args,
 )
 from agent.errors import UserError
 
@@ -120,10 +123,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--indent", type=int, default=None, metavar="N", help="pretty-print the JSON, N spaces"
     )
     add_sampling_args(p)
+    add_trace_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    with tracing_from_args(args) as tracing:
+        return _run(args, tracing)
+
+
+def _run(args: argparse.Namespace, tracing: Any) -> int:
     from agent.structured import resolve_schema_early
 
     if args.compile_timeout <= 0:
@@ -141,18 +150,20 @@ def run(args: argparse.Namespace) -> int:
     # Schema, regex and grammar problems are the user's to fix before a model loads.
     schema = _output_type(args)
     resolve_schema_early(schema)
+    grounded = False
     if args.schema is not None:
         from agent.constrained.grounded import has_grounded_strings
         from agent.constrained.output_types import resolve_output_type
 
-        has_grounded_strings(resolve_output_type(schema).json_schema, ground_all=args.grounded)
+        json_schema = resolve_output_type(schema).json_schema
+        grounded = has_grounded_strings(json_schema, ground_all=args.grounded)
     if batch:
         from agent.cli.extract_batch import run_batch
 
         return run_batch(args, schema)
     text = _single_text(args)
     model = load_engine(args)
-    if args.schema is not None:
+    if args.schema is not None and (grounded or args.passes > 1 or _needs_parts(args, text)):
         return _single_document(args, schema, text, model)
     from agent.extraction import extract_with_stats
 
@@ -163,10 +174,22 @@ def run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         sampling=sampling_from_args(args, model),
         compile_timeout=args.compile_timeout,
+        tracing=tracing,
     )
-    print(result.text)
+    if args.schema is not None:
+        print(json.dumps(result.value, indent=args.indent, ensure_ascii=False))
+    else:
+        print(result.text)
     print(f"[{model.name}] {result.stats.summary()}", file=sys.stderr)
     return 0
+
+
+def _needs_parts(args: argparse.Namespace, text: str) -> bool:
+    """Whether one document is longer than one part (then it is split and merged; a
+    short one is extracted in one call, traced as before)."""
+    from agent.retriever.chunking import count_tokens
+
+    return count_tokens(text) > (args.chunk_tokens or 512)
 
 
 def _check_chunking(args: argparse.Namespace) -> None:
@@ -218,7 +241,8 @@ def _single_text(args: argparse.Namespace) -> str:
 
 
 def _single_document(args: argparse.Namespace, schema: object, text: str, model: object) -> int:
-    """One document: its value on stdout as JSON (spans are for --out), stats on stderr."""
+    """One long or grounded document: its value on stdout as JSON (spans are for --out),
+    stats on stderr. (Not traced yet: `extract_many` takes no tracing.)"""
     from agent.docextract import Text, extract_many
 
     name = args.inputs[0] if args.inputs and args.inputs[0] != "-" else "<text>"

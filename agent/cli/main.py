@@ -6,19 +6,25 @@ stopped by a guard, 130 interrupted.
 
 from __future__ import annotations
 
+import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from agent.cli import (
     chat,
+    compare,
     demo,
     engines,
     extract,
     generate,
     ingest,
+    logs,
+    mcp_serve,
     models,
     plan,
+    quantize,
     run,
     search,
     serve,
@@ -35,14 +41,19 @@ COMMANDS = (
     extract,
     run,
     serve,
+    mcp_serve,
     sessions,
     plan,
     models,
+    quantize,
+    compare,
     engines,
     ingest,
     search,
     eval_command,
 )
+VERBOSE_HELP = f"log what the library does (debug level) on stderr; or set {logs.ENV_VAR}=LEVEL"
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> CliParser:
@@ -50,9 +61,15 @@ def build_parser() -> CliParser:
         prog="edge-agent",
         description="Agents, structured extraction and chat with small on-device models.",
     )
+    parser.add_argument("--verbose", "-v", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
+    for command_parser in sub.choices.values():  # `edge-agent run -v` works too
+        # SUPPRESS: a command's own default would overwrite `edge-agent -v run`'s flag.
+        command_parser.add_argument(
+            "--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+        )
     return parser
 
 
@@ -62,8 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
+        logs.configure(logs.requested_level(args.verbose))
         return int(args.func(args) or 0)
     except UserError as exc:
+        log.debug("the command stopped on a user error", exc_info=True)
         print(f"edge-agent: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

@@ -12,7 +12,9 @@ from agent.progress import console_progress
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list local models or pull a built-in one")
     msub = p.add_subparsers(dest="models_command", required=True, metavar="{list,pull}")
-    ls = msub.add_parser("list", help="local models and their sizes")
+    ls = msub.add_parser(
+        "list", help="local models (built-ins, hub cache, quants built here), sizes, bits/weight"
+    )
     ls.set_defaults(func=run_list)
     pull = msub.add_parser("pull", help="build or fetch a built-in model")
     pull.add_argument(
@@ -61,16 +63,28 @@ def local_models() -> list[tuple[str, str, Path | None, int]]:
                     break
     except Exception:  # no hub cache yet
         pass
+    from agent.quant.local import built_quants
+
+    for entry in built_quants():
+        path = Path(entry["path"])
+        rows.append((str(path), f"quant {entry.get('recipe', '')}".strip(), path, dir_size(path)))
     return rows
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from agent.quant.bits import bits_per_weight
+
     rows = local_models()
     width = max(len(r[0]) for r in rows)
-    print(f"{'MODEL'.ljust(width)}  {'KIND':9}  {'SIZE':>9}  PATH")
+    kind_width = max(9, *(len(r[1]) for r in rows))
+    print(f"{'MODEL'.ljust(width)}  {'KIND'.ljust(kind_width)}  {'SIZE':>9}  {'BITS/W':>6}  PATH")
     for name, kind, path, size in rows:
         where = str(path) if path else f"(not on disk: edge-agent models pull {name})"
-        print(f"{name.ljust(width)}  {kind:9}  {human_size(size) if path else '-':>9}  {where}")
+        bpw = bits_per_weight(path) if path else None
+        print(
+            f"{name.ljust(width)}  {kind.ljust(kind_width)}  "
+            f"{human_size(size) if path else '-':>9}  {f'{bpw:.2f}' if bpw else '-':>6}  {where}"
+        )
     return 0
 
 

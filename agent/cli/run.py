@@ -23,10 +23,13 @@ from agent.cli.common import (
     EXIT_OK,
     add_agent_args,
     add_model_arg,
+    add_trace_args,
     load_engine,
     read_text_arg,
     sampling_from_args,
+    tracing_from_args,
 )
+from agent.cli.mcp import add_mcp_args, mcp_servers_from_args, start_mcp
 from agent.errors import UserError
 from agent.events import (
     ErrorEvent,
@@ -68,21 +71,39 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--yes", "-y", action="store_true", help="approve every tool that asks for approval"
     )
     add_agent_args(p)
+    add_mcp_args(p)
+    add_trace_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.agent import Agent
-    from agent.sessions import SessionStore, check_session_id
+    from agent.sessions import check_session_id
 
     prompt = read_text_arg(args.prompt, "prompt")
     if not prompt.strip():
         raise UserError("the prompt is empty")
     tools = select_tools(args.tool, args.tools_module)
-    _check_choice_early(args.tool_choice, [t.name for t in tools], args.index is not None)
+    servers = mcp_servers_from_args(args)
+    if not servers:
+        _check_choice_early(args.tool_choice, [t.name for t in tools], args.index is not None)
     if args.session:
         check_session_id(args.session)
     response_format = _response_format(args.response_format)
+    registry = start_mcp(servers, tools)  # before the model: a failing server costs no wait
+    try:
+        with tracing_from_args(args) as tracing:
+            return _run(args, prompt, registry.tools(), response_format, tracing)
+    finally:
+        registry.close()
+
+
+def _run(
+    args: argparse.Namespace, prompt: str, tools: list[Any], response_format: Any, tracing: Any
+) -> int:
+    from agent.agent import Agent
+    from agent.sessions import SessionStore
+
+    _check_choice_early(args.tool_choice, [t.name for t in tools], args.index is not None)
     retriever = open_index_arg(args.index) if args.index else None
     store = SessionStore()
     model = load_engine(args)
@@ -104,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         session=session,
         approve=_approval(args.yes),
         sampling=sampling_from_args(args, model),
+        tracing=tracing,
     )
     note = session.history_note()
     if note:
@@ -257,7 +279,8 @@ class _TextPrinter:
             print(f"-> {event.name}({_clip(args)})", file=err)
         elif isinstance(event, ToolResultEvent):
             status = f"error: {event.error}" if event.error else _clip(event.content)
-            print(f"<- {event.name}: {status}", file=err)
+            extra = f" [+{len(event.items)} item(s) in --json output]" if event.items else ""
+            print(f"<- {event.name}: {status}{extra}", file=err)
         elif isinstance(event, StatsEvent):
             self._end_line()
             print(f"[step {event.step}] {event.stats.summary()}", file=err)

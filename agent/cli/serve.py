@@ -11,11 +11,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
+from typing import TYPE_CHECKING, Any
 
-from agent.cli.common import add_model_arg, load_with_progress, positive_int
+from agent.cli.common import (
+    add_model_arg,
+    add_trace_args,
+    load_with_progress,
+    positive_int,
+    tracing_from_args,
+)
+from agent.cli.mcp import add_mcp_args, mcp_servers_from_args, start_mcp
 from agent.server.config import DEFAULT_HOST, DEFAULT_MAX_QUEUE, DEFAULT_PORT
 from agent.server.serve import API_KEY_ENV
+
+if TYPE_CHECKING:
+    from tools import ToolRegistry
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -73,15 +85,58 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="tokens a request without max_tokens may generate (default: the context left)",
     )
+    add_mcp_args(p)
+    p.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        help="run the --mcp servers' tools without approval (nobody is asked when serving: "
+        "without --yes only servers marked trusted in --mcp-config run)",
+    )
+    add_trace_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.server import ServerConfig
     from agent.server import serve as server
 
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     server.check_exposure(args.host, api_key)
+    servers = mcp_servers_from_args(args)
+    sock = server.bind(args.host, args.port)
+    try:
+        # The servers' tools run here, for every request (before the model loads: a
+        # server that does not start costs no wait).
+        registry = start_mcp(servers)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        with tracing_from_args(args) as tracing:
+            return _serve(args, api_key, sock, registry if len(registry) else None, tracing)
+    finally:
+        registry.close()
+
+
+def _serve(
+    args: argparse.Namespace,
+    api_key: str | None,
+    sock: socket.socket,
+    tools: ToolRegistry | None,
+    tracing: Any,
+) -> int:
+    from agent.server import ServerConfig
+    from agent.server import serve as server
+
+    if tools is not None and not args.yes:
+        untrusted = sorted({t.name for t in tools if t.requires_approval})
+        if untrusted:
+            print(
+                f"edge-agent serve: note: {len(untrusted)} MCP tool(s) need approval and "
+                "nobody is asked here, so their calls are refused; pass --yes, or mark the "
+                'server "trusted": true in --mcp-config',
+                file=sys.stderr,
+            )
     config = ServerConfig(
         api_key=api_key,
         max_queue=args.max_queue,
@@ -89,8 +144,10 @@ def run(args: argparse.Namespace) -> int:
         prompt_cache_bytes=args.prompt_cache_mib << 20,
         served_name=args.served_name,
         default_max_tokens=args.max_tokens_default,
+        server_tools=tools,
+        approve_server_tools=args.yes,
+        tracing=tracing,
     )
-    sock = server.bind(args.host, args.port)
     try:
         from agent.engines.local import LocalChatModel
 

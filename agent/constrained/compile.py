@@ -9,6 +9,7 @@ the regex, the vocabulary and the outlines-core version.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
 import select
@@ -25,11 +26,12 @@ from agent.constrained.defaults import DEFAULT_COMPILE_TIMEOUT
 from agent.constrained.grammar import CompiledGrammar
 from agent.constrained.vocabulary import GrammarVocabulary
 from agent.paths import cache_dir
-from schemas.automaton import _read_exact
+from schemas.automaton import Automaton, _read_exact
 from schemas.errors import SchemaCompileError, UnsatisfiableSchemaError
 
 _FORMAT_VERSION = "1"
 _MEMORY_ENTRIES = 64
+log = logging.getLogger(__name__)
 
 
 class GrammarCompileTimeout(SchemaCompileError):
@@ -77,7 +79,10 @@ class _Worker:
         self._process = None
 
     def _crashed(self) -> SchemaCompileError:
-        self._stop()
+        process = self._process
+        self._stop()  # reaps it: its own exit code, or -9 if it had hung on a closed pipe
+        code = process.returncode if process is not None else None
+        log.warning("the grammar compile worker died (exit code %s); it restarts", code)
         return SchemaCompileError(
             "the grammar compiler crashed (out of memory?); simplify the schema"
         )
@@ -85,6 +90,9 @@ class _Worker:
     def build(self, request: tuple, timeout: float) -> bytes:
         with self._lock:
             if self._process is None or self._process.poll() is not None:
+                if self._process is not None:
+                    log.info("the grammar compile worker had exited (%s): restarted",
+                             self._process.returncode)  # fmt: skip
                 self._stop()
                 self._start()
             process = self._process
@@ -97,6 +105,7 @@ class _Worker:
                 raise self._crashed() from None
             ready, _, _ = select.select([process.stdout], [], [], timeout)
             if not ready:
+                log.info("a grammar compile exceeded %g s: the worker is restarted", timeout)
                 self._stop()
                 raise GrammarCompileTimeout(
                     f"compiling the grammar took more than {timeout:g} s; simplify the "
@@ -155,8 +164,11 @@ def compile_regex(
     if path is not None and path.exists():
         try:
             automaton = pickle.loads(path.read_bytes())
+            if not isinstance(automaton, Automaton):
+                raise TypeError(f"it holds a {type(automaton).__name__}, not an automaton")
             cached = True
-        except Exception:  # a truncated or stale file: rebuild it
+        except Exception as exc:  # a truncated, stale or foreign file: rebuild it
+            log.warning("unreadable grammar cache file %s (%s): rebuilt", path, exc)
             automaton = None
     if automaton is None:
         request = (regex, vocab.blob, vocab.end_id, vocab.byte_ids, vocab.size)
@@ -168,11 +180,13 @@ def compile_regex(
             tmp.write_bytes(blob)
             os.replace(tmp, path)
     grammar = CompiledGrammar(automaton, vocab, regex)
+    elapsed = (time.perf_counter() - t0) * 1000
+    log.debug("grammar %s: %.1f ms (%s)", key[:12], elapsed, "disk cache" if cached else "built")
     with _MEMORY_LOCK:
         _MEMORY[key] = grammar
         while len(_MEMORY) > _MEMORY_ENTRIES:
             _MEMORY.popitem(last=False)
-    return grammar, CompileInfo((time.perf_counter() - t0) * 1000, cached)
+    return grammar, CompileInfo(elapsed, cached)
 
 
 def clear_memory_cache() -> None:

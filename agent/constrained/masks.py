@@ -51,14 +51,36 @@ def unpack_ids(words: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.unpackbits(words.view(np.uint8), bitorder="little"))
 
 
+_BIAS_CACHE_SIZE = 16  # MLX biases kept (at a 100k vocabulary, 400 KB each)
+_bias_cache: OrderedDict[tuple[bytes, int], Any] = OrderedDict()
+_bias_lock = threading.Lock()
+
+
 def bias(words: np.ndarray, width: int) -> Any:
-    """The additive logit bias (float32, `width`) of a packed mask, as an MLX array."""
+    """The additive logit bias (float32, `width`) of a packed mask, as an MLX array.
+
+    Consecutive steps often share a mask (every token inside a free string, every digit
+    of a number), so the last few biases are kept: a hit costs a dictionary lookup
+    instead of unpacking 100k bits and copying 400 KB into a new array.
+    """
+    key = (words.tobytes(), width)
+    with _bias_lock:
+        cached = _bias_cache.get(key)
+        if cached is not None:
+            _bias_cache.move_to_end(key)
+            return cached
     import mlx.core as mx
 
     bits = np.unpackbits(words.view(np.uint8), bitorder="little")
     if bits.shape[0] < width:
         bits = np.concatenate([bits, np.zeros(width - bits.shape[0], dtype=np.uint8)])
-    return mx.array(_BIAS[bits[:width]])
+    array = mx.array(_BIAS[bits[:width]])
+    mx.eval(array)  # never left lazy: it is shared across steps and threads
+    with _bias_lock:
+        _bias_cache[key] = array
+        while len(_bias_cache) > _BIAS_CACHE_SIZE:
+            _bias_cache.popitem(last=False)
+    return array
 
 
 def allowed(words: np.ndarray, token: int) -> bool:

@@ -17,8 +17,9 @@ Nothing above this seam imports MLX.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from agent.constrained.defaults import DEFAULT_MAX_PARALLEL_CALLS
 from agent.model_info import ModelInfo
@@ -56,8 +57,10 @@ class StepRequest:
     answer: Any = None  # an OutputSpec (agent.constrained.output_types)
     compile_timeout: float = 30.0  # seconds for a grammar the step needs
     # Whitespace a grammar allows between JSON tokens of calls and answers (a bounded
-    # regex such as "[ ]?"); "" is compact JSON.
-    whitespace: str = ""
+    # regex such as "[ ]?"); "" is compact JSON; None leaves it to the engine (the local
+    # engine: compact, except calls of a model without native call tokens, which get
+    # `LOOSE_JSON_WHITESPACE`).
+    whitespace: str | None = None
     # Refuse the token that would repeat a cycle inside a constrained value
     # (agent.constrained.loop_guard); engines without grammars ignore it.
     loop_guard: bool = False
@@ -137,3 +140,19 @@ class ChatModel(Protocol):
 
     def close(self) -> None:
         """Release connections and threads."""
+
+
+T = TypeVar("T")
+
+
+@asynccontextmanager
+async def closing_stream(stream: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
+    """`stream`, closed (`aclose`, when it has one) as the block exits, also when its
+    consumer leaves early: an abandoned generator is otherwise closed only when it is
+    collected, and a step's generation would go on on the model thread until then."""
+    try:
+        yield stream
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()

@@ -15,15 +15,24 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from agent.call_constraint import CallTokens, ToolCallConstraint, calls_schema
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
+from agent.constrained.defaults import LOOSE_JSON_WHITESPACE
 from agent.constrained.engine import Grammar
 from agent.constrained.output_types import OutputSpec
 from agent.constrained.select import compile_output
 from agent.constrained.target import target_for
-from agent.engines.base import PreparedStep, StepEvent, StepRequest, StepResult, TextPiece
+from agent.engines.base import (
+    PreparedStep,
+    StepEvent,
+    StepRequest,
+    StepResult,
+    TextPiece,
+    closing_stream,
+)
 from agent.model_info import ModelInfo
 from agent.model_thread import stream_on_model_thread
 from agent.output_split import OutputSplitter
@@ -34,16 +43,28 @@ from agent.token_runtime import TokenRuntime as Model
 from agent.tool_parser import CALL_END, CALL_START, parse_output
 
 
+class StepShape(Enum):
+    """What a step's output is, so how it is constrained and read (one of four)."""
+
+    TOKENS = "tokens"  # LFM2's call tokens: the constraint moves between text, calls, answer
+    CALLS = "calls"  # the whole output is a bare call payload (no call tokens to wrap it)
+    ANSWER = "answer"  # the whole output is the response_format answer
+    TEXT = "text"  # unconstrained; calls are parsed from it (bare ones too)
+
+
 @dataclass
 class _Plan:
     """A step's constraint, the fewest tokens it needs, and how its output is read."""
 
     constraint: Any
     needed: int
-    bare: bool = False  # calls may be a bare payload (no call tokens in the vocabulary)
-    call_only: bool = False  # the whole output is a call payload
-    answer_only: bool = False  # the whole output is the response_format answer
+    shape: StepShape
     engine: str = ""
+
+    @property
+    def bare(self) -> bool:
+        """Calls may be a bare payload: the vocabulary has no call tokens."""
+        return self.shape in (StepShape.CALLS, StepShape.TEXT)
 
 
 class LocalChatModel:
@@ -131,26 +152,28 @@ class LocalChatModel:
             from agent.constrained.loop_guard import LoopGuard
 
             decode = LoopGuard(decode)
-        async for item in stream_on_model_thread(
+        generation = stream_on_model_thread(
             model,
             prompt,
             max_tokens=max_tokens,
             sampling=request.sampling,
             constraint=decode,
             should_stop=should_stop,
-        ):
-            if isinstance(item, TextChunk):
-                if not plan.call_only:  # a bare JSON call is reported as calls, not text
-                    for piece in _pieces(splitter.feed(item.text), visible):
-                        yield piece
-            else:
-                result = item
+        )
+        async with closing_stream(generation):  # closed early: the generation stops
+            async for item in generation:
+                if isinstance(item, TextChunk):
+                    if plan.shape is not StepShape.CALLS:  # a bare call is reported as calls
+                        for piece in _pieces(splitter.feed(item.text), visible):
+                            yield piece
+                else:
+                    result = item
         for piece in _pieces(splitter.flush(), visible):
             yield piece
         assert result is not None
         self._ledger.record(model, prompt, result.stats.prompt_tokens, result.token_ids)
         constraint = plan.constraint
-        answered = plan.answer_only or (
+        answered = plan.shape is StepShape.ANSWER or (
             isinstance(constraint, ToolCallConstraint)
             and constraint.answer_grammar is not None
             and (
@@ -175,7 +198,7 @@ class LocalChatModel:
         """How this step is decoded and parsed (compiles grammars: run it off the loop)."""
         mode = request.tool_choice
         timeout = request.compile_timeout
-        space = request.whitespace
+        space = request.whitespace or ""
         answer = (
             self._grammar("answer", request.answer, None, timeout, space)
             if request.answer
@@ -186,22 +209,24 @@ class LocalChatModel:
             assert request.call_schema is not None
             schema = calls_schema(request.call_schema, request.max_parallel_calls)
             end = self._tokens.call_end if self._tokens is not None else None
-            calls = self._grammar("calls", schema, end, timeout, space)
+            call_space = request.whitespace
+            if call_space is None:  # see LOOSE_JSON_WHITESPACE
+                call_space = "" if self._tokens is not None else LOOSE_JSON_WHITESPACE
+            calls = self._grammar("calls", schema, end, timeout, call_space)
         grammar = calls or answer
         engine = grammar.engine if grammar is not None else ""
         if self._tokens is not None:
             constraint = ToolCallConstraint(
                 self._tokens, mode=mode, call_grammar=calls, answer_grammar=answer
             )
-            return _Plan(constraint, constraint.min_tokens(), engine=engine)
+            return _Plan(constraint, constraint.min_tokens(), StepShape.TOKENS, engine)
         # A model without LFM2's call tokens: constrain what can be, parse the rest.
         if mode == "required":
             assert calls is not None
-            return _Plan(calls.start(), calls.min_tokens(), True, True, engine=calls.engine)
+            return _Plan(calls.start(), calls.min_tokens(), StepShape.CALLS, calls.engine)
         if answer is not None and mode == "none":
-            return _Plan(answer.start(), answer.min_tokens(), answer_only=True,
-                         engine=answer.engine)  # fmt: skip
-        return _Plan(None, 1, bare=mode != "none")
+            return _Plan(answer.start(), answer.min_tokens(), StepShape.ANSWER, answer.engine)
+        return _Plan(None, 1, StepShape.TEXT)  # with tool_choice none its calls are dropped
 
     def _grammar(
         self, kind: str, output: Any, end: int | None, timeout: float, whitespace: str = ""

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from opentelemetry import propagate
 
 from agent.engines.base import PreparedStep, StepEvent, StepRequest, StepResult, TextPiece
 from agent.errors import UserError
@@ -198,6 +199,9 @@ class RemoteChatModel:
         headers = {"Accept": "text/event-stream"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
+        # The run's trace continues on the server (`edge-agent serve` reads traceparent);
+        # nothing is added when no span is being recorded.
+        propagate.inject(headers)
         url = f"{self.base_url}/chat/completions"
         async with httpx.AsyncClient(
             timeout=self.timeout, transport=self._transport, verify=_ssl_context()

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from agent.constrained.defaults import LOOSE_JSON_WHITESPACE
 from agent.eval.bfcl_data import BfclCase
 from agent.eval.bfcl_parse import parse_bfcl_calls
 from agent.eval.bfcl_prompts import baseline_prompt, bfcl_prompt, split_system
@@ -45,7 +46,7 @@ MODE_SETS: dict[str, tuple[Mode, ...]] = {
 FreePrompt = Literal["native", "bfcl"]
 # llama.cpp's JSON-schema grammars allow this between tokens (its SPACE_RULE: nothing,
 # a space, or one or two newlines and up to 20 spaces or tabs); the baseline mirrors it.
-BASELINE_WHITESPACE = r"(?: |\n{1,2}[ \t]{0,20})?"
+BASELINE_WHITESPACE = LOOSE_JSON_WHITESPACE
 
 
 def case_registry(case: BfclCase) -> ToolRegistry:
@@ -99,7 +100,7 @@ def build_request(
     case: BfclCase,
     sampling: SamplingParams,
     free_prompt: FreePrompt = "native",
-    call_whitespace: str = "",
+    call_whitespace: str | None = None,
     loop_guard: bool = False,
 ) -> ModeRequest:
     """The step request of `case` in `mode` (see the module docstring); `call_whitespace`

@@ -279,7 +279,7 @@ class BfclRunner:
         sampling: SamplingParams,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         free_prompt: str = "auto",
-        call_whitespace: str = "",
+        call_whitespace: str | None = None,
         loop_guard: bool = False,
         progress: ProgressCallback = _no_progress,
         warn: Callable[[str], None] = lambda message: None,

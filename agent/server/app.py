@@ -52,8 +52,10 @@ from agent.server.responses import Envelope, Outcome
 from agent.server.scheduler import QueueFull, Scheduler, Ticket
 from agent.server.translate import ChatPlan, plan_chat
 from agent.server.turns import TurnMemory
+from agent.tracing import Tracing
+from agent.tracing.server_spans import CompletionSpan
 
-log = logging.getLogger("edge_agent.serve")
+log = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -285,7 +287,27 @@ def _admit(state: ServerState) -> Ticket:
 
 
 async def _chat(state: ServerState, request: Request) -> Response:
+    arrived_ns = time.time_ns()
     body = await _json(request)
+    tools = state.config.server_tools
+    if tools is not None and len(tools):
+        from agent.server.server_tools import run_with_server_tools
+
+        async def complete(step_body: dict[str, Any]) -> dict[str, Any]:
+            result = await _completion(state, request, step_body, time.time_ns())
+            assert isinstance(result, dict)  # server tools answer without streaming
+            return result
+
+        return JSONResponse(await run_with_server_tools(body, tools, complete, state.config))
+    result = await _completion(state, request, body, arrived_ns)
+    return result if isinstance(result, Response) else JSONResponse(result)
+
+
+async def _completion(
+    state: ServerState, request: Request, body: dict[str, Any], arrived_ns: int
+) -> Response | dict[str, Any]:
+    """One chat completion: an SSE response when streaming, else the completion body.
+    `arrived_ns` starts its trace span (the request's arrival, or the step's start)."""
     chat: ChatCompletionRequest = parse_body(ChatCompletionRequest, body)
     check_supported(chat)
     _check_model(state, chat.model)
@@ -316,8 +338,18 @@ async def _chat(state: ServerState, request: Request) -> Response:
         except BaseException:
             state.scheduler.release(ticket)
             raise
+        span = CompletionSpan(
+            state.config.tracing or Tracing(),
+            request.headers,  # a W3C traceparent continues the client's trace
+            model=state.name,
+            provider=engine.provider,
+            max_tokens=max_tokens,
+            temperature=plan.step.sampling.temperature,
+            messages=plan.conversation,
+            arrived_ns=arrived_ns,
+        )
         generation = Generation.start(engine, state.scheduler, state.memory, plan, prepared,
-                                      max_tokens, ticket, label)  # fmt: skip
+                                      max_tokens, ticket, label, span)  # fmt: skip
     except BaseException:
         watcher.cancel()
         raise
@@ -330,7 +362,7 @@ async def _chat(state: ServerState, request: Request) -> Response:
         outcome = await _finished(generation)
     finally:
         watcher.cancel()
-    return JSONResponse(responses.completion(envelope, outcome))
+    return responses.completion(envelope, outcome)
 
 
 async def _wait_for_model(state: ServerState, ticket: Ticket, watcher: asyncio.Task) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from agent.prompt_cache import DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES
 
@@ -34,6 +35,13 @@ class ServerConfig:
     default_max_tokens: int | None = None  # a request without max_tokens: the context left
     embeddings: bool = True  # serve /v1/embeddings when the embeddings extra is installed
     remember_turns: int = 4096  # generated assistant turns kept for cache reuse
+    # Tools the server runs itself (`serve --mcp`): offered with every request's own
+    # tools; calls to them run here and the model goes on, so the client gets the
+    # answer (or calls to its own tools). A `tools.ToolRegistry`.
+    server_tools: Any = None
+    server_tool_steps: int = 8  # model steps per request, at most, with server tools
+    approve_server_tools: bool = False  # run tools that require approval (`serve --yes`)
+    tracing: Any = None  # agent.tracing.Tracing (None: OpenTelemetry's global providers)
 
     def __post_init__(self) -> None:
         from agent.errors import UserError

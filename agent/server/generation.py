@@ -28,8 +28,9 @@ from agent.server.scheduler import Scheduler, Ticket
 from agent.server.stops import StopScanner, calls_before_stop
 from agent.server.translate import ChatPlan
 from agent.server.turns import TurnMemory
+from agent.tracing.server_spans import CompletionSpan
 
-log = logging.getLogger("edge_agent.serve")
+log = logging.getLogger(__name__)
 
 END = object()  # the last item on a generation's queue
 
@@ -57,9 +58,12 @@ class Generation:
         max_tokens: int,
         ticket: Ticket,
         label: str,
+        span: CompletionSpan | None = None,
     ) -> Generation:
         events: asyncio.Queue[Any] = asyncio.Queue()
-        run = _Run(engine, scheduler, memory, plan, prepared, max_tokens, ticket, events, label)
+        run = _Run(
+            engine, scheduler, memory, plan, prepared, max_tokens, ticket, events, label, span
+        )
         return cls(ticket, events, asyncio.create_task(run.main()))
 
 
@@ -74,6 +78,7 @@ class _Run:
     ticket: Ticket
     events: asyncio.Queue[Any]
     label: str
+    span: CompletionSpan | None = None
 
     async def main(self) -> None:
         plan, ticket = self.plan, self.ticket
@@ -88,6 +93,8 @@ class _Run:
         reasoning: list[str] = []
         result: StepResult | None = None
         status = "ok"
+        outcome: Outcome | None = None
+        error: BaseException | None = None
         try:
             async for item in self.engine.stream(self.prepared, self.max_tokens, should_stop):
                 if isinstance(item, TextPiece):
@@ -118,11 +125,11 @@ class _Run:
             status = "cancelled"
             raise
         except UserError as exc:  # a 400 for the client; nothing went wrong here
-            status = "refused"
+            status, error = "refused", exc
             log.info("%s refused: %s", self.label, exc)
             self.events.put_nowait(exc)
         except Exception as exc:
-            status = "failed"
+            status, error = "failed", exc
             log.error("%s failed: %s: %s", self.label, type(exc).__name__, exc,
                       exc_info=not isinstance(exc, InvalidOutput))  # fmt: skip
             self.events.put_nowait(exc)
@@ -138,6 +145,14 @@ class _Run:
             elif status == "ok":
                 counters.completed += 1
             self.scheduler.release(ticket)
+            if self.span is not None:
+                self.span.finish(
+                    status,
+                    result.stats if result else None,
+                    queue_wait_s=ticket.queue_wait_s,
+                    content=outcome.content if outcome else None,
+                    error=error,
+                )
             self.events.put_nowait(END)
 
     def _outcome(

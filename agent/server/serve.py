@@ -192,13 +192,15 @@ def settle_here(engine: ChatModel) -> None:
 
 
 def configure_logging(stream: Any = None) -> None:
-    """Request lines ("#3 stop | queue 0 ms | prompt ... ") on stderr."""
-    logger = logging.getLogger("edge_agent.serve")
+    """Request lines ("#3 stop | queue 0 ms | prompt ... ") on stderr, whatever else
+    `EDGE_AGENT_LOG` asks for (a lower level than info is kept)."""
+    logger = logging.getLogger("agent.server")
     if any(getattr(h, "_edge_agent", False) for h in logger.handlers):
         return
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
     handler._edge_agent = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
     logger.propagate = False

@@ -8,7 +8,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from agent.events import Event
-from tui.history import ReplayTurn
+from agent.session_replay import ReplayTurn
 from tui.widgets.error_card import ErrorCard
 from tui.widgets.message import AnswerMessage, UserMessage
 from tui.widgets.turn import AssistantTurn

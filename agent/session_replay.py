@@ -3,11 +3,13 @@
 The store keeps the raw messages of each turn (the user's prompt, the model's output of
 every step with its call blocks and `<think>` text, the tool results). Replaying them
 through the same splitter and parser the agent uses gives back reasoning, text, tool
-calls and results, and the widgets show a resumed session exactly as it looked.
+calls and results, so a resumed session shows exactly as it looked (the TUI renders
+these events with the widgets of a live run). `Session.replay()` is the entry point.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 
@@ -21,6 +23,7 @@ from agent.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
+from agent.guards import stop_reason
 from agent.output_split import OutputSplitter
 from agent.sessions import RUNNING, StoredMessage, TurnInfo
 from agent.stats import GenerationStats
@@ -58,7 +61,7 @@ def _replay(turn: TurnInfo) -> ReplayTurn | None:
             pending = calls
         elif message.role == "tool":
             replay.events += _tool(message, pending)
-    replay.events.append(FinalEvent(answer, RunStats(), stopped_by=turn.stopped_by))
+    replay.events.append(FinalEvent(answer, RunStats(), stopped_by=stop_reason(turn.stopped_by)))
     return replay
 
 
@@ -75,8 +78,29 @@ def _assistant(message: StoredMessage, events: list[Event]) -> tuple[str, list[t
             events.append(ReasoningDelta(segment.text, step))
     if stats is not None:
         events.append(StatsEvent(stats, step))
+    stored = _stored_calls(message.meta.get("tool_calls"))
+    if stored is not None:  # a remote or scripted engine's calls, kept as sent
+        return "".join(text).strip(), stored
     parsed = parse_output(message.content, bare=False)
     return "".join(text).strip(), [(c.name, c.arguments) for c in parsed.calls]
+
+
+def _stored_calls(data: object) -> list[tuple[str, dict]] | None:
+    """OpenAI-shaped calls from a message's metadata; None when there are none. The
+    metadata is read back from disk: anything malformed is skipped, not trusted."""
+    if not isinstance(data, list) or not data:
+        return None
+    calls = []
+    for call in data:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            continue
+        try:
+            arguments = json.loads(function.get("arguments") or "{}")
+        except (TypeError, ValueError):
+            arguments = {}
+        calls.append((function["name"], arguments if isinstance(arguments, dict) else {}))
+    return calls
 
 
 def _stats(data: object) -> GenerationStats | None:
