@@ -42,6 +42,9 @@ _LAZY = {
     "StructuredResult": "agent.structured",
     "extract": "agent.extraction",
     "extract_with_stats": "agent.extraction",
+    "extract_many": "agent.docextract",
+    "DocumentResult": "agent.docextract",
+    "Text": "agent.docextract",
     "generate_structured": "agent.structured",
     "stream_structured": "agent.structured",
 }
@@ -49,6 +52,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from agent.agent import Agent, RunResult
     from agent.constrained.output_types import CFG, Regex
+    from agent.docextract import DocumentResult, Text, extract_many
     from agent.extraction import extract, extract_with_stats
     from agent.loader import load_model
     from agent.model_info import ModelInfo
@@ -79,6 +83,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "Agent",
     "BudgetTooSmallError",
+    "DocumentResult",
     "EdgeAgentError",
     "GenerationIncomplete",
     "GenerationResult",
@@ -93,9 +98,11 @@ __all__ = [
     "Session",
     "SessionStore",
     "StructuredResult",
+    "Text",
     "TextChunk",
     "UserError",
     "extract",
+    "extract_many",
     "extract_with_stats",
     "generate_structured",
     "load_model",

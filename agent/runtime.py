@@ -13,6 +13,7 @@ sampled, and feeding several grammar-forced tokens in one forward pass.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
@@ -53,6 +54,8 @@ __all__ = [
 ]
 
 FLOOR_MARGIN = 30.0  # masked logits sit this far below the smallest logit
+# A shared prompt prefix at least this long is kept as a checkpoint (`_reuse_cache`).
+CHECKPOINT_MIN_TOKENS = 64
 
 
 def apply_logit_bias(logits: mx.array, bias: mx.array) -> mx.array:
@@ -119,6 +122,9 @@ class Model(TokenRuntime):
         self.default_sampling = _default_sampling(path)
         self.load_seconds = load_seconds
         self._settled = False
+        # A copy of the cache at a prefix two prompts shared (see `_reuse_cache`).
+        self._checkpoint: tuple[list[int], list[Any]] | None = None
+        self._checkpoint_at: int | None = None
 
     # ------------------------------------------------------------------ facts
     @property
@@ -221,8 +227,21 @@ class Model(TokenRuntime):
         MLX caches are plain arrays this runtime owns, so they can be swapped."""
         self._pool = pool
 
+    def reset_cache(self) -> None:
+        super().reset_cache()
+        self._checkpoint = None
+        self._checkpoint_at = None
+
     def _reuse_cache(self, tokens: list[int]) -> int:
-        """Prepare the cache for `tokens`; return how many of them it already holds."""
+        """Prepare the cache for `tokens`; return how many of them it already holds.
+
+        A cache that cannot be rewound (LFM2's short-convolution state) cannot serve a
+        prompt that only shares a prefix with the last one, such as the next part of a
+        document after the same instruction and schema. So when a prompt shares at
+        least `CHECKPOINT_MIN_TOKENS` with the last one and cannot reuse it, that prefix
+        prefilled as usual but a copy of the cache is kept when the prefill passes its
+        end; later prompts that start with it begin from a copy of the copy.
+        """
         state = self._state
         cached = state.tokens
         common = 0
@@ -235,8 +254,17 @@ class Model(TokenRuntime):
             trim_prompt_cache(state.cache, len(cached) - common)
             del state.tokens[common:]
             return common
+        checkpoint = self._checkpoint
+        if checkpoint is not None:
+            held = len(checkpoint[0])
+            if held < len(tokens) and tokens[:held] == checkpoint[0]:
+                state.cache = copy.deepcopy(checkpoint[1])
+                state.tokens = list(checkpoint[0])
+                return held
         state.cache = make_prompt_cache(self.module)
         state.tokens = []
+        if common >= CHECKPOINT_MIN_TOKENS:
+            self._checkpoint_at = common  # `_feed` keeps a copy when it gets there
         return 0
 
     def _feed(
@@ -250,16 +278,24 @@ class Model(TokenRuntime):
         state = self._state
         step = self.prefill_step_size
         done = 0
+        # Where to keep a checkpoint of the cache (a prefix `_reuse_cache` saw shared).
+        cut = self._checkpoint_at - len(state.tokens) if self._checkpoint_at else None
+        self._checkpoint_at = None
+        if cut is not None and not 0 < cut < len(tokens):
+            cut = None
         if progress:
             step = min(step, self.progress_step_size)
             progress(0, len(tokens))
-        while len(tokens) - done > step:
-            chunk = tokens[done : done + step]
+        while len(tokens) - done > step or (cut is not None and done < cut):
+            size = min(step, cut - done) if cut is not None and done < cut else step
+            chunk = tokens[done : done + size]
             self.module(mx.array(chunk)[None], cache=state.cache)
             assert state.cache is not None  # _reuse_cache made it before the first feed
             mx.eval([c.state for c in state.cache])
             state.tokens.extend(chunk)
-            done += step
+            done += size
+            if done == cut:
+                self._checkpoint = (list(state.tokens), copy.deepcopy(state.cache))
             if progress:
                 progress(done, len(tokens))
             mx.clear_cache()

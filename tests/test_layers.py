@@ -71,6 +71,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "agent",  # the package's lazy front door re-exports from every layer
             "agent.retriever",
+            "agent.docextract",
             "agent.docqa",
             "agent.mcp_serve",
             "agent.cli",

@@ -21,6 +21,8 @@ EXPECTED: list[tuple[str, list[str]]] = [
     ("--schema contact --model tiny", []),
     ("class Person(BaseModel)", ["Person ["]),
     ('--regex "[0-9]{4}-', []),
+    ("--grounded examples/documents", ["3 documents in", "0 failed", "review page"]),
+    ("sources = [", ["supplier.md True [", "<text> True [", "None"]),
     ("from_edge_agent(", ["outlines: User"]),
     ("def weather(", ['weather {"city":"Oslo","temp":70}', "delete_note Error: denied"]),
     ('--mcp "python examples/mcp_server.py"', ['<- add: {"result":', "tools: add, forecast"]),

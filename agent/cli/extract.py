@@ -2,6 +2,10 @@
 
 `--schema` prints JSON; `--regex`, `--grammar` (a Lark file) and `--choice` print the
 matched text as it was generated, so a shell pipeline gets exactly what matched.
+
+With several paths, a folder, `--out` or `--html`, `--schema` runs over every document
+(`agent.docextract`): one JSON line per document with the span of each value, errors
+per document (the others go on), progress with an ETA on stderr, resumable `--out`.
 """
 
 from __future__ import annotations
@@ -37,7 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="extract structured data from text into a JSON Schema, a regex, a grammar or "
         "a choice (output always valid)",
     )
-    p.add_argument("input", nargs="?", help="a text file to read ('-' or omitted: read stdin)")
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="PATH",
+        help="files or folders to read (text, Markdown, HTML, PDF, code); '-' or none: read stdin",
+    )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument(
         "--schema",
@@ -61,7 +70,42 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="A,B,C",
         help="comma-separated choices; prints the chosen one",
     )
-    p.add_argument("--text", default=None, help="the text itself, instead of INPUT")
+    p.add_argument("--text", default=None, help="the text itself, instead of PATH")
+    p.add_argument(
+        "--out",
+        metavar="FILE.jsonl",
+        default=None,
+        help="write one JSON line per document (source, value, spans, error); a rerun "
+        "with the same file skips the documents already done",
+    )
+    p.add_argument(
+        "--grounded",
+        action="store_true",
+        help="every plain string value is a verbatim quote of its document, by grammar "
+        '(or mark single string properties with "x-grounded": true)',
+    )
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        default=None,
+        help="write a self-contained review page highlighting each value in its text",
+    )
+    p.add_argument(
+        "--passes",
+        type=positive_int,
+        default=1,
+        help="go over each document N times, telling the model what was found (recall)",
+    )
+    p.add_argument(
+        "--chunk-tokens",
+        type=positive_int,
+        default=None,
+        help="split documents into parts of about N tokens (default 512, fewer when the "
+        "context needs it)",
+    )
+    p.add_argument(
+        "--overlap", type=int, default=None, help="tokens shared by adjacent parts (default N/8)"
+    )
     add_model_arg(p)
     p.add_argument(
         "--max-tokens",
@@ -89,28 +133,40 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, tracing: Any) -> int:
-    from agent.extraction import extract_with_stats
     from agent.structured import resolve_schema_early
 
     if args.compile_timeout <= 0:
         raise UserError(f"--compile-timeout must be positive, got {args.compile_timeout:g}")
-    if args.text is not None and args.input is not None:
-        raise UserError("pass either INPUT or --text, not both")
+    if args.text is not None and args.inputs:
+        raise UserError("pass either PATH or --text, not both")
     if args.indent is not None and args.schema is None:
         raise UserError("--indent applies to --schema output (JSON) only")
+    batch = _is_batch(args)
+    _check_chunking(args)
+    if batch and args.indent is not None:
+        raise UserError("--indent applies to one document printed on stdout, not to JSONL")
+    if args.schema is None and (batch or args.grounded or args.passes > 1):
+        raise UserError("several documents, --out, --html, --grounded and --passes need --schema")
     # Schema, regex and grammar problems are the user's to fix before a model loads.
     schema = _output_type(args)
     resolve_schema_early(schema)
-    if args.text is not None:
-        limits.check_text(args.text, "the --text")
-        text = args.text
-    elif args.input in (None, "-"):
-        text = read_text_arg(args.input, "input text")
-    else:
-        text = read_file_arg(args.input, "input file")
-    if not text.strip():
-        raise UserError("the input text is empty")
+    grounded = False
+    if args.schema is not None:
+        from agent.constrained.grounded import has_grounded_strings
+        from agent.constrained.output_types import resolve_output_type
+
+        json_schema = resolve_output_type(schema).json_schema
+        grounded = has_grounded_strings(json_schema, ground_all=args.grounded)
+    if batch:
+        from agent.cli.extract_batch import run_batch
+
+        return run_batch(args, schema)
+    text = _single_text(args)
     model = load_engine(args)
+    if args.schema is not None and (grounded or args.passes > 1 or _needs_parts(args, text)):
+        return _single_document(args, schema, text, model)
+    from agent.extraction import extract_with_stats
+
     result = extract_with_stats(
         text,
         schema,
@@ -125,6 +181,93 @@ def _run(args: argparse.Namespace, tracing: Any) -> int:
     else:
         print(result.text)
     print(f"[{model.name}] {result.stats.summary()}", file=sys.stderr)
+    return 0
+
+
+def _needs_parts(args: argparse.Namespace, text: str) -> bool:
+    """Whether one document is longer than one part (then it is split and merged; a
+    short one is extracted in one call, traced as before)."""
+    from agent.retriever.chunking import count_tokens
+
+    return count_tokens(text) > (args.chunk_tokens or 512)
+
+
+def _check_chunking(args: argparse.Namespace) -> None:
+    """--chunk-tokens and --overlap, checked before a model loads."""
+    size = args.chunk_tokens or 512  # agent.docextract.chunks.DEFAULT_CHUNK_TOKENS
+    if size < 16:
+        raise UserError(f"--chunk-tokens must be at least 16, got {size}")
+    if args.overlap is not None and not 0 <= args.overlap <= size // 2:
+        raise UserError(
+            f"--overlap must be between 0 and half of --chunk-tokens ({size // 2}), "
+            f"got {args.overlap}"
+        )
+
+
+def _is_batch(args: argparse.Namespace) -> bool:
+    """Several documents (or a folder), or a results file or page asked for."""
+    from pathlib import Path
+
+    if args.out is not None or args.html is not None or len(args.inputs) > 1:
+        return True
+    return bool(args.inputs) and args.inputs[0] != "-" and Path(args.inputs[0]).is_dir()
+
+
+def _single_text(args: argparse.Namespace) -> str:
+    """The one document's text: --text, stdin or the file (through its loader)."""
+    from pathlib import Path
+
+    if args.text is not None:
+        limits.check_text(args.text, "the --text")
+        text = args.text
+    elif not args.inputs or args.inputs[0] == "-":
+        text = read_text_arg(args.inputs[0] if args.inputs else None, "input text")
+    else:
+        from agent.docextract.sources import load_file
+        from agent.retriever.loaders import kind_of
+
+        path = Path(args.inputs[0]).expanduser()
+        kind = kind_of(path) or "text"
+        if kind == "text" or kind == "code":
+            text = read_file_arg(args.inputs[0], "input file")
+        else:
+            document = load_file(path, kind)
+            if document.error is not None:
+                raise UserError(f"input file '{args.inputs[0]}': {document.error}")
+            text = document.text
+    if not text.strip():
+        raise UserError("the input text is empty")
+    return text
+
+
+def _single_document(args: argparse.Namespace, schema: object, text: str, model: object) -> int:
+    """One long or grounded document: its value on stdout as JSON (spans are for --out),
+    stats on stderr. (Not traced yet: `extract_many` takes no tracing.)"""
+    from agent.docextract import Text, extract_many
+
+    name = args.inputs[0] if args.inputs and args.inputs[0] != "-" else "<text>"
+    (result,) = extract_many(
+        schema,
+        [Text(text, name)],
+        model,
+        grounded=args.grounded,
+        passes=args.passes,
+        chunk_tokens=args.chunk_tokens,
+        overlap=args.overlap,
+        max_tokens=args.max_tokens,
+        sampling=sampling_from_args(args, model),  # type: ignore[arg-type]
+        compile_timeout=args.compile_timeout,
+    )
+    if result.error is not None:
+        raise UserError(result.error)
+    print(json.dumps(result.value, indent=args.indent, ensure_ascii=False))
+    name_of_model = getattr(model, "name", "model")
+    if result.chunks > 1:
+        print(f"[{name_of_model}] {result.chunks} parts merged", file=sys.stderr)
+        for note in result.notes:
+            print(f"  {note}", file=sys.stderr)
+    if result.stats is not None:
+        print(f"[{name_of_model}] {result.stats.summary()}", file=sys.stderr)
     return 0
 
 
