@@ -340,16 +340,17 @@ def test_max_parallel_calls_caps_each_step(tiny):
 
 def test_models_without_call_tokens_get_bare_constrained_calls(tiny):
     """Backends whose vocabulary lacks LFM2's call tokens: a forced call is a bare JSON
-    array (still grammar-checked, with llama.cpp's bounded whitespace between tokens)
-    and goes through the call parser; a call repeated in the array is made once."""
+    object or array (still grammar-checked, with llama.cpp's bounded whitespace between
+    tokens) and goes through the call parser; a call repeated in the array is made once."""
     engine = LocalChatModel(tiny, native_calls=False)  # as without <|tool_call_start|>
     agent = Agent(engine, [weather], tool_choice="required", max_steps=1, sampling=sampling(0))
     result = agent.run("Weather in Oslo?")
     calls = result.of_type(ToolCallEvent)
     assert calls and all(weather.validation_errors(c.arguments) == [] for c in calls)
     content = agent.messages[1]["content"]
-    written = json.loads(content)
-    assert isinstance(written, list) and written[0]["name"] == "weather"
+    written = json.loads(content)  # one call object, or an array of them
+    written = written if isinstance(written, list) else [written]
+    assert written and all(c["name"] == "weather" for c in written)
     assert re.search(r"\n{3}|[ \t]{21}", content) is None  # whitespace stays bounded
     distinct = {json.dumps(c, sort_keys=True) for c in written}
     assert len(calls) == len(distinct)

@@ -1,8 +1,8 @@
 """The agent loop on a real model without LFM2's call tokens (SmolLM2-135M-Instruct).
 
 Its chat template drops `tools`, so the tool list goes into the system prompt; its
-vocabulary has no call tokens, so a forced call is a bare JSON array, constrained by the
-same call grammar and read by the call parser.
+vocabulary has no call tokens, so a forced call is a bare JSON object (or an array of
+them), constrained by a call grammar and read by the call parser.
 """
 
 from __future__ import annotations
