@@ -69,7 +69,7 @@ from agent.prompting import system_prompt
 from agent.rag import CitationBook, rag_search_tool
 from agent.sampling import SamplingParams
 from agent.sessions import Session, SessionStore
-from agent.tool_parser import ParsedCall, unique_calls
+from agent.tool_parser import ParsedCall
 from agent.tracing import Tracing
 from agent.tracing.run_spans import RunInfo, trace_run
 from tools import ApprovalCallback, Tool, ToolCall, ToolRegistry, ToolResult
@@ -441,7 +441,7 @@ class Agent:
         yield StatsEvent(result.stats, step)
         state.result = result
         state.text = result.text
-        state.calls = unique_calls(result.calls) if mode != "none" else []
+        state.calls = result.calls if mode != "none" else []
         message = dict(result.assistant_message or {"role": "assistant", "content": result.raw})
         self._add(turn, message, {"step": step, "stats": result.stats.to_dict()})
 
