@@ -117,7 +117,7 @@ def test_run_cli_without_yes_denies_untrusted_mcp_calls(tmp_path):
     )  # fmt: skip
     results = [json.loads(x) for x in proc.stdout.splitlines() if '"tool_result"' in x]
     assert results and all(r["error"] == "denied by the user" for r in results)
-    assert "needs approval and stdin is not a terminal" in proc.stderr
+    assert "needs approval, and stdin is not a terminal" in proc.stderr
 
 
 @pytest.mark.parametrize(
