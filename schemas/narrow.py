@@ -198,8 +198,8 @@ def _redundant_type(node: dict[str, Any], root: Any) -> None:
     rest = node.keys() - _ANNOTATIONS - {"type", "$ref", *_APPLICATORS}
     if rest:
         return
-    if types & _NUMERIC:
-        types = types | _NUMERIC
+    if "number" in types:  # every integer is a number (not the other way round)
+        types = types | {"integer"}
 
     def implies(branch: Any) -> bool:
         target = _resolve(branch, root)

@@ -472,3 +472,15 @@ def test_pattern_witnesses_match_their_patterns():
     assert witness_runs(r"^(.*?)\.alfred3?workflow$") == [".alfredworkflow"]
     assert witness_runs(r"\.[a-zA-Z]{2,3}$") == [".aa"]
     assert pattern_witness(r"(?=a)b") is None  # look-arounds are not followed
+
+
+def test_an_integer_type_beside_a_number_reference_is_kept():
+    schema = {
+        "$defs": {"n": {"type": "number"}},
+        "type": "integer",
+        "anyOf": [{"$ref": "#/$defs/n"}],
+        "oneOf": [{"minimum": 0}, {"maximum": -1}],  # refused as written: a rewrite runs
+    }
+    rewritten = rewrite_refused(schema)
+    assert rewritten.get("type") == "integer"
+    assert not jsonschema.Draft202012Validator(rewritten).is_valid(1.5)
