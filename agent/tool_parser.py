@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import json
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,9 +189,19 @@ def _json_call(item: Any) -> ParsedCall:
     return ParsedCall(name, arguments)
 
 
+def parse_expression(text: str) -> ast.expr:
+    """`text` as one Python expression, quietly: model output such as `"a\\)"` would
+    otherwise print an invalid-escape warning on the user's terminal (a
+    DeprecationWarning, a SyntaxWarning from Python 3.12)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", SyntaxWarning)
+        return ast.parse(text, mode="eval").body
+
+
 def _pythonic_calls(text: str) -> list[ParsedCall]:
     try:
-        tree = ast.parse(text, mode="eval").body
+        tree = parse_expression(text)
     except SyntaxError as exc:
         return [ParsedCall("", error=f"the tool call is neither JSON nor Python syntax: {exc.msg}")]
     nodes = tree.elts if isinstance(tree, (ast.List, ast.Tuple)) else [tree]

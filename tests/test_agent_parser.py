@@ -133,3 +133,12 @@ def test_repeats_that_failed_or_that_a_server_numbered_are_all_kept():
     broken = ParsedCall("", error="the tool call is empty")
     numbered = [ParsedCall("f", {"x": 1}, call_id=f"call_{i}") for i in range(2)]
     assert unique_calls([broken, broken, *numbered]) == [broken, broken, *numbered]
+
+
+def test_a_pythonic_call_with_an_invalid_escape_parses_without_a_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        calls = parse_output('[f(x="a\\)")]').calls
+    assert [(c.name, c.arguments) for c in calls] == [("f", {"x": "a\\)"})]

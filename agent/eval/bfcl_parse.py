@@ -25,6 +25,8 @@ import ast
 import re
 from typing import Any
 
+from agent.tool_parser import parse_expression
+
 MAX_TEXT_CHARS = 20_000  # far above any budget a case is given; bounds parse cost
 _FENCE = re.compile(r"^```[A-Za-z]*\s*\n?(.*?)\n?```$", re.DOTALL)
 
@@ -58,7 +60,7 @@ def _parse(text: str) -> list[dict[str, Any]]:
         body = "[" + body
     if not body.endswith("]"):
         body = body + "]"
-    tree = ast.parse(body, mode="eval").body
+    tree = parse_expression(body)
     if not isinstance(tree, ast.List):  # `[a][b]` parses as a subscript
         raise Unparsable("not a list of calls")
     return [_call(node) for node in tree.elts]
