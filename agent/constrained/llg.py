@@ -26,6 +26,7 @@ import numpy as np
 
 from agent.constrained import masks
 from agent.constrained.completion import Plan, Planner
+from agent.constrained.deadline import finished_within
 from agent.constrained.engine import EngineName
 from agent.constrained.hints import LazyHints
 from agent.constrained.json_lexer import JsonLexState
@@ -399,10 +400,7 @@ def _build(
         except BaseException as exc:  # reported to the caller
             outcome["error"] = f"{type(exc).__name__}: {exc}"
 
-    thread = threading.Thread(target=work, name="llguidance-compile", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
+    if not finished_within(timeout, work, "llguidance-compile"):
         raise LLGuidanceTimeout(
             f"llguidance took more than {timeout:g} s to build the grammar; simplify the "
             "schema or raise the compile timeout"

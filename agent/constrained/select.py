@@ -16,13 +16,13 @@ exists in general, so a grammar llguidance refuses is an error, not a fallback.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT, compile_regex
+from agent.constrained.deadline import finished_within
 from agent.constrained.engine import EngineName, Grammar
 from agent.constrained.llg import (
     LLGuidanceRefused,
@@ -162,10 +162,7 @@ def _check_within(schema: object, seconds: float) -> None:
         except BaseException as exc:  # reported to the caller
             outcome.append(exc)
 
-    thread = threading.Thread(target=work, name="schema-check", daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
+    if not finished_within(seconds, work, "schema-check"):
         raise SchemaCompileError(
             f"checking the schema took more than {seconds:g} s; simplify it (fewer "
             "properties or alternatives) or raise the compile timeout"

@@ -6,7 +6,17 @@ from textual.content import Content
 from textual.widgets import Static
 
 
-class ErrorCard(Static):
+class MessageCard(Static):
+    """A one-message card in the conversation, its title on the border (each kind of
+    card brings its own colours)."""
+
+    def __init__(self, message: str, border_title: str) -> None:
+        super().__init__(Content(message))
+        self.message = message
+        self.border_title = border_title
+
+
+class ErrorCard(MessageCard):
     DEFAULT_CSS = """
     ErrorCard {
         border: round $error;
@@ -19,6 +29,4 @@ class ErrorCard(Static):
     """
 
     def __init__(self, message: str, title: str = "Error") -> None:
-        super().__init__(Content(message))
-        self.message = message
-        self.border_title = f"✗ {title}"
+        super().__init__(message, f"✗ {title}")

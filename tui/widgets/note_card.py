@@ -3,11 +3,10 @@ error (a resumed session whose oldest turns were left out of the conversation)."
 
 from __future__ import annotations
 
-from textual.content import Content
-from textual.widgets import Static
+from tui.widgets.error_card import MessageCard
 
 
-class NoteCard(Static):
+class NoteCard(MessageCard):
     DEFAULT_CSS = """
     NoteCard {
         border: round $warning;
@@ -20,6 +19,4 @@ class NoteCard(Static):
     """
 
     def __init__(self, message: str, title: str = "Note") -> None:
-        super().__init__(Content(message))
-        self.message = message
-        self.border_title = f"! {title}"
+        super().__init__(message, f"! {title}")
