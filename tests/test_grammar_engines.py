@@ -436,6 +436,7 @@ WILDCARD_PATTERNS = {
     "alternating classes": (
         r"^[_a-z0-9-]+(\.[_a-z0-9-]+)*@[_a-z0-9-]+(\.[_a-z0-9-]+)*(\.[a-z]{2,3})$"
     ),
+    "a long counted class, unanchored": r"\d+-[A-Fa-f0-9]*-[A-Fa-f0-9]{24}",
 }
 
 
@@ -484,3 +485,67 @@ def test_an_integer_type_beside_a_number_reference_is_kept():
     rewritten = rewrite_refused(schema)
     assert rewritten["properties"]["x"].get("type") == "integer"
     assert not jsonschema.Draft202012Validator(rewritten).is_valid({"x": 1.5})
+
+
+def test_optional_recursion_is_planned_by_closing_objects(tiny):
+    # Every property optional, one of them the object itself: a plan that opens a
+    # property at each `{` recurses without end, and the request fell to the regex
+    # route (recursion unrolled to a fixed depth, so narrower than the schema).
+    schema = {
+        "$defs": {
+            "node": {
+                "type": "object",
+                "properties": {"child": {"$ref": "#/$defs/node"}, "name": {"type": "string"}},
+                "additionalProperties": False,
+            }
+        },
+        "$ref": "#/$defs/node",
+    }
+    compiled = compile_output_type(tiny, schema)
+    assert compiled.route == "llguidance"
+    assert json.loads(compiled.grammar.plan.data) == {}
+    for seed in range(3):
+        result = generate_structured(
+            tiny, PROMPT, schema, max_tokens=24, sampling=SamplingParams(1.0, seed=seed)
+        )
+        assert result.stats.generated_tokens <= 24
+        _validate(schema, result.value)
+
+
+def test_pattern_hints_come_from_the_schema_and_whole_witnesses_first():
+    from agent.constrained.hints import MAX_HINTS, schema_hints
+
+    date = r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+    long_literals = {
+        f"url{i}": {"type": "string", "pattern": f"^https://example.org/api/{'x' * 20}{i}/.+$"}
+        for i in range(6)
+    }
+    schema = {
+        "type": "object",
+        "properties": {
+            **long_literals,
+            "due": {
+                "type": "string",
+                "pattern": date,
+                # An annotation of a form library, not a pattern of the output.
+                "form": {"validation": {"pattern": "Should be in the ISO 8601 format"}},
+            },
+        },
+    }
+    hints = schema_hints(schema)
+    assert len(hints) <= MAX_HINTS
+    assert b"0000-01-01" in hints  # not crowded out by longer literal runs
+    assert not any(b"ISO 8601" in hint for hint in hints)
+
+
+def test_a_required_date_behind_many_literal_patterns_is_planned_by_llguidance(tiny):
+    date = r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"  # unanchored start: a wildcard
+    properties = {
+        f"url{i}": {"type": "string", "pattern": f"^https://example.org/api/{'x' * 20}{i}/.+$"}
+        for i in range(6)
+    }
+    properties["due"] = {"type": "string", "pattern": date}
+    schema = {"type": "object", "properties": properties, "required": ["due"]}
+    compiled = compile_output_type(tiny, schema)
+    assert compiled.route == "llguidance"
+    assert re.search(date, json.loads(compiled.grammar.plan.data)["due"])

@@ -10,11 +10,15 @@ that leaves no fitting plan is refused before it is fed (see `LLGuidanceConstrai
 
 Plans are found greedily: forced bytes are taken as they come, and at a choice the first
 allowed byte of a preference order that closes things early (quotes, braces, separators
-before letters) is taken; a byte chosen eight times in a row is demoted until the next
-forced bytes, so patterns such as `[a-z]+@` reach their `@`. Where that goes round in
-circles (a wildcard before a literal: `.*\\.json`), the literal runs of the grammar's
-patterns are tried as stepping stones (`hints.py`); when every byte has been demoted
-twice over, the search gives up rather than fill the whole byte allowance. A plan is
+before letters) is taken. In a JSON output, where the planner knows whether it stands
+inside a string, a brace or bracket comes before a quote outside strings: at `{` a quote
+would open an optional property (and with it, in a recursive schema, the same object
+again without end), where `}` closes the object at once. A byte chosen eight times in a
+row is demoted until the next forced bytes, so patterns such as `[a-z]+@` reach their
+`@`. Where that goes round in circles (a wildcard before a literal: `.*\\.json`), the
+literal runs of the grammar's patterns are tried as stepping stones (`hints.py`); when
+every byte has been demoted twice over, the search gives up rather than fill the whole
+byte allowance. A plan is
 not always the shortest completion, only a valid one: a too-long plan costs freedom
 near the end of the budget, never validity.
 """
@@ -26,9 +30,13 @@ from dataclasses import dataclass, field
 
 from llguidance import LLMatcher, LLTokenizer
 
+from agent.constrained.json_lexer import JsonLexState
+
 # Closers first, then separators and punctuation that patterns often wait for, then the
 # smallest digit and letters; every other byte comes after.
 _PREFERENCE = b'"}],@._-/: +0aA1'
+# Outside strings of a JSON output: close a container before opening a string.
+_PREFERENCE_OUTSIDE_STRINGS = b'}]",@._-/: +0aA1'
 _DEMOTE_AFTER = 8
 _ROUNDS = 2  # rounds through every demoted byte before a plan is given up
 _LONG_STRETCH = 16  # bytes without forced ones that call for hints (then 32, 64...)
@@ -36,9 +44,11 @@ _HINT_DEPTH = 3  # hints in a row to get past one wildcard
 _HINT_BRANCHES = 512  # branches one plan may explore, over all its wildcards
 
 
-def byte_preference(byte_tokens: Sequence[int | None]) -> tuple[int, ...]:
+def byte_preference(
+    byte_tokens: Sequence[int | None], first: bytes = _PREFERENCE
+) -> tuple[int, ...]:
     """Single-byte token ids in the order the planner tries them at a choice."""
-    order = list(_PREFERENCE)
+    order = list(first)
     order += [b for b in range(0x20, 0x7F) if b not in order]
     order += [b for b in range(256) if b not in order]
     return tuple(t for b in order if (t := byte_tokens[b]) is not None)
@@ -97,34 +107,49 @@ class Planner:
         self.tokenizer = tokenizer
         self.byte_tokens = list(byte_tokens)
         self.order = byte_preference(byte_tokens)
+        self.order_outside_strings = byte_preference(byte_tokens, _PREFERENCE_OUTSIDE_STRINGS)
 
     def bytes_as_tokens(self, data: bytes) -> list[int] | None:
         tokens = [self.byte_tokens[b] for b in data]
         return None if None in tokens else tokens  # type: ignore[return-value]
 
     def complete(
-        self, matcher: LLMatcher, max_bytes: int, hints: Sequence[bytes] = ()
+        self,
+        matcher: LLMatcher,
+        max_bytes: int,
+        hints: Sequence[bytes] = (),
+        lex: JsonLexState | None = None,
     ) -> Plan | None:
         """A plan of at most `max_bytes` bytes from `matcher`'s position (left untouched).
 
         `hints` (witness runs of the grammar's patterns, see `hints.pattern_hints`) are
-        tried where greedy choice goes round in circles, before demotion.
+        tried where greedy choice goes round in circles, before demotion. `lex` is where
+        a JSON output stands at that position (None for other grammars).
         """
-        return self.complete_or_error(matcher, max_bytes, hints)[0]
+        return self.complete_or_error(matcher, max_bytes, hints, lex)[0]
 
     def complete_or_error(
-        self, matcher: LLMatcher, max_bytes: int, hints: Sequence[bytes] = ()
+        self,
+        matcher: LLMatcher,
+        max_bytes: int,
+        hints: Sequence[bytes] = (),
+        lex: JsonLexState | None = None,
     ) -> tuple[Plan | None, str]:
         """`complete`, and when no plan was found because the matcher itself failed (a
         parser limit such as too many items in one row), llguidance's error: a grammar
         too wide for the parser is not an unsatisfiable one, and the user should hear which.
         """
         search = _HintSearch(hints, _HINT_BRANCHES)
-        out = self._greedy(matcher.deep_copy(), max_bytes, search, _HINT_DEPTH)
+        out = self._greedy(matcher.deep_copy(), max_bytes, search, _HINT_DEPTH, lex)
         return (None, search.error) if out is None else (Plan(out), "")
 
     def _greedy(
-        self, probe: LLMatcher, max_bytes: int, search: _HintSearch, depth: int
+        self,
+        probe: LLMatcher,
+        max_bytes: int,
+        search: _HintSearch,
+        depth: int,
+        lex0: JsonLexState | None,
     ) -> bytes | None:
         """Bytes that finish from `probe` (which consumes them).
 
@@ -138,6 +163,7 @@ class Planner:
         demoted: list[int] = []
         last, run, rounds = -1, 0, 0
         stretch = 0  # bytes since the last forced ones, each a single-byte token
+        lex = lex0
         while len(out) <= max_bytes:
             if probe.is_accepting():
                 return bytes(out)
@@ -150,10 +176,11 @@ class Planner:
                     search.error = probe.get_error() if probe.is_error() else ""
                     return None
                 out += forced
+                lex = lex.after(forced) if lex is not None else None
                 last, run, rounds, stretch = -1, 0, 0, 0
                 demoted.clear()  # a new stretch: demotions were about the last one
                 continue
-            chosen = self._choose(probe, demoted)
+            chosen = self._choose(probe, demoted, lex)
             if chosen is None:
                 search.error = probe.get_error() if probe.is_error() else ""
                 return None
@@ -162,7 +189,9 @@ class Planner:
                 if rounds > _ROUNDS:
                     return None  # going round in circles for good
                 demoted.clear()
-            out += self.tokenizer.decode_bytes([chosen])
+            data = self.tokenizer.decode_bytes([chosen])
+            out += data
+            lex = lex.after(data) if lex is not None else None
             stretch += 1
             run = run + 1 if chosen == last else 1
             last = chosen
@@ -180,11 +209,15 @@ class Planner:
                     # A wandering stretch may still finish: only a shorter way past it
                     # replaces it.
                     limit = None if repeating else back
-                    found = self._hints_from(probe, out, back, max_bytes, search, depth - 1, limit)
+                    found = self._hints_from(
+                        probe, out, back, max_bytes, search, depth - 1, limit, lex0
+                    )
                     if found is not None:
                         stretch += found - back
                         break
                 if found is not None:
+                    # Rare: the state is read again over the whole output so far.
+                    lex = lex0.after(bytes(out)) if lex0 is not None else None
                     last, run = -1, 0
                     continue
             if not top:
@@ -202,6 +235,7 @@ class Planner:
         search: _HintSearch,
         depth: int,
         limit: int | None,
+        lex0: JsonLexState | None,
     ) -> int | None:
         """Replace the last `back` bytes (single-byte tokens) by a hint search's finding
         (of at most `limit` bytes, if given).
@@ -212,7 +246,8 @@ class Planner:
         saved = bytes(out[-back:])
         probe.rollback(back)
         del out[-back:]
-        found = self._through_hints(probe, max_bytes - len(out), search, depth)
+        lex = lex0.after(bytes(out)) if lex0 is not None else None
+        found = self._through_hints(probe, max_bytes - len(out), search, depth, lex)
         if found is not None and limit is not None and len(found) > limit:
             found = None
         if found is not None:
@@ -227,7 +262,12 @@ class Planner:
         return None
 
     def _through_hints(
-        self, probe: LLMatcher, max_bytes: int, search: _HintSearch, depth: int
+        self,
+        probe: LLMatcher,
+        max_bytes: int,
+        search: _HintSearch,
+        depth: int,
+        lex: JsonLexState | None,
     ) -> bytes | None:
         """Bytes past a wildcard that start with a hint, with at most `depth` more hints.
 
@@ -245,15 +285,17 @@ class Planner:
                 if branch.try_consume_tokens(tokens) != len(tokens):
                     continue
                 search.branches -= 1
-                rest = self._greedy(branch, max_bytes - len(hint), search, further)
+                after = lex.after(hint) if lex is not None else None
+                rest = self._greedy(branch, max_bytes - len(hint), search, further, after)
                 if rest is not None and (best is None or len(hint) + len(rest) < len(best)):
                     best = hint + rest
             if best is not None:
                 return best  # the shortest way past with this many hints
         return None
 
-    def _choose(self, probe: LLMatcher, demoted: list[int]) -> int | None:
-        for token in self.order:
+    def _choose(self, probe: LLMatcher, demoted: list[int], lex: JsonLexState | None) -> int | None:
+        outside = lex is not None and bool(lex.stack) and not lex.in_string
+        for token in self.order_outside_strings if outside else self.order:
             if token not in demoted and probe.try_consume_tokens([token]) == 1:
                 return token
         for token in demoted:

@@ -88,17 +88,24 @@ def schema_hints(schema: Any) -> tuple[bytes, ...]:
 
 
 def _schema_runs(schema: Any) -> list[str]:
+    """Whole-pattern witnesses first, then the runs of every pattern.
+
+    A whole witness (`0000-01-01` for a date pattern) gets the planner past a value in
+    one step; a run only past one wildcard. So witnesses are never crowded out of the
+    `MAX_HINTS` by longer runs.
+    """
     # A pattern matches the decoded string; the output holds its JSON form.
-    runs: list[str] = []
-    for pattern in _schema_patterns(schema):
-        whole = pattern_witness(pattern)
-        runs += ([whole] if whole else []) + witness_runs(pattern)
-    return [json.dumps(run, ensure_ascii=False)[1:-1] for run in runs]
+    patterns = _schema_patterns(schema)
+    wholes = [w for p in patterns if (w := pattern_witness(p))]
+    runs = [run for p in patterns for run in witness_runs(p)]
+    return [json.dumps(run, ensure_ascii=False)[1:-1] for run in (*wholes, *runs)]
 
 
 def _best(runs: list[str]) -> tuple[bytes, ...]:
-    unique = sorted(dict.fromkeys(r for r in runs if len(r) >= _MIN_LENGTH), key=len)
-    return tuple(r.encode("utf-8") for r in reversed(unique[-MAX_HINTS:]))
+    """At most `MAX_HINTS` distinct hints: in the order given (most telling first),
+    each group of equal rank longest first."""
+    unique = list(dict.fromkeys(r for r in runs if len(r) >= _MIN_LENGTH))[:MAX_HINTS]
+    return tuple(r.encode("utf-8") for r in unique)
 
 
 def witness_runs(regex: str) -> list[str]:
@@ -230,7 +237,7 @@ def _atom(regex: str, i: int) -> tuple[str, int]:
 
 
 _SHORTHANDS = {"d": "0", "w": "a", "s": " "}
-_MAX_REPEAT = 16
+_MAX_REPEAT = 64
 
 
 def _quantifier(regex: str, i: int) -> tuple[int | None, int]:
@@ -289,20 +296,40 @@ def _class_end(regex: str, start: int) -> int:
     return i + 1
 
 
+# Keywords whose value is a subschema, a list of them, or a map of names to them. Only
+# these are walked: a "pattern" elsewhere (annotations, vendor extensions such as a
+# form's validation messages) is not a pattern of the output.
+_SUBSCHEMA = (
+    "items", "additionalItems", "additionalProperties", "unevaluatedItems",
+    "unevaluatedProperties", "contains", "propertyNames", "not", "if", "then", "else",
+)  # fmt: skip
+_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems", "items")
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions",
+                   "dependentSchemas", "dependencies")  # fmt: skip
+
+
 def _schema_patterns(schema: Any) -> list[str]:
+    """The patterns (and pattern property names) of a schema, outermost first."""
     found: list[str] = []
-    stack = [schema]
-    while stack and len(found) < 4 * MAX_HINTS:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get("pattern"), str):
-                found.append(node["pattern"])
-            props = node.get("patternProperties")
-            if isinstance(props, dict):
-                found += [k for k in props if isinstance(k, str)]
-            stack += list(node.values())
-        elif isinstance(node, list):
-            stack += node
+    queue = [schema]
+    seen: set[int] = set()
+    while queue and len(found) < 4 * MAX_HINTS:
+        node = queue.pop(0)
+        if not isinstance(node, dict) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node.get("pattern"), str):
+            found.append(node["pattern"])
+        props = node.get("patternProperties")
+        if isinstance(props, dict):
+            found += [k for k in props if isinstance(k, str)]
+        queue += [node[k] for k in _SUBSCHEMA if k in node]
+        for key in _SUBSCHEMA_LISTS:
+            if isinstance(node.get(key), list):
+                queue += node[key]
+        for key in _SUBSCHEMA_MAPS:
+            if isinstance(node.get(key), dict):
+                queue += list(node[key].values())
     return found
 
 

@@ -166,7 +166,8 @@ class LLGuidanceConstraint:
         try:
             rest = self._plan_after_run(tokens) if taken == len(tokens) else None
             if taken == len(tokens) and rest is None:
-                rest = self.planner.complete(matcher, MAX_PLAN_BYTES, self._hints)
+                lex = self._lex.after(forced_bytes) if self._lex is not None else None
+                rest = self.planner.complete(matcher, MAX_PLAN_BYTES, self._hints, lex)
             fits = rest is not None and rest.fits(budget - len(tokens), self.planner, matcher)
         finally:
             if taken:
@@ -207,7 +208,8 @@ class LLGuidanceConstraint:
         if matcher.try_consume_tokens([token]) != 1:
             return False
         try:
-            plan = self._plan_after(token, data, budget - 1, following)
+            lex = self._lex.after(data) if self._lex is not None else None
+            plan = self._plan_after(token, data, budget - 1, following, lex)
         finally:
             matcher.rollback(1)
         if plan is None:
@@ -233,7 +235,8 @@ class LLGuidanceConstraint:
         if checked is not None and checked[0] == token:
             self.plan = checked[1]
         else:
-            plan = self._plan_after(token, data, MAX_PLAN_BYTES, self.plan.after(token, data))
+            following = self.plan.after(token, data)
+            plan = self._plan_after(token, data, MAX_PLAN_BYTES, following, self._lex)
             if plan is None:
                 raise RuntimeError("no way to finish the output after this token")
             self.plan = plan
@@ -256,9 +259,15 @@ class LLGuidanceConstraint:
         return tokens
 
     def _plan_after(
-        self, token: int, data: bytes, budget: int, following: Plan | None
+        self,
+        token: int,
+        data: bytes,
+        budget: int,
+        following: Plan | None,
+        lex: JsonLexState | None,
     ) -> Plan | None:
-        """A plan from the matcher's position (just past `token`) that fits `budget`."""
+        """A plan from the matcher's position (just past `token`, where a JSON output
+        stands at `lex`) that fits `budget`."""
         planner, matcher = self.planner, self.matcher
         if following is not None and following.fits(budget, planner, matcher):
             return following
@@ -266,7 +275,9 @@ class LLGuidanceConstraint:
             reused = self._same_value(data) or planner.revalidate(self.plan, matcher)
             if reused is not None and reused.fits(budget, planner, matcher):
                 return reused
-        fresh = planner.complete(matcher, min(MAX_PLAN_BYTES, max(budget, 1) * 16), self._hints)
+        fresh = planner.complete(
+            matcher, min(MAX_PLAN_BYTES, max(budget, 1) * 16), self._hints, lex
+        )
         if fresh is not None and fresh.fits(budget, planner, matcher):
             return fresh
         return None
@@ -395,7 +406,7 @@ def _build(
                 return
             outcome["matcher"] = matcher
             outcome["plan"], outcome["plan_error"] = planner.complete_or_error(
-                matcher, MAX_PLAN_BYTES, hints
+                matcher, MAX_PLAN_BYTES, hints, JsonLexState() if json_output else None
             )
         except BaseException as exc:  # reported to the caller
             outcome["error"] = f"{type(exc).__name__}: {exc}"
