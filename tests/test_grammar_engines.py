@@ -549,3 +549,40 @@ def test_a_required_date_behind_many_literal_patterns_is_planned_by_llguidance(t
     compiled = compile_output_type(tiny, schema)
     assert compiled.route == "llguidance"
     assert re.search(date, json.loads(compiled.grammar.plan.data)["due"])
+
+
+def test_a_required_list_whose_first_key_recurses_is_planned(tiny):
+    # Headers with optional sub-headers, at least one item, and the recursive key first
+    # in byte order: a plan that takes the first key nests without end.
+    schema = {
+        "definitions": {
+            "headers": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "headers": {"$ref": "#/definitions/headers"},
+                        "id": {"type": "string"},
+                        "text": {"type": "string"},
+                    },
+                    "required": ["id", "text"],
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "type": "object",
+        "properties": {"headers": {"$ref": "#/definitions/headers"}},
+        "required": ["headers"],
+        "additionalProperties": False,
+    }
+    compiled = compile_output_type(tiny, schema)
+    assert compiled.route == "llguidance"
+    plan = json.loads(compiled.grammar.plan.data)
+    _validate(schema, plan)
+    assert "headers" not in plan["headers"][0]
+    result = generate_structured(
+        tiny, PROMPT, schema, max_tokens=compiled.grammar.min_tokens() + 8,
+        sampling=SamplingParams(1.0, seed=0),
+    )  # fmt: skip
+    _validate(schema, result.value)

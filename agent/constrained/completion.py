@@ -13,7 +13,11 @@ allowed byte of a preference order that closes things early (quotes, braces, sep
 before letters) is taken. In a JSON output, where the planner knows whether it stands
 inside a string, a brace or bracket comes before a quote outside strings: at `{` a quote
 would open an optional property (and with it, in a recursive schema, the same object
-again without end), where `}` closes the object at once. A byte chosen eight times in a
+again without end), where `}` closes the object at once. Where a required property is
+itself recursive (a list of headers, each with optional sub-headers, at least one item),
+the first key in byte order may be the recursive one: a plan that nests deeper than
+`_MAX_NESTING` levels is given up and the search runs once more with keys tried in
+reverse byte order. A byte chosen eight times in a
 row is demoted until the next forced bytes, so patterns such as `[a-z]+@` reach their
 `@`. Where that goes round in circles (a wildcard before a literal: `.*\\.json`), the
 literal runs of the grammar's patterns are tried as stepping stones (`hints.py`); when
@@ -42,6 +46,7 @@ _ROUNDS = 2  # rounds through every demoted byte before a plan is given up
 _LONG_STRETCH = 16  # bytes without forced ones that call for hints (then 32, 64...)
 _HINT_DEPTH = 3  # hints in a row to get past one wildcard
 _HINT_BRANCHES = 512  # branches one plan may explore, over all its wildcards
+_MAX_NESTING = 32  # containers a plan may open beyond where it starts
 
 
 def byte_preference(
@@ -98,6 +103,8 @@ class _HintSearch:
     hints: Sequence[bytes]
     branches: int  # left to explore in this plan
     error: str = ""  # the matcher's own error, when one stopped the search (a parser limit)
+    keys_reversed: bool = False  # inside keys, try bytes in reverse order
+    too_deep: bool = False  # the search nested past `_MAX_NESTING`
 
 
 class Planner:
@@ -108,6 +115,8 @@ class Planner:
         self.byte_tokens = list(byte_tokens)
         self.order = byte_preference(byte_tokens)
         self.order_outside_strings = byte_preference(byte_tokens, _PREFERENCE_OUTSIDE_STRINGS)
+        printable = bytes(range(0x7E, 0x1F, -1)).replace(b'"', b"")
+        self.order_keys_reversed = byte_preference(byte_tokens, b'"' + printable)
 
     def bytes_as_tokens(self, data: bytes) -> list[int] | None:
         tokens = [self.byte_tokens[b] for b in data]
@@ -141,6 +150,9 @@ class Planner:
         """
         search = _HintSearch(hints, _HINT_BRANCHES)
         out = self._greedy(matcher.deep_copy(), max_bytes, search, _HINT_DEPTH, lex)
+        if out is None and search.too_deep:
+            search = _HintSearch(hints, _HINT_BRANCHES, keys_reversed=True)
+            out = self._greedy(matcher.deep_copy(), max_bytes, search, _HINT_DEPTH, lex)
         return (None, search.error) if out is None else (Plan(out), "")
 
     def _greedy(
@@ -176,11 +188,15 @@ class Planner:
                     search.error = probe.get_error() if probe.is_error() else ""
                     return None
                 out += forced
-                lex = lex.after(forced) if lex is not None else None
+                if lex is not None:
+                    lex = lex.after(forced)
+                    if lex0 is not None and len(lex.stack) > len(lex0.stack) + _MAX_NESTING:
+                        search.too_deep = True
+                        return None
                 last, run, rounds, stretch = -1, 0, 0, 0
                 demoted.clear()  # a new stretch: demotions were about the last one
                 continue
-            chosen = self._choose(probe, demoted, lex)
+            chosen = self._choose(probe, demoted, lex, search.keys_reversed)
             if chosen is None:
                 search.error = probe.get_error() if probe.is_error() else ""
                 return None
@@ -191,7 +207,11 @@ class Planner:
                 demoted.clear()
             data = self.tokenizer.decode_bytes([chosen])
             out += data
-            lex = lex.after(data) if lex is not None else None
+            if lex is not None:
+                lex = lex.after(data)
+                if lex0 is not None and len(lex.stack) > len(lex0.stack) + _MAX_NESTING:
+                    search.too_deep = True
+                    return None
             stretch += 1
             run = run + 1 if chosen == last else 1
             last = chosen
@@ -293,9 +313,19 @@ class Planner:
                 return best  # the shortest way past with this many hints
         return None
 
-    def _choose(self, probe: LLMatcher, demoted: list[int], lex: JsonLexState | None) -> int | None:
-        outside = lex is not None and bool(lex.stack) and not lex.in_string
-        for token in self.order_outside_strings if outside else self.order:
+    def _choose(
+        self,
+        probe: LLMatcher,
+        demoted: list[int],
+        lex: JsonLexState | None,
+        keys_reversed: bool = False,
+    ) -> int | None:
+        order = self.order
+        if lex is not None and lex.stack and not lex.in_string:
+            order = self.order_outside_strings
+        elif keys_reversed and lex is not None and lex.in_key:
+            order = self.order_keys_reversed
+        for token in order:
             if token not in demoted and probe.try_consume_tokens([token]) == 1:
                 return token
         for token in demoted:
