@@ -23,6 +23,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx_lm.models.cache import can_trim_prompt_cache, make_prompt_cache, trim_prompt_cache
 
+from agent.last_logits import last_logits_fn
 from agent.model_info import ModelInfo
 from agent.sampling import SamplingParams
 from agent.token_runtime import (
@@ -114,6 +115,7 @@ class Model(TokenRuntime):
         self.name = name
         self.path = path
         self.module = module
+        self._last_logits = last_logits_fn(module)
         self.tokenizer = tokenizer
         self.config = config
         hf_tokenizer = getattr(tokenizer, "_tokenizer", tokenizer)
@@ -300,7 +302,7 @@ class Model(TokenRuntime):
                 progress(done, len(tokens))
             mx.clear_cache()
         rest = tokens[done:]
-        logits = self.module(mx.array(rest)[None], cache=state.cache)[:, -1, :]
+        logits = self._last_logits(mx.array(rest)[None], state.cache)
         state.tokens.extend(rest)
         return logits.astype(mx.float32)
 

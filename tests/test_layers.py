@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "runtime",
         (
             "agent.runtime",
+            "agent.last_logits",
             "agent.token_runtime",
             "agent.sampling",
             "agent.np_sampling",
