@@ -68,13 +68,14 @@ def _generate_remote(args: argparse.Namespace, prompt_text: str) -> int:
     import asyncio
 
     from agent.engines.base import StepRequest, StepResult, TextPiece
+    from agent.messages import UserMessage
 
     if args.raw:
         raise UserError("--raw sends text without a chat template: it needs a local model")
     model = load_engine(args)
     request = StepRequest(
         system=args.system or "",
-        messages=[{"role": "user", "content": prompt_text}],
+        messages=[UserMessage(prompt_text)],
         sampling=sampling_from_args(args, model),
     )
 
