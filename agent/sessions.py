@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from agent.errors import UserError
 from agent.limits import MAX_HISTORY_BYTES, MAX_JSON_BYTES, InputLimitError, size_text
 from agent.limits import loads as bounded_loads
-from agent.messages import MESSAGE_KEYS, Message, MessageError, message_from_dict
+from agent.messages import MESSAGE_KEYS, Message, MessageError, Role, message_from_dict
 from agent.paths import data_dir
 
 if TYPE_CHECKING:
@@ -45,8 +45,8 @@ def _tool_call_ids(db: sqlite3.Connection) -> None:
     rows = db.execute("SELECT rowid, meta FROM messages WHERE role = 'tool'").fetchall()
     for rowid, meta in rows:
         try:
-            value = json.loads(meta)
-        except (TypeError, ValueError):
+            value = bounded_loads(meta, "meta")
+        except (TypeError, ValueError, UserError):
             continue
         if isinstance(value, dict) and "call_id" in value:
             value.setdefault("tool_call_id", value.pop("call_id"))
@@ -140,7 +140,7 @@ class StoredMessage:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def role(self) -> str:
+    def role(self) -> Role:
         return self.message.role
 
     @property
@@ -157,10 +157,26 @@ def _row(message: Message, meta: dict[str, Any] | None) -> tuple[str, str, dict[
     return role, content, {**run, **data}
 
 
-def _stored(turn: int, seq: int, role: str, content: str, meta: dict[str, Any]) -> StoredMessage:
-    """A message row read back through the one parser (`message_from_dict`)."""
-    message = message_from_dict({**meta, "role": role, "content": content})
-    run = {k: v for k, v in meta.items() if k not in MESSAGE_KEYS}
+def _stored(turn: int, seq: int, role: Any, content: Any, meta: Any) -> StoredMessage | str:
+    """A message row read back through the one parser (`message_from_dict`), or why it
+    cannot be."""
+    if not isinstance(content, str):
+        return "its text is not text"
+    if not isinstance(meta, str):
+        return "its metadata is not text"
+    try:
+        value = bounded_loads(meta, "its metadata", max_bytes=MAX_JSON_BYTES)
+    except InputLimitError as exc:
+        return str(exc)
+    except ValueError:
+        return "its metadata is not JSON"
+    if not isinstance(value, dict):
+        return "its metadata is not a JSON object"
+    try:
+        message = message_from_dict({**value, "role": role, "content": content}, "the message")
+    except MessageError as exc:
+        return str(exc)
+    run = {k: v for k, v in value.items() if k not in MESSAGE_KEYS}
     return StoredMessage(turn, seq, message, run)
 
 
@@ -430,17 +446,15 @@ class SessionStore:
             ).fetchall()
         by_turn: dict[int, list[StoredMessage]] = {}
         for turn, seq, role, content, meta in msg_rows:
-            problem = _row_problem(content, meta, role)
-            if problem is not None:
+            stored = _stored(turn, seq, role, content, meta)
+            if isinstance(stored, str):
                 raise SessionDataError(
                     f"session '{session_id}' has an unreadable message (turn {turn}, "
-                    f"message {seq}: {problem}); drop such messages with `edge-agent sessions "
+                    f"message {seq}: {stored}); drop such messages with `edge-agent sessions "
                     f"repair {session_id}` or delete the session with `edge-agent sessions "
                     f"delete {session_id}`"
                 )
-            by_turn.setdefault(turn, []).append(
-                _stored(turn, seq, role, content, bounded_loads(meta, "meta"))
-            )
+            by_turn.setdefault(turn, []).append(stored)
         return [
             TurnInfo(turn, status, stopped_by, tuple(by_turn.get(turn, ())))
             for turn, status, stopped_by in turn_rows
@@ -464,34 +478,13 @@ class SessionStore:
                 text: Any = bytes(content).decode("utf-8") if content is not None else None
             except UnicodeDecodeError:
                 text = None
-            if text is None or _row_problem(text, meta, role) is not None:
+            if text is None or isinstance(_stored(turn, seq, role, text, meta), str):
                 bad.append((sid, turn, seq))
         with self._transaction() as db:
             db.executemany(
                 "DELETE FROM messages WHERE session_id = ? AND turn = ? AND seq = ?", bad
             )
         return sid, len(bad)
-
-
-def _row_problem(content: Any, meta: Any, role: Any) -> str | None:
-    """Why a stored message cannot be used (None: it can)."""
-    if not isinstance(content, str):
-        return "its text is not text"
-    if not isinstance(meta, str):
-        return "its metadata is not text"
-    try:
-        value = bounded_loads(meta, "its metadata", max_bytes=MAX_JSON_BYTES)
-    except InputLimitError as exc:
-        return str(exc)
-    except ValueError:
-        return "its metadata is not JSON"
-    if not isinstance(value, dict):
-        return "its metadata is not a JSON object"
-    try:
-        message_from_dict({**value, "role": role, "content": content}, "the message")
-    except MessageError as exc:
-        return str(exc)
-    return None
 
 
 def _title(prompt: str) -> str:

@@ -157,7 +157,7 @@ def test_a_conversation_mixes_typed_messages_and_dicts():
     with pytest.raises(MessageError, match=r"^history\[1\] has an unknown role 'bot'"):
         as_messages([typed, {"role": "bot", "content": ""}], "history")
     with pytest.raises(MessageError, match="not a list of messages"):
-        as_messages({"role": "user", "content": "hi"})  # type: ignore[arg-type]
+        as_messages({"role": "user", "content": "hi"})
 
 
 # ------------------------------------------------------------------ the agent

@@ -41,6 +41,7 @@ class ChatPlan:
 
     step: StepRequest
     conversation: list[dict[str, Any]]  # the messages as the client sent them
+    messages: tuple[ChatMessage, ...]  # the same, typed (what a trace records)
     max_tokens: int | None
     stops: tuple[str, ...]
     parallel_calls: bool
@@ -58,6 +59,7 @@ def plan_chat(
     """The plan of `request` (`raw_tools`: its tools exactly as sent, for the prompt).
     Raises a 400 `APIError` for anything the model cannot be asked."""
     conversation = [_message(m, i) for i, m in enumerate(request.messages)]
+    typed = tuple(_typed(m, i) for i, m in enumerate(conversation))
     restored = [_typed(m, i) for i, m in enumerate(memory.restore(conversation))]
     system = ""
     if restored and isinstance(restored[0], SystemMessage):
@@ -82,6 +84,7 @@ def plan_chat(
     return ChatPlan(
         step=step,
         conversation=conversation,
+        messages=typed,
         max_tokens=request.token_limit(),
         stops=request.stop_sequences(),
         parallel_calls=request.parallel_tool_calls,
