@@ -148,7 +148,8 @@ def message_from_dict(data: object, where: str = "the message") -> Message:
         )
     role = data.get("role")
     if role not in ROLES:
-        raise MessageError(f"{where} has an unknown role {role!r}: use one of {', '.join(ROLES)}")
+        shown = repr(role) if len(repr(role)) <= 40 else repr(role)[:37] + "..."
+        raise MessageError(f"{where} has an unknown role {shown}: use one of {', '.join(ROLES)}")
     content = _content(data.get("content"), where)
     if role == "system":
         return SystemMessage(content)
@@ -180,7 +181,7 @@ def as_messages(
 ) -> list[Message]:
     """Typed messages from typed ones or OpenAI-style dicts (the edge where a caller
     hands in a conversation): each dict is checked by `message_from_dict`."""
-    if isinstance(items, (str, bytes, Mapping)):
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
         raise MessageError(f"{where} is not a list of messages ({type(items).__name__})")
     return [
         item if isinstance(item, MESSAGE_TYPES) else message_from_dict(item, f"{where}[{i}]")

@@ -158,6 +158,8 @@ def test_a_conversation_mixes_typed_messages_and_dicts():
         as_messages([typed, {"role": "bot", "content": ""}], "history")
     with pytest.raises(MessageError, match="not a list of messages"):
         as_messages({"role": "user", "content": "hi"})
+    with pytest.raises(MessageError, match=r"^messages is not a list of messages \(NoneType\)"):
+        as_messages(None)
 
 
 # ------------------------------------------------------------------ the agent
