@@ -34,6 +34,12 @@ _LAZY = {
     "Agent": "agent.agent",
     "RunResult": "agent.agent",
     "Session": "agent.sessions",
+    "SystemMessage": "agent.messages",
+    "UserMessage": "agent.messages",
+    "AssistantMessage": "agent.messages",
+    "ToolMessage": "agent.messages",
+    "MessageError": "agent.messages",
+    "message_from_dict": "agent.messages",
     "SessionStore": "agent.sessions",
     "CFG": "agent.constrained.output_types",
     "Regex": "agent.constrained.output_types",
@@ -55,6 +61,14 @@ if TYPE_CHECKING:
     from agent.docextract import DocumentResult, Text, extract_many
     from agent.extraction import extract, extract_with_stats
     from agent.loader import load_model
+    from agent.messages import (
+        AssistantMessage,
+        MessageError,
+        SystemMessage,
+        ToolMessage,
+        UserMessage,
+        message_from_dict,
+    )
     from agent.model_info import ModelInfo
     from agent.models.registry import BUILTIN_MODELS, DEFAULT_MODEL
     from agent.runtime import GenerationResult, Model, TextChunk
@@ -82,12 +96,14 @@ __all__ = [
     "CFG",
     "DEFAULT_MODEL",
     "Agent",
+    "AssistantMessage",
     "BudgetTooSmallError",
     "DocumentResult",
     "EdgeAgentError",
     "GenerationIncomplete",
     "GenerationResult",
     "GenerationStats",
+    "MessageError",
     "Model",
     "ModelInfo",
     "ModelNotFoundError",
@@ -98,13 +114,17 @@ __all__ = [
     "Session",
     "SessionStore",
     "StructuredResult",
+    "SystemMessage",
     "Text",
     "TextChunk",
+    "ToolMessage",
     "UserError",
+    "UserMessage",
     "extract",
     "extract_many",
     "extract_with_stats",
     "generate_structured",
     "load_model",
+    "message_from_dict",
     "stream_structured",
 ]

@@ -65,6 +65,7 @@ from agent.guards import (
     max_steps_stop,
     step_budget,
 )
+from agent.messages import AssistantMessage, Message, ToolMessage, UserMessage, as_messages
 from agent.prompting import system_prompt
 from agent.rag import CitationBook, rag_search_tool
 from agent.sampling import SamplingParams
@@ -210,9 +211,8 @@ class Agent:
                 answer_schema=self._answer.json_schema if self._answer else None,
             )
         )
-        self.messages: list[dict[str, Any]] = self.session.history() if self.session else []
         self.trust_tool_results = trust_tool_results
-        self._read_untrusted = any(self._untrusted_message(m) for m in self.messages)
+        self.messages = self.session.history() if self.session else []
         self._cancel = threading.Event()
         self._running = False
 
@@ -249,8 +249,19 @@ class Agent:
     def reset(self) -> None:
         """Forget the conversation (a new session, if one was attached, is not created)."""
         self.messages = []
-        self._read_untrusted = False
         self.model.reset()
+
+    @property
+    def messages(self) -> list[Message]:
+        """The conversation so far, as typed messages (agent.messages)."""
+        return self._messages
+
+    @messages.setter
+    def messages(self, history: Iterable[Message | Mapping[str, Any]]) -> None:
+        """A conversation to continue: typed messages or OpenAI-style dicts (checked
+        here, once; a bad one is a `MessageError` naming it)."""
+        self._messages = as_messages(history, "the agent's messages")
+        self._read_untrusted = any(self._untrusted_message(m) for m in self._messages)
 
     @property
     def read_untrusted(self) -> bool:
@@ -258,12 +269,12 @@ class Agent:
         side effects need approval unless `trust_tool_results`)."""
         return self._read_untrusted
 
-    def _untrusted_message(self, message: dict[str, Any]) -> bool:
+    def _untrusted_message(self, message: Message) -> bool:
         """A stored tool result from a tool marked `untrusted_results`, or from a tool
         this agent does not have (which cannot be vouched for)."""
-        if message.get("role") != "tool":
+        if not isinstance(message, ToolMessage):
             return False
-        tool = self.registry.get(str(message.get("name", "")))
+        tool = self.registry.get(message.name)
         return tool is None or tool.untrusted_results
 
     async def stream(self, prompt: str) -> AsyncIterator[Event]:
@@ -303,7 +314,7 @@ class Agent:
         turn = self.session.begin_turn() if self.session else 0
         ended = False
         try:
-            self._add(turn, {"role": "user", "content": prompt})
+            self._add(turn, UserMessage(prompt))
             stop: Stop | None = None
             content, output = "", None
             repeat = RepeatGuard(self.limits.max_identical_calls)
@@ -337,8 +348,8 @@ class Agent:
                             if stop is not None and self._may_retry_answer(state, step):
                                 # A server that does not guarantee the schema: say what
                                 # was wrong and let the model answer again.
-                                self._add(turn, {"role": "user", "content": RETRY_ANSWER
-                                                 .format(problem=stop.message)})  # fmt: skip
+                                retry = RETRY_ANSWER.format(problem=stop.message)
+                                self._add(turn, UserMessage(retry))
                                 stop = None
                                 continue
                         break
@@ -401,7 +412,7 @@ class Agent:
         model = self.model
         request = StepRequest(
             system=self.system,
-            messages=list(self.messages),
+            messages=self.messages,
             sampling=self.sampling,
             tools=self.registry.openai_tools(),
             tool_choice=mode,
@@ -442,7 +453,7 @@ class Agent:
         state.result = result
         state.text = result.text
         state.calls = result.calls if mode != "none" else []
-        message = dict(result.assistant_message or {"role": "assistant", "content": result.raw})
+        message = result.assistant_message or AssistantMessage(result.raw)
         self._add(turn, message, {"step": step, "stats": result.stats.to_dict()})
 
     async def _call_tools(
@@ -485,16 +496,7 @@ class Agent:
                 call.id, call.name, result.content, result.error, result.duration_s, step,
                 result.items,
             )  # fmt: skip
-            self._add(
-                turn,
-                {
-                    "role": "tool",
-                    "content": result.content,
-                    "tool_call_id": call.id,
-                    "name": call.name,
-                },
-                {"call_id": call.id, "name": call.name, "error": result.error},
-            )
+            self._add(turn, result.to_message())
 
     # ------------------------------------------------------------ endings
     def _length_stop(self, stats: RunStats) -> Stop:
@@ -523,14 +525,12 @@ class Agent:
         except Exception as exc:
             return None, Stop(ERROR, f"the final answer does not match response_format: {exc}")
 
-    def _add(self, turn: int, message: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
-        self.messages.append(message)
+    def _add(self, turn: int, message: Message, meta: dict[str, Any] | None = None) -> None:
+        """Append to the conversation, and to the session (`meta`: the step's number and
+        statistics, which the session keeps beside the message for the replay)."""
+        self._messages.append(message)
         if self.session:
-            meta = dict(meta or {})
-            if message.get("tool_calls"):  # a remote engine's calls, kept for the replay
-                meta["tool_calls"] = message["tool_calls"]
-            content = message.get("content") or ""
-            self.session.add_message(turn, message["role"], content, meta)
+            self.session.add_message(turn, message, meta)
 
 
 def _build_registry(

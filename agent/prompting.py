@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from agent.messages import SystemMessage
+
 if TYPE_CHECKING:
     from agent.token_runtime import TokenRuntime as Model
 
@@ -69,7 +71,7 @@ def render(
         listing = TOOL_LIST.format(tools=json.dumps(tools, ensure_ascii=False))
         system = f"{system}\n{listing}" if system else listing
         tools = None
-    full = [{"role": "system", "content": system}] if system else []
+    full = [SystemMessage(system).to_dict()] if system else []
     return model.chat_prompt([*full, *messages], tools=tools or None)
 
 

@@ -9,7 +9,6 @@ these events with the widgets of a live run). `Session.replay()` is the entry po
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 
@@ -24,6 +23,7 @@ from agent.events import (
     ToolResultEvent,
 )
 from agent.guards import stop_reason
+from agent.messages import AssistantMessage, ToolMessage
 from agent.output_split import OutputSplitter
 from agent.sessions import RUNNING, StoredMessage, TurnInfo
 from agent.stats import GenerationStats
@@ -78,29 +78,11 @@ def _assistant(message: StoredMessage, events: list[Event]) -> tuple[str, list[t
             events.append(ReasoningDelta(segment.text, step))
     if stats is not None:
         events.append(StatsEvent(stats, step))
-    stored = _stored_calls(message.meta.get("tool_calls"))
-    if stored is not None:  # a remote or scripted engine's calls, kept as sent
-        return "".join(text).strip(), stored
+    typed = message.message
+    if isinstance(typed, AssistantMessage) and typed.tool_calls:  # a remote engine's calls
+        return "".join(text).strip(), [(c.name, c.arguments) for c in typed.tool_calls]
     parsed = parse_output(message.content, bare=False)
     return "".join(text).strip(), [(c.name, c.arguments) for c in parsed.calls]
-
-
-def _stored_calls(data: object) -> list[tuple[str, dict]] | None:
-    """OpenAI-shaped calls from a message's metadata; None when there are none. The
-    metadata is read back from disk: anything malformed is skipped, not trusted."""
-    if not isinstance(data, list) or not data:
-        return None
-    calls = []
-    for call in data:
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            continue
-        try:
-            arguments = json.loads(function.get("arguments") or "{}")
-        except (TypeError, ValueError):
-            arguments = {}
-        calls.append((function["name"], arguments if isinstance(arguments, dict) else {}))
-    return calls
 
 
 def _stats(data: object) -> GenerationStats | None:
@@ -115,17 +97,17 @@ def _stats(data: object) -> GenerationStats | None:
 
 
 def _tool(message: StoredMessage, pending: list[tuple[str, dict]]) -> list[Event]:
-    meta = message.meta
-    call_id = str(meta.get("call_id") or f"replay-{message.turn}-{message.seq}")
-    name = str(meta.get("name") or (pending[0][0] if pending else "tool"))
+    result = message.message
+    assert isinstance(result, ToolMessage)  # `_replay` calls this for tool rows only
+    call_id = result.tool_call_id
+    name = result.name or (pending[0][0] if pending else "tool")
     arguments: dict = {}
     for i, (pending_name, pending_args) in enumerate(pending):
         if pending_name == name:
             arguments = pending_args
             del pending[i]
             break
-    error = meta.get("error")
     return [
         ToolCallEvent(call_id, name, arguments),
-        ToolResultEvent(call_id, name, message.content, error=error, duration_s=0.0),
+        ToolResultEvent(call_id, name, result.content, error=result.error, duration_s=0.0),
     ]

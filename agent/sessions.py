@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,16 +31,34 @@ from typing import TYPE_CHECKING, Any
 from agent.errors import UserError
 from agent.limits import MAX_HISTORY_BYTES, MAX_JSON_BYTES, InputLimitError, size_text
 from agent.limits import loads as bounded_loads
+from agent.messages import MESSAGE_KEYS, Message, MessageError, Role, message_from_dict
 from agent.paths import data_dir
 
 if TYPE_CHECKING:
     from agent.session_replay import ReplayTurn
 
+
+def _tool_call_ids(db: sqlite3.Connection) -> None:
+    """Version 3: a tool result's call id is stored under the key the message
+    serializer writes (`tool_call_id`, OpenAI's), no longer `call_id`. Rows whose
+    metadata cannot be read are left as they are (`sessions repair` drops them)."""
+    rows = db.execute("SELECT rowid, meta FROM messages WHERE role = 'tool'").fetchall()
+    for rowid, meta in rows:
+        try:
+            value = bounded_loads(meta, "meta")
+        except (TypeError, ValueError, UserError):
+            continue
+        if isinstance(value, dict) and "call_id" in value:
+            value.setdefault("tool_call_id", value.pop("call_id"))
+            db.execute("UPDATE messages SET meta = ? WHERE rowid = ?", (json.dumps(value), rowid))
+
+
 # The database's layout, one migration per version: `PRAGMA user_version` says which
 # have run. A database made before versions (user_version 0) has version 1's tables
 # already; `IF NOT EXISTS` makes its migration a no-op, so a new file and an old one take
-# the same path. Add a version by appending a migration, never by editing one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+# the same path. A step is SQL, or a function for data SQL cannot rewrite safely. Add a
+# version by appending a migration, never by editing one.
+MIGRATIONS: tuple[tuple[str | Callable[[sqlite3.Connection], None], ...], ...] = (
     (  # 1: sessions, turns, messages
         """CREATE TABLE IF NOT EXISTS sessions (
             id TEXT PRIMARY KEY,
@@ -72,6 +90,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 2: `sessions list` (newest first) reads an index, not the whole table
         "CREATE INDEX IF NOT EXISTS sessions_by_update ON sessions(updated)",
     ),
+    # 3: a message row is its `to_dict()` (agent.messages): role and content in their
+    # columns, its other keys in `meta` beside the run's (step, stats)
+    (_tool_call_ids,),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -110,22 +131,53 @@ class SessionInfo:
 
 @dataclass(frozen=True)
 class StoredMessage:
+    """One message row: the typed message, and what the run noted beside it (`meta`:
+    an assistant step's number and statistics)."""
+
     turn: int
     seq: int
-    role: str
-    content: str
+    message: Message
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def chat(self) -> dict[str, Any]:
-        """The message as the conversation holds it: role and content, plus the call ids
-        a tool turn answers and the calls a remote engine's assistant turn made."""
-        message: dict[str, Any] = {"role": self.role, "content": self.content}
-        if self.role == "tool" and self.meta.get("call_id"):
-            message["tool_call_id"] = self.meta["call_id"]
-            message["name"] = self.meta.get("name", "")
-        if self.role == "assistant" and self.meta.get("tool_calls"):
-            message["tool_calls"] = self.meta["tool_calls"]
-        return message
+    @property
+    def role(self) -> Role:
+        return self.message.role
+
+    @property
+    def content(self) -> str:
+        return self.message.content
+
+
+def _row(message: Message, meta: dict[str, Any] | None) -> tuple[str, str, dict[str, Any]]:
+    """(role, content, meta) of a message row: its `to_dict()`, role and content in their
+    columns and the rest beside the run's metadata."""
+    data = message.to_dict()
+    role, content = data.pop("role"), data.pop("content") or ""
+    run = {k: v for k, v in (meta or {}).items() if k not in MESSAGE_KEYS}
+    return role, content, {**run, **data}
+
+
+def _stored(turn: int, seq: int, role: Any, content: Any, meta: Any) -> StoredMessage | str:
+    """A message row read back through the one parser (`message_from_dict`), or why it
+    cannot be."""
+    if not isinstance(content, str):
+        return "its text is not text"
+    if not isinstance(meta, str):
+        return "its metadata is not text"
+    try:
+        value = bounded_loads(meta, "its metadata", max_bytes=MAX_JSON_BYTES)
+    except InputLimitError as exc:
+        return str(exc)
+    except ValueError:
+        return "its metadata is not JSON"
+    if not isinstance(value, dict):
+        return "its metadata is not a JSON object"
+    try:
+        message = message_from_dict({**value, "role": role, "content": content}, "the message")
+    except MessageError as exc:
+        return str(exc)
+    run = {k: v for k, v in value.items() if k not in MESSAGE_KEYS}
+    return StoredMessage(turn, seq, message, run)
 
 
 @dataclass(frozen=True)
@@ -202,8 +254,11 @@ class SessionStore:
         with self._transaction() as db:
             version = self._version(db)
             for number in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[number - 1]:
-                    db.execute(statement)
+                for step in MIGRATIONS[number - 1]:
+                    if callable(step):
+                        step(db)
+                    else:
+                        db.execute(step)
             # PRAGMA takes no parameters; the number is this module's own int.
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
         log.info("session database %s: version %d -> %d", self.path, version, SCHEMA_VERSION)
@@ -339,10 +394,12 @@ class SessionStore:
         self,
         session_id: str,
         turn: int,
-        role: str,
-        content: str,
+        message: Message,
         meta: dict[str, Any] | None = None,
     ) -> None:
+        """Append `message` to a turn; `meta` is the run's note beside it (a step's
+        number and statistics)."""
+        role, content, meta = _row(message, meta)
         now = time.time()
         with self._transaction() as db:
             (seq,) = db.execute(
@@ -389,17 +446,15 @@ class SessionStore:
             ).fetchall()
         by_turn: dict[int, list[StoredMessage]] = {}
         for turn, seq, role, content, meta in msg_rows:
-            problem = _row_problem(content, meta)
-            if problem is not None:
+            stored = _stored(turn, seq, role, content, meta)
+            if isinstance(stored, str):
                 raise SessionDataError(
                     f"session '{session_id}' has an unreadable message (turn {turn}, "
-                    f"message {seq}: {problem}); drop such messages with `edge-agent sessions "
+                    f"message {seq}: {stored}); drop such messages with `edge-agent sessions "
                     f"repair {session_id}` or delete the session with `edge-agent sessions "
                     f"delete {session_id}`"
                 )
-            by_turn.setdefault(turn, []).append(
-                StoredMessage(turn, seq, role, content, bounded_loads(meta, "meta"))
-            )
+            by_turn.setdefault(turn, []).append(stored)
         return [
             TurnInfo(turn, status, stopped_by, tuple(by_turn.get(turn, ())))
             for turn, status, stopped_by in turn_rows
@@ -409,7 +464,7 @@ class SessionStore:
         """Every message row, content as bytes (a row that is not UTF-8 still loads)."""
         with self._connect() as db:
             return db.execute(
-                "SELECT turn, seq, CAST(content AS BLOB), meta FROM messages "
+                "SELECT turn, seq, CAST(content AS BLOB), meta, role FROM messages "
                 "WHERE session_id = ? ORDER BY turn, seq",
                 (session_id,),
             ).fetchall()
@@ -418,35 +473,18 @@ class SessionStore:
         """Delete the messages of a session that cannot be read back; (id, how many)."""
         sid = self.resolve(session_id)
         bad = []
-        for turn, seq, content, meta in self._rows(sid):
+        for turn, seq, content, meta, role in self._rows(sid):
             try:
                 text: Any = bytes(content).decode("utf-8") if content is not None else None
             except UnicodeDecodeError:
                 text = None
-            if text is None or _row_problem(text, meta) is not None:
+            if text is None or isinstance(_stored(turn, seq, role, text, meta), str):
                 bad.append((sid, turn, seq))
         with self._transaction() as db:
             db.executemany(
                 "DELETE FROM messages WHERE session_id = ? AND turn = ? AND seq = ?", bad
             )
         return sid, len(bad)
-
-
-def _row_problem(content: Any, meta: Any) -> str | None:
-    """Why a stored message cannot be used (None: it can)."""
-    if not isinstance(content, str):
-        return "its text is not text"
-    if not isinstance(meta, str):
-        return "its metadata is not text"
-    try:
-        value = bounded_loads(meta, "its metadata", max_bytes=MAX_JSON_BYTES)
-    except InputLimitError as exc:
-        return str(exc)
-    except ValueError:
-        return "its metadata is not JSON"
-    if not isinstance(value, dict):
-        return "its metadata is not a JSON object"
-    return None
 
 
 def _title(prompt: str) -> str:
@@ -467,7 +505,7 @@ class Session:
     def __repr__(self) -> str:
         return f"Session({self.id!r})"
 
-    def history(self, max_bytes: int = MAX_HISTORY_BYTES) -> list[dict[str, Any]]:
+    def history(self, max_bytes: int = MAX_HISTORY_BYTES) -> list[Message]:
         """Chat messages of the finished turns (interrupted turns are left out).
 
         At most `max_bytes` of message text, newest turns kept: the oldest turns that do
@@ -487,7 +525,7 @@ class Session:
         self.dropped_turns = keep_from
         self.dropped_bytes = sum(sizes[:keep_from])
         self.history_limit = max_bytes
-        return [m.chat() for t in turns[keep_from:] for m in t.messages]
+        return [m.message for t in turns[keep_from:] for m in t.messages]
 
     def history_note(self) -> str | None:
         """What `history` left out, in one line for the user (None: nothing)."""
@@ -512,10 +550,8 @@ class Session:
     def begin_turn(self) -> int:
         return self.store.begin_turn(self.id)
 
-    def add_message(
-        self, turn: int, role: str, content: str, meta: dict[str, Any] | None = None
-    ) -> None:
-        self.store.add_message(self.id, turn, role, content, meta)
+    def add_message(self, turn: int, message: Message, meta: dict[str, Any] | None = None) -> None:
+        self.store.add_message(self.id, turn, message, meta)
 
     def end_turn(self, turn: int, stopped_by: str | None) -> None:
         self.store.end_turn(self.id, turn, stopped_by)

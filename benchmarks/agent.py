@@ -154,15 +154,16 @@ def prefill_per_step(spec: str, steps: int) -> list[dict]:
     result = agent.run(PROMPT)
     stats = [e.stats for e in result.of_type(StatsEvent)]
     tools = agent.registry.openai_tools()
-    assistant_at = [i for i, m in enumerate(agent.messages) if m["role"] == "assistant"]
+    chat = [m.to_dict() for m in agent.messages]
+    assistant_at = [i for i, m in enumerate(chat) if m["role"] == "assistant"]
     rows = []
     for k, s in enumerate(stats):
         if k == 0:
             new_turn = s.prompt_tokens
         else:
-            prev = render(model, agent.system, agent.messages[: assistant_at[k - 1]], tools)
-            prev += agent.messages[assistant_at[k - 1]]["content"]
-            prompt = render(model, agent.system, agent.messages[: assistant_at[k]], tools)
+            prev = render(model, agent.system, chat[: assistant_at[k - 1]], tools)
+            prev += chat[assistant_at[k - 1]]["content"]
+            prompt = render(model, agent.system, chat[: assistant_at[k]], tools)
             new_turn = len(model.tokenizer.encode(prompt[len(prev) :], add_special_tokens=False))
         rows.append(
             {

@@ -21,6 +21,7 @@ from agent.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
+from agent.messages import ToolMessage
 from agent.prompting import render
 from agent.sampling import SamplingParams
 from tools import ToolRegistry, tool
@@ -103,8 +104,9 @@ def test_a_raising_tool_yields_an_error_result_and_the_loop_continues(tiny):
     assert all(r.content.startswith("Error:") for r in failures)
     steps = [e.step for e in result.of_type(StatsEvent)]
     assert steps == [1, 2]  # the model saw the error and took another step
-    tool_turns = [m for m in agent.messages if m["role"] == "tool"]
-    assert tool_turns and "is on fire" in tool_turns[0]["content"]
+    tool_turns = [m for m in agent.messages if isinstance(m, ToolMessage)]
+    assert tool_turns and "is on fire" in tool_turns[0].content
+    assert tool_turns[0].error is not None and "is on fire" in tool_turns[0].error
 
 
 def test_max_steps_stops_the_run_and_says_why(tiny):
@@ -257,11 +259,12 @@ def test_each_step_prefills_only_its_new_turn(tiny):
     assert stats[0].cached_prompt_tokens == 0
     # Rebuild each step's prompt from the saved conversation to know its new turn.
     tools = agent.registry.openai_tools()
-    assistant_at = [i for i, m in enumerate(agent.messages) if m["role"] == "assistant"]
+    chat = [m.to_dict() for m in agent.messages]
+    assistant_at = [i for i, m in enumerate(chat) if m["role"] == "assistant"]
     for k in (1, 2):
-        before_prev = render(tiny, agent.system, agent.messages[: assistant_at[k - 1]], tools)
-        prev_text = before_prev + agent.messages[assistant_at[k - 1]]["content"]
-        prompt = render(tiny, agent.system, agent.messages[: assistant_at[k]], tools)
+        before_prev = render(tiny, agent.system, chat[: assistant_at[k - 1]], tools)
+        prev_text = before_prev + chat[assistant_at[k - 1]]["content"]
+        prompt = render(tiny, agent.system, chat[: assistant_at[k]], tools)
         assert prompt.startswith(prev_text)
         new_turn = tiny.tokenizer.encode(prompt[len(prev_text) :], add_special_tokens=False)
         prev, cur = stats[k - 1], stats[k]
@@ -347,7 +350,7 @@ def test_models_without_call_tokens_get_bare_constrained_calls(tiny):
     result = agent.run("Weather in Oslo?")
     calls = result.of_type(ToolCallEvent)
     assert calls and all(weather.validation_errors(c.arguments) == [] for c in calls)
-    content = agent.messages[1]["content"]
+    content = agent.messages[1].content
     written = json.loads(content)  # one call object, or an array of them
     written = written if isinstance(written, list) else [written]
     assert written and all(c["name"] == "weather" for c in written)
@@ -362,7 +365,7 @@ def test_tool_choice_none_never_calls(tiny):
     agent = Agent(tiny, [weather], tool_choice="none", max_tokens=40, sampling=sampling(5))
     result = agent.run("Weather?")
     assert result.of_type(ToolCallEvent) == []
-    assert "<|tool_call_start|>" not in agent.messages[-1]["content"]
+    assert "<|tool_call_start|>" not in agent.messages[-1].content
     assert result.content == "".join(e.text for e in result.of_type(TextDelta)).strip()
     if result.stopped_by is not None:  # random text may run to the budget, nothing else
         assert result.stopped_by == "token_budget"
@@ -405,7 +408,7 @@ def test_conversation_continues_across_runs_with_cache_reuse(tiny):
     agent = Agent(tiny, response_format=Verdict, max_tokens=200, sampling=sampling(0))
     first = agent.run("Is Oslo in Norway?")
     second = agent.run("And Lima in Peru?")
-    assert [m["role"] for m in agent.messages] == ["user", "assistant", "user", "assistant"]
+    assert [m.role for m in agent.messages] == ["user", "assistant", "user", "assistant"]
     s1, s2 = first.stats, second.stats
     assert s2.cached_prompt_tokens > s1.prompt_tokens  # the whole first turn was reused
     assert s2.cached_prompt_tokens >= s1.prompt_tokens + s1.generated_tokens - 4

@@ -31,6 +31,7 @@ from agent.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
+from agent.messages import AssistantMessage, ToolMessage
 from tools import tool
 
 
@@ -62,8 +63,10 @@ def test_scripted_model_drives_the_loop_through_a_tool_call():
     assert "".join(e.text for e in result.of_type(ReasoningDelta)) == "I should look."
     # The second step saw the tool's result, tied to the call it answers.
     second = model.requests[1].messages
-    assert second[-1]["role"] == "tool" and second[-1]["content"] == "Paris: 21c"
-    assert second[-1]["tool_call_id"] == second[-2]["tool_calls"][0]["id"]
+    result_turn, call_turn = second[-1], second[-2]
+    assert isinstance(result_turn, ToolMessage) and result_turn.content == "Paris: 21c"
+    assert isinstance(call_turn, AssistantMessage)
+    assert result_turn.tool_call_id == call_turn.tool_calls[0].id
 
 
 def test_scripted_model_as_a_function_of_the_request():

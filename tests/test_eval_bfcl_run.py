@@ -50,7 +50,7 @@ def bfcl_dir() -> Path:
 
 def _case_of(request: StepRequest, cases: dict[str, BfclCase]) -> BfclCase:
     """The case a request was built from (its last user message)."""
-    return cases[request.messages[-1]["content"]]
+    return cases[request.messages[-1].content]
 
 
 def _pythonic(calls: list[dict[str, Any]]) -> str:
@@ -115,7 +115,7 @@ def test_a_case_system_message_joins_each_system_prompt(bfcl_dir):
     for mode in ("constrained", "baseline"):
         request = build_request(mode, case, GREEDY).request
         assert request.system.count(own) == 1
-        assert all(m["role"] != "system" for m in request.messages)
+        assert all(m.role != "system" for m in request.messages)
     assert bfcl_prompt(case).system.endswith("\n\n" + own)
 
 

@@ -19,7 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("agent", "tools", "schemas", "tui")
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("errors", ("agent.errors", "agent.limits", "schemas.errors", "tools.errors")),
+    # agent.messages: the typed chat messages every layer above passes around.
+    (
+        "errors",
+        ("agent.errors", "agent.limits", "agent.messages", "schemas.errors", "tools.errors"),
+    ),
     ("schema compiler", ("schemas",)),
     (
         "runtime",

@@ -10,6 +10,7 @@ from agent import Agent
 from agent.agent import RETRY_ANSWER
 from agent.engines.scripted import Reply, ScriptedModel
 from agent.events import ErrorEvent, TextDelta
+from agent.messages import UserMessage
 from agent.progress import GenerationProgress, observe_generations
 from agent.sampling import SamplingParams
 from agent.sessions import SessionStore
@@ -71,9 +72,9 @@ def test_an_answer_that_never_matches_response_format_ends_in_an_error_after_a_r
     # The second step was told what was wrong with the first answer.
     assert len(model.requests) == 2
     retry = model.requests[1].messages[-1]
-    assert retry["role"] == "user"
-    assert retry["content"].startswith(RETRY_ANSWER.split("{problem}")[0])
-    assert "'maybe'" in retry["content"]
+    assert isinstance(retry, UserMessage)
+    assert retry.content.startswith(RETRY_ANSWER.split("{problem}")[0])
+    assert "'maybe'" in retry.content
 
 
 def test_a_retried_answer_that_matches_is_the_output():

@@ -225,9 +225,9 @@ def test_a_non_streamed_request_is_cancelled_when_its_client_leaves(url):
 # ------------------------------------------------------------------ 500
 def test_an_internal_failure_is_a_500_and_the_server_keeps_serving():
     def reply(request):
-        if request.messages[-1]["content"] == "boom":
+        if request.messages[-1].content == "boom":
             raise RuntimeError("the engine broke")
-        if request.messages[-1]["content"] == "bad call":
+        if request.messages[-1].content == "bad call":
             return Reply(calls=[("weather", {"town": "Oslo"})])  # not the tool's parameters
         return Reply(text="fine")
 

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from agent.messages import UserMessage
 from agent.sampling import SamplingParams
 from agent.server.errors import APIError, from_exception
 from agent.server.protocol import ChatCompletionRequest, check_supported, parse_body
@@ -88,7 +89,7 @@ def test_a_request_becomes_the_step_the_agent_loop_would_make():
     step = plan.step
     assert step.system.startswith("Be brief.\nOutput function calls as JSON.")
     assert "follows this JSON Schema" in step.system
-    assert step.messages == [{"role": "user", "content": "Weather?"}]
+    assert step.messages == (UserMessage("Weather?"),)
     assert (step.tool_choice, step.tool_name, step.max_parallel_calls) == ("required", "weather", 1)
     assert step.call_schema["properties"]["name"] == {"const": "weather"}
     assert step.sampling.temperature == 0.0 and step.sampling.seed == 3

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from agent import Agent
 from agent.errors import UserError
+from agent.messages import AssistantMessage, UserMessage
 from agent.sampling import SamplingParams
 from agent.sessions import SessionNotFoundError, SessionStore
 
@@ -49,15 +50,12 @@ def test_store_create_list_open_delete(data_dir):
     with pytest.raises(UserError, match="invalid session id"):
         store.create("has space")
     turn = b.begin_turn()
-    b.add_message(turn, "user", "hello there")
-    b.add_message(turn, "assistant", "hi", {"step": 1})
+    b.add_message(turn, UserMessage("hello there"))
+    b.add_message(turn, AssistantMessage("hi"), {"step": 1})
     b.end_turn(turn, None)
     assert store.info("work-1").title == "hello there"
     assert store.info("work-1").turns == 1
-    assert b.history() == [
-        {"role": "user", "content": "hello there"},
-        {"role": "assistant", "content": "hi"},
-    ]
+    assert b.history() == [UserMessage("hello there"), AssistantMessage("hi")]
     assert store.delete("work-1") == "work-1"
     assert [s.id for s in store.list()] == [a.id]
     with sqlite3.connect(store.path) as db:
@@ -68,17 +66,17 @@ def test_store_create_list_open_delete(data_dir):
 def test_unfinished_turns_are_kept_but_never_replayed(data_dir):
     session = SessionStore().create()
     t1 = session.begin_turn()
-    session.add_message(t1, "user", "one")
-    session.add_message(t1, "assistant", "answer one")
+    session.add_message(t1, UserMessage("one"))
+    session.add_message(t1, AssistantMessage("answer one"))
     session.end_turn(t1, None)
     t2 = session.begin_turn()  # never ended: the process died
-    session.add_message(t2, "user", "two")
+    session.add_message(t2, UserMessage("two"))
     t3 = session.begin_turn()
-    session.add_message(t3, "user", "three")
-    session.add_message(t3, "assistant", "answer three")
+    session.add_message(t3, UserMessage("three"))
+    session.add_message(t3, AssistantMessage("answer three"))
     session.end_turn(t3, "max_steps")
     assert [t.status for t in session.turns()] == ["done", "running", "stopped"]
-    assert [m["content"] for m in session.history()] == [
+    assert [m.content for m in session.history()] == [
         "one",
         "answer one",
         "three",
@@ -171,8 +169,8 @@ def test_a_session_survives_a_process_killed_mid_turn(data_dir, tmp_path, tiny):
     assert [m.role for m in killed] == ["user", "assistant"]  # written as they happened
     assert "<|tool_call_start|>" in killed[1].content
     history_before = session.history()
-    assert history_before[0]["content"] == "Is water wet?"
-    assert "Look up a" not in [m["content"] for m in history_before]
+    assert history_before[0] == UserMessage("Is water wet?")
+    assert "Look up a" not in [m.content for m in history_before]
 
     resumed = answering_agent(tiny, "survivor")
     assert resumed.messages == history_before  # at most the killed turn was lost
@@ -201,7 +199,7 @@ def test_concurrent_agents_on_one_session_keep_their_turns_apart(data_dir):
 
     def script(label: str):
         def reply(request: StepRequest) -> Reply:
-            if request.messages[-1]["role"] == "user":
+            if request.messages[-1].role == "user":
                 return Reply(calls=[("note", {"label": label})])
             return Reply(text=f"done {label}")
 
@@ -317,8 +315,8 @@ def test_a_database_from_before_versions_is_migrated_and_keeps_its_sessions(data
     assert "sessions_by_update" in _indexes(path)
     history = SessionStore(path).open("old1").history()
     assert history == [
-        {"role": "user", "content": "Is Oslo in Norway?"},
-        {"role": "assistant", "content": '{"answer": "yes"}'},
+        UserMessage("Is Oslo in Norway?"),
+        AssistantMessage('{"answer": "yes"}'),
     ]
 
 

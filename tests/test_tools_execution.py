@@ -15,6 +15,7 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel
 
+from agent.messages import ToolMessage
 from tools import (
     Tool,
     ToolCall,
@@ -388,7 +389,8 @@ def test_call_helpers():
     assert call == ToolCall("call_9", "f", {"a": 1})
     assert ToolCall.new("g", {"b": 2}).id.startswith("call_")
     result = ToolResult("call_9", "f", "ok")
-    assert result.to_message() == {
+    assert result.to_message() == ToolMessage("call_9", "ok", "f")
+    assert result.to_message().to_dict() == {
         "role": "tool",
         "tool_call_id": "call_9",
         "name": "f",

@@ -558,7 +558,7 @@ def test_constrained_calls_follow_each_definitions_order(tiny):
         agent = Agent(tiny, registry, tool_choice="required", max_steps=1, max_tokens=80)
         result = agent.run("Traffic from Boston to New York?")
         (call,) = result.of_type(ToolCallEvent)
-        raw = agent.messages[1]["content"]
+        raw = agent.messages[1].content
         pairs = json.loads(
             raw[raw.index("[") : raw.rindex("]") + 1], object_pairs_hook=lambda kv: kv
         )

@@ -173,6 +173,36 @@ def test_serve_continues_the_clients_w3c_trace():
     assert "gen_ai.input.messages" not in span.attributes
 
 
+def test_a_served_completion_records_the_clients_messages_in_genai_shape():
+    """With content capture, the server span holds the conversation as the client sent
+    it, typed and written as OpenTelemetry's GenAI messages (parts, not OpenAI dicts)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    config = ServerConfig(tracing=Tracing(provider, capture_content=True))
+    messages = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": [{
+            "id": "c1", "type": "function",
+            "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "21c"},
+    ]  # fmt: skip
+    with serve_in_background(ScriptedModel(["It is 21c."], name="scripted"), config) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="none", max_retries=0)
+        reply = client.chat.completions.create(model="scripted", messages=messages)
+    assert reply.choices[0].message.content == "It is 21c."
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == "chat scripted"]
+    assert json.loads(span.attributes["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "Weather in Oslo?"}]},
+        {"role": "assistant", "parts": [
+            {"type": "tool_call", "id": "c1", "name": "weather", "arguments": {"city": "Oslo"}}]},
+        {"role": "tool", "parts": [{"type": "tool_call_response", "id": "c1", "response": "21c"}]},
+    ]  # fmt: skip
+    assert json.loads(span.attributes["gen_ai.output.messages"]) == [
+        {"role": "assistant", "parts": [{"type": "text", "content": "It is 21c."}]}
+    ]
+
+
 def test_an_agent_on_a_remote_server_and_the_server_share_one_trace():
     """The remote engine sends the run's traceparent; `serve` continues it."""
     from agent import Agent

@@ -21,6 +21,8 @@ import pytest
 from readme_blocks import readme_test_command
 
 from agent.events import FinalEvent, TextDelta
+from agent.messages import AssistantMessage
+from agent.messages import UserMessage as UserTurn
 from agent.progress import GenerationProgress, generation_observer, observe_generations
 from agent.sessions import SessionStore
 from tui.agent_backend import AgentBackend, ChatOptions
@@ -398,7 +400,7 @@ async def test_resume_session_on_start(store):
         await answer(pilot, "which number?")
         assert resumed.backend.session_id == sid
         assert len(store.turns(sid)) == 2
-        assert resumed.backend.agent.messages[0]["content"] == "remember the number 42"
+        assert resumed.backend.agent.messages[0].content == "remember the number 42"
 
 
 @run_async
@@ -611,8 +613,8 @@ def stored_session(store: SessionStore, sid: str, texts: list[str]) -> None:
     session = store.create(sid)
     for text in texts:
         turn = session.begin_turn()
-        session.add_message(turn, "user", text)
-        session.add_message(turn, "assistant", "ok")
+        session.add_message(turn, UserTurn(text))
+        session.add_message(turn, AssistantMessage("ok"))
         session.end_turn(turn, None)
 
 
@@ -632,7 +634,7 @@ async def test_resumed_session_over_the_history_limit_says_it_was_trimmed(store)
         (note,) = app.query(NoteCard)
         assert note.message.startswith("session long: the 1 oldest turn(s) (1 MiB) were left out")
         # The conversation the agent continues is the kept turn only.
-        assert app.backend.agent.messages[0]["content"] == "the newest question"
+        assert app.backend.agent.messages[0].content == "the newest question"
         # A session within the limit shows no note.
         app.sidebar.post_message(SessionsSidebar.Open("short"))
         await wait_for(pilot, lambda: app.backend.session_id == "short")

@@ -2,43 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from agent.errors import UserError
-from agent.limits import loads as bounded_loads
+# One call type from the model's output to the registry and back into the conversation.
+from agent.messages import ToolCall, ToolMessage
 
 if TYPE_CHECKING:
     from tools.tool import Tool
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """One call the model asked for. `arguments` is the parsed JSON object."""
-
-    id: str
-    name: str
-    arguments: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def new(cls, name: str, arguments: dict[str, Any] | None = None) -> ToolCall:
-        """A call with a fresh id (for callers that do not get ids from the model)."""
-        return cls(f"call_{uuid.uuid4().hex[:12]}", name, dict(arguments or {}))
-
-    @classmethod
-    def from_openai(cls, data: dict[str, Any]) -> ToolCall:
-        """From `{"id", "function": {"name", "arguments": "<json>"}}` (or a bare call)."""
-        body = data.get("function", data)
-        arguments = body.get("arguments", {})
-        if isinstance(arguments, str):
-            # Unparseable (or oversized, or too deeply nested) text is kept: execution
-            # reports it as that call's invalid arguments.
-            with contextlib.suppress(ValueError, UserError):
-                arguments = bounded_loads(arguments, "arguments") if arguments.strip() else {}
-        return cls(str(data.get("id") or f"call_{uuid.uuid4().hex[:12]}"), body["name"], arguments)
 
 
 @dataclass(frozen=True)
@@ -71,14 +43,9 @@ class ToolResult:
     def ok(self) -> bool:
         return self.error is None
 
-    def to_message(self) -> dict[str, Any]:
+    def to_message(self) -> ToolMessage:
         """The chat message that returns this result to the model."""
-        return {
-            "role": "tool",
-            "tool_call_id": self.call_id,
-            "name": self.name,
-            "content": self.content,
-        }
+        return ToolMessage(self.call_id, self.content, self.name, self.error)
 
 
 # Decides whether a call to a `requires_approval` tool may run. Sync callbacks (a y/n

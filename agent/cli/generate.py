@@ -17,6 +17,7 @@ from agent.cli.common import (
     sampling_from_args,
 )
 from agent.errors import UserError
+from agent.messages import Message, SystemMessage, UserMessage
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,9 +48,10 @@ def run(args: argparse.Namespace) -> int:
     if args.raw:
         prompt: str | list[dict] = prompt_text
     else:
-        prompt = [{"role": "user", "content": prompt_text}]
+        turns: list[Message] = [UserMessage(prompt_text)]
         if args.system:
-            prompt.insert(0, {"role": "system", "content": args.system})
+            turns.insert(0, SystemMessage(args.system))
+        prompt = [m.to_dict() for m in turns]
     result: GenerationResult | None = None
     for item in model.stream(prompt, max_tokens=args.max_tokens, sampling=sampling):
         if isinstance(item, TextChunk):
@@ -74,7 +76,7 @@ def _generate_remote(args: argparse.Namespace, prompt_text: str) -> int:
     model = load_engine(args)
     request = StepRequest(
         system=args.system or "",
-        messages=[{"role": "user", "content": prompt_text}],
+        messages=[UserMessage(prompt_text)],
         sampling=sampling_from_args(args, model),
     )
 

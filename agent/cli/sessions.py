@@ -68,7 +68,7 @@ def _turn_dict(t: TurnInfo) -> dict:
         "turn": t.turn,
         "status": t.status,
         "stopped_by": t.stopped_by,
-        "messages": [{"role": m.role, "content": m.content, "meta": m.meta} for m in t.messages],
+        "messages": [m.message.to_dict() | {"meta": m.meta} for m in t.messages],
     }
 
 

@@ -16,12 +16,13 @@ Nothing above this seam imports MLX.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
 from agent.constrained.defaults import DEFAULT_MAX_PARALLEL_CALLS
+from agent.messages import AssistantMessage, Message, as_messages
 from agent.model_info import ModelInfo
 from agent.sampling import SamplingParams
 from agent.stats import GenerationStats
@@ -40,14 +41,15 @@ GrammarKind = str
 class StepRequest:
     """One assistant step to produce.
 
-    `messages` is the conversation so far (role/content dicts; assistant turns may carry
-    `tool_calls`, tool turns `tool_call_id` and `name`, in OpenAI's shape). `call_schema`
+    `messages` is the conversation so far, typed (agent.messages); OpenAI-style dicts
+    are accepted too and checked into typed messages here, once, so an engine only ever
+    sees typed ones. `call_schema`
     is the JSON Schema of one call `{"name", "arguments"}` the grammar allows (the agent
     loop builds it from its registry); `answer` the constrained final answer, if any.
     """
 
     system: str
-    messages: list[dict[str, Any]]
+    messages: Sequence[Message]
     sampling: SamplingParams
     tools: list[dict[str, Any]] = field(default_factory=list)
     tool_choice: ChoiceMode = "none"
@@ -64,6 +66,10 @@ class StepRequest:
     # Refuse the token that would repeat a cycle inside a constrained value
     # (agent.constrained.loop_guard); engines without grammars ignore it.
     loop_guard: bool = False
+
+    def __post_init__(self) -> None:
+        # A frozen dataclass normalizing its own field (callers may pass a list, or dicts).
+        object.__setattr__(self, "messages", tuple(as_messages(self.messages)))
 
 
 @dataclass
@@ -99,7 +105,8 @@ class StepResult:
     calls: list[ParsedCall]
     stats: GenerationStats
     answer_text: str | None = None
-    assistant_message: dict[str, Any] = field(default_factory=dict)
+    # The turn to append to the conversation (None: `raw` as an assistant message).
+    assistant_message: AssistantMessage | None = None
 
 
 StepEvent = TextPiece | StepResult

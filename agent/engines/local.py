@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -33,6 +33,7 @@ from agent.engines.base import (
     TextPiece,
     closing_stream,
 )
+from agent.messages import AssistantMessage, Message
 from agent.model_info import ModelInfo
 from agent.model_thread import stream_on_model_thread
 from agent.output_split import OutputSplitter
@@ -190,7 +191,7 @@ class LocalChatModel:
             calls=calls,
             stats=result.stats,
             answer_text=result.text.strip() if answered else None,
-            assistant_message={"role": "assistant", "content": result.text},
+            assistant_message=AssistantMessage(result.text),
         )
 
     # ------------------------------------------------------------------ plans
@@ -268,38 +269,20 @@ def _pieces(segments: Any, visible: list[str]) -> list[TextPiece]:
     return pieces
 
 
-def _template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The conversation as the chat template should see it.
+def _template_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """The conversation as the chat template sees it: each turn's role and text.
 
     An assistant turn produced here is stored verbatim (call blocks included) and is
-    rendered as it is; one that came from elsewhere with OpenAI-style `tool_calls` gets
-    them written as an LFM2 call block, so the model sees its calls either way.
+    rendered as it is; one that came from elsewhere with typed `tool_calls` gets them
+    written as an LFM2 call block, so the model sees its calls either way. A tool turn
+    is its text: the template matches results to calls by order, not by id.
     """
     out = []
     for message in messages:
-        if message.get("role") == "assistant" and message.get("tool_calls"):
-            content = message.get("content") or ""
-            if CALL_START not in content:
-                calls = [
-                    {
-                        "name": c["function"]["name"],
-                        "arguments": _arguments(c["function"].get("arguments")),
-                    }
-                    for c in message["tool_calls"]
-                ]
-                content += f"{CALL_START}{json.dumps(calls, ensure_ascii=False)}{CALL_END}"
-            out.append({"role": "assistant", "content": content})
-        elif message.get("role") == "tool":
-            out.append({"role": "tool", "content": message.get("content", "")})
-        else:
-            out.append({"role": message["role"], "content": message.get("content") or ""})
+        content = message.content
+        calls = message.tool_calls if isinstance(message, AssistantMessage) else ()
+        if calls and CALL_START not in content:
+            block = [{"name": c.name, "arguments": c.arguments} for c in calls]
+            content += f"{CALL_START}{json.dumps(block, ensure_ascii=False)}{CALL_END}"
+        out.append({"role": message.role, "content": content})
     return out
-
-
-def _arguments(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value

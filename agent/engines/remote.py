@@ -35,6 +35,7 @@ from agent.engines.base import PreparedStep, StepEvent, StepRequest, StepResult,
 from agent.errors import UserError
 from agent.limits import InputLimitError
 from agent.limits import loads as bounded_loads
+from agent.messages import AssistantMessage, Message, SystemMessage, ToolCall, ToolMessage
 from agent.model_info import ModelInfo
 from agent.sampling import SamplingParams
 from agent.stats import GenerationStats
@@ -262,16 +263,11 @@ class RemoteChatModel:
         )
         if stats.constrained:
             stats.grammar_engine = UNVERIFIED
-        message: dict[str, Any] = {"role": "assistant", "content": text or None}
-        if calls:
-            message["tool_calls"] = [
-                {
-                    "id": c.call_id,
-                    "type": "function",
-                    "function": {"name": c.name, "arguments": raw.arguments},
-                }
-                for c, (_, raw) in zip(calls, sorted(reply.calls.items()), strict=True)
-            ]
+        # A call whose arguments were broken keeps its id with no arguments: the tool
+        # turn that follows reports the error against that id.
+        message = AssistantMessage(
+            text, tuple(ToolCall(c.call_id or "", c.name, c.arguments) for c in calls)
+        )
         return StepResult(
             raw=text,
             text=text.strip(),
@@ -355,38 +351,37 @@ def _wire_messages(request: StepRequest) -> list[dict[str, Any]]:
     `tool_calls`, so a session can move between engines)."""
     out: list[dict[str, Any]] = []
     if request.system:
-        out.append({"role": "system", "content": request.system})
-    pending: list[str] = []
-    for message in request.messages:
-        role = message.get("role")
-        if role == "assistant":
-            content = message.get("content") or ""
-            calls = message.get("tool_calls")
-            if not calls and CALL_START in content:
-                parsed = parse_output(content, bare=False)
-                calls = [
-                    {
-                        "id": f"call_{len(out)}_{i}",
-                        "type": "function",
-                        "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
-                    }
-                    for i, c in enumerate(parsed.calls)
-                ]
-                content = parsed.text
-            wire: dict[str, Any] = {"role": "assistant", "content": content or None}
-            if calls:
-                wire["tool_calls"] = calls
-                pending = [c["id"] for c in calls]
-            out.append(wire)
-        elif role == "tool":
-            call_id = message.get("tool_call_id") or (pending.pop(0) if pending else "call_0")
-            if call_id in pending:
-                pending.remove(call_id)
-            out.append({"role": "tool", "tool_call_id": call_id,
-                        "content": message.get("content", "")})  # fmt: skip
-        else:
-            out.append({"role": role, "content": message.get("content", "")})
+        out.append(SystemMessage(request.system).to_dict())
+    messages = list(request.messages)
+    for index, message in enumerate(messages):
+        if (
+            isinstance(message, AssistantMessage)
+            and not message.tool_calls
+            and CALL_START in message.content
+        ):
+            parsed = parse_output(message.content, bare=False)
+            # The tool turns that follow answer these calls in order: theirs are the ids.
+            ids = [m.tool_call_id for m in _results_after(messages, index)]
+            calls = tuple(
+                ToolCall(ids[i] if i < len(ids) else f"call_{len(out)}_{i}", c.name, c.arguments)
+                for i, c in enumerate(parsed.calls)
+            )
+            message = AssistantMessage(parsed.text, calls)
+        wire = message.to_dict()
+        if isinstance(message, ToolMessage):  # what OpenAI's API defines for a result
+            wire = {k: wire[k] for k in ("role", "tool_call_id", "content")}
+        out.append(wire)
     return out
+
+
+def _results_after(messages: list[Message], index: int) -> list[ToolMessage]:
+    """The tool turns right after `messages[index]`."""
+    results = []
+    for message in messages[index + 1 :]:
+        if not isinstance(message, ToolMessage):
+            break
+        results.append(message)
+    return results
 
 
 @functools.cache

@@ -24,6 +24,7 @@ from typing import Any
 
 from agent.engines.base import PreparedStep, StepEvent, StepRequest, StepResult, TextPiece
 from agent.errors import UserError
+from agent.messages import AssistantMessage, ToolCall
 from agent.model_info import ModelInfo
 from agent.sampling import SamplingParams
 from agent.stats import GenerationStats
@@ -72,7 +73,7 @@ class ScriptedModel:
 
     def prepare(self, request: StepRequest) -> PreparedStep:
         self.requests.append(request)
-        size = len(request.system) + sum(len(str(m.get("content", ""))) for m in request.messages)
+        size = len(request.system) + sum(len(m.content) for m in request.messages)
         return PreparedStep(request, prompt_tokens=max(1, size // 4), min_tokens=1)
 
     @property
@@ -120,17 +121,10 @@ class ScriptedModel:
         if reply.answer is not None and step.request.answer is not None:
             answer_text = json.dumps(reply.answer, ensure_ascii=False)
         visible = "".join(text)
-        tool_calls = [
-            {
-                "id": c.call_id,
-                "type": "function",
-                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
-            }
-            for c in calls
-        ]
-        message: dict[str, Any] = {"role": "assistant", "content": answer_text or visible}
-        if tool_calls:
-            message["tool_calls"] = tool_calls
+        message = AssistantMessage(
+            answer_text or visible,
+            tuple(ToolCall(c.call_id or "", c.name, c.arguments) for c in calls),
+        )
         total = time.perf_counter() - t0
         stats = GenerationStats(
             prompt_tokens=step.prompt_tokens,

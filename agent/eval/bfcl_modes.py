@@ -27,6 +27,7 @@ from agent.constrained.defaults import LOOSE_JSON_WHITESPACE
 from agent.eval.bfcl_data import BfclCase
 from agent.eval.bfcl_parse import parse_bfcl_calls
 from agent.eval.bfcl_prompts import baseline_prompt, bfcl_prompt, split_system
+from agent.messages import as_messages
 
 if TYPE_CHECKING:
     from agent.engines.base import ChatModel, ChoiceMode, StepRequest, StepResult
@@ -116,7 +117,7 @@ def build_request(
         choice: ChoiceMode = "auto" if no_call or mode == "free" else "required"
         request = StepRequest(
             system=system_prompt(own.system, json_calls=True),
-            messages=own.messages,
+            messages=as_messages(own.messages),
             sampling=sampling,
             tools=registry.openai_tools(),
             tool_choice=choice,
@@ -127,14 +128,14 @@ def build_request(
         return ModeRequest(mode, request, "calls")
     if mode == "free":
         prompt = bfcl_prompt(case)
-        request = StepRequest(prompt.system or "", prompt.messages, sampling)
+        request = StepRequest(prompt.system or "", as_messages(prompt.messages), sampling)
         return ModeRequest(mode, request, "bfcl")
     if mode == "baseline":
         prompt = baseline_prompt(case, many_calls(case))
         answer = None if no_call else baseline_answer(case)
         request = StepRequest(
             prompt.system or "",
-            prompt.messages,
+            as_messages(prompt.messages),
             sampling,
             answer=answer,
             whitespace=BASELINE_WHITESPACE,

@@ -345,7 +345,7 @@ async def _completion(
             provider=engine.provider,
             max_tokens=max_tokens,
             temperature=plan.step.sampling.temperature,
-            messages=plan.conversation,
+            messages=plan.messages,
             arrived_ns=arrived_ns,
         )
         generation = Generation.start(engine, state.scheduler, state.memory, plan, prepared,

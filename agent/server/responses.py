@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.messages import ToolCall
 from agent.stats import GenerationStats
 from agent.tool_parser import ParsedCall
 
@@ -61,15 +62,11 @@ def finish_reason(stats: GenerationStats, called: bool) -> str:
 
 
 def tool_calls(calls: list[ParsedCall]) -> list[dict[str, Any]]:
+    """The calls in OpenAI's shape (the one serializer of agent.messages)."""
     return [
-        {
-            "id": call.call_id or f"call_{uuid.uuid4().hex[:24]}",
-            "type": "function",
-            "function": {
-                "name": call.name,
-                "arguments": json.dumps(call.arguments, ensure_ascii=False),
-            },
-        }
+        ToolCall(
+            call.call_id or f"call_{uuid.uuid4().hex[:24]}", call.name, call.arguments
+        ).to_dict()
         for call in calls
     ]
 

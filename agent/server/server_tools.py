@@ -61,7 +61,7 @@ async def run_with_server_tools(
         messages.append(message)
         results = await tools.execute_many([ToolCall.from_openai(c) for c in calls], approve)
         for c, result in zip(calls, results, strict=True):
-            messages.append(result.to_message())
+            messages.append(result.to_message().to_dict())
             ran.append({
                 "id": c["id"],
                 "name": c["function"]["name"],

@@ -19,6 +19,8 @@ from agent.engines.base import DEFAULT_MAX_PARALLEL_CALLS, StepRequest
 from agent.errors import UserError
 from agent.limits import InputLimitError
 from agent.limits import loads as bounded_loads
+from agent.messages import Message as ChatMessage
+from agent.messages import MessageError, SystemMessage, message_from_dict
 from agent.prompting import ANSWER_FORMAT_INSTRUCTION, JSON_CALLS_INSTRUCTION
 from agent.sampling import SamplingParams
 from agent.server.errors import bad_request
@@ -39,6 +41,7 @@ class ChatPlan:
 
     step: StepRequest
     conversation: list[dict[str, Any]]  # the messages as the client sent them
+    messages: tuple[ChatMessage, ...]  # the same, typed (what a trace records)
     max_tokens: int | None
     stops: tuple[str, ...]
     parallel_calls: bool
@@ -56,10 +59,11 @@ def plan_chat(
     """The plan of `request` (`raw_tools`: its tools exactly as sent, for the prompt).
     Raises a 400 `APIError` for anything the model cannot be asked."""
     conversation = [_message(m, i) for i, m in enumerate(request.messages)]
-    restored = memory.restore(conversation)
+    typed = tuple(_typed(m, i) for i, m in enumerate(conversation))
+    restored = [_typed(m, i) for i, m in enumerate(memory.restore(conversation))]
     system = ""
-    if restored and restored[0]["role"] == "system":
-        system, restored = restored[0]["content"], restored[1:]
+    if restored and isinstance(restored[0], SystemMessage):
+        system, restored = restored[0].content, restored[1:]
     if not restored:
         raise bad_request("the conversation has no message after the system prompt", "messages")
 
@@ -80,6 +84,7 @@ def plan_chat(
     return ChatPlan(
         step=step,
         conversation=conversation,
+        messages=typed,
         max_tokens=request.token_limit(),
         stops=request.stop_sequences(),
         parallel_calls=request.parallel_tool_calls,
@@ -113,6 +118,15 @@ def _message(message: Message, index: int) -> dict[str, Any]:
         if message.name:
             out["name"] = message.name
     return out
+
+
+def _typed(message: dict[str, Any], index: int) -> ChatMessage:
+    """The typed message (agent.messages) the engine renders; a 400 naming it if the
+    client's is not a valid one."""
+    try:
+        return message_from_dict(message, f"message {index}")
+    except MessageError as exc:
+        raise bad_request(str(exc), f"messages.{index}") from None
 
 
 def _tool_choice(

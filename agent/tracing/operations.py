@@ -14,8 +14,10 @@ from typing import Any
 
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from agent.messages import AssistantMessage, UserMessage
 from agent.stats import GenerationStats
 from agent.tracing import Tracing
+from agent.tracing.content import genai_json
 from agent.tracing.metrics import GenAIMetrics
 from agent.tracing.run_spans import chat_stats_attrs
 
@@ -80,10 +82,11 @@ class ExtractRecord:
         provider = stats.engine or self._provider
         self._span.set_attributes(chat_stats_attrs(stats, provider))
         if self._tracing.content:
-            output = json.dumps(value, ensure_ascii=False, default=str)
-            parts = [{"type": "text", "content": output}]
-            message = {"role": "assistant", "parts": parts, "finish_reason": stats.finish_reason}
-            self._span.set_attribute("gen_ai.output.messages", json.dumps([message]))
+            output = AssistantMessage(json.dumps(value, ensure_ascii=False, default=str))
+            finish = stats.finish_reason
+            self._span.set_attribute(
+                "gen_ai.output.messages", genai_json([output], finish_reason=finish)
+            )
         duration = time.perf_counter() - self._started
         GenAIMetrics(self._tracing.meter()).record_chat(stats, provider, self._model, duration)
 
@@ -111,7 +114,6 @@ def extract_span(
     }
     content = tracing.content
     if content:
-        user = {"role": "user", "parts": [{"type": "text", "content": text}]}
-        attributes["gen_ai.input.messages"] = json.dumps([user], ensure_ascii=False)
+        attributes["gen_ai.input.messages"] = genai_json([UserMessage(text)])
     with _span(tracing, f"extract {model}", SpanKind.CLIENT, attributes) as span:
         yield ExtractRecord(span, tracing, model, provider)

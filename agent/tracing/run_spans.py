@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -37,8 +37,10 @@ from agent.events import (
     ToolCallEvent,
     ToolResultEvent,
 )
+from agent.messages import AssistantMessage, Message, ToolCall, ToolMessage, UserMessage
 from agent.stats import GenerationStats
 from agent.tracing import Tracing
+from agent.tracing.content import genai_json
 from agent.tracing.metrics import GenAIMetrics
 
 ERROR_STOP = "error"  # agent.guards.ERROR
@@ -75,8 +77,7 @@ class _RunState:
     next_step_ns: int = 0
     text: list[str] = field(default_factory=list)
     tools: dict[str, _Tool] = field(default_factory=dict)
-    conversation: list[dict[str, Any]] = field(default_factory=list)
-    step_calls: list[dict[str, Any]] = field(default_factory=list)
+    conversation: list[Message] = field(default_factory=list)
 
 
 async def trace_run(
@@ -145,9 +146,9 @@ class _RunTracer:
         if self.content:
             if info.system:
                 root.set_attribute("gen_ai.system_instructions", _parts_json(info.system))
-            user = {"role": "user", "parts": [{"type": "text", "content": info.prompt}]}
+            user = UserMessage(info.prompt)
             self.state.conversation.append(user)
-            root.set_attribute("gen_ai.input.messages", json.dumps([user], ensure_ascii=False))
+            root.set_attribute("gen_ai.input.messages", genai_json([user]))
 
     # ------------------------------------------------------------ events
     def on(self, event: Event) -> None:
@@ -214,7 +215,7 @@ class _RunTracer:
         if info.seed is not None:
             attributes["gen_ai.request.seed"] = info.seed
         if self.content:
-            attributes["gen_ai.input.messages"] = json.dumps(state.conversation, ensure_ascii=False)
+            attributes["gen_ai.input.messages"] = genai_json(state.conversation)
         state.chat_start_ns = state.next_step_ns
         state.chat = self.tracer.start_span(
             f"chat {info.model}",
@@ -232,15 +233,10 @@ class _RunTracer:
         provider = stats.engine or self.info.provider
         span.set_attributes(chat_stats_attrs(stats, provider))
         if self.content:
-            output = {
-                "role": "assistant",
-                "parts": self._output_parts(),
-                "finish_reason": stats.finish_reason,
-            }
-            span.set_attribute("gen_ai.output.messages", json.dumps([output], ensure_ascii=False))
-            self.state.conversation.append(
-                {k: v for k, v in output.items() if k != "finish_reason"}
-            )
+            output = AssistantMessage("".join(self.state.text).strip())
+            finish = stats.finish_reason
+            span.set_attribute("gen_ai.output.messages", genai_json([output], finish_reason=finish))
+            self.state.conversation.append(output)
         end_ns = time.time_ns()
         span.end(end_time=end_ns)
         self.state.chat = None
@@ -248,10 +244,6 @@ class _RunTracer:
         self.metrics.record_chat(
             stats, provider, self.info.model, (end_ns - self.state.chat_start_ns) / 1e9
         )
-
-    def _output_parts(self) -> list[dict[str, Any]]:
-        text = "".join(self.state.text).strip()
-        return [{"type": "text", "content": text}] if text else []
 
     # ------------------------------------------------------------ tools
     def _start_tool(self, event: ToolCallEvent) -> None:
@@ -266,9 +258,7 @@ class _RunTracer:
         if self.content:
             arguments = json.dumps(event.arguments, ensure_ascii=False, default=str)
             attributes["gen_ai.tool.call.arguments"] = arguments
-            part = {"type": "tool_call", "id": event.call_id, "name": event.name,
-                    "arguments": event.arguments}  # fmt: skip
-            self._append_call_part(part)
+            self._add_call(ToolCall(event.call_id, event.name, event.arguments))
         span = self.tracer.start_span(
             f"execute_tool {event.name}",
             context=self.parent,
@@ -278,10 +268,12 @@ class _RunTracer:
         )
         self.state.tools[event.call_id] = _Tool(span, start)
 
-    def _append_call_part(self, part: dict[str, Any]) -> None:
+    def _add_call(self, call: ToolCall) -> None:
+        """The step's calls are reported after its output: they join its message."""
         conversation = self.state.conversation
-        if conversation and conversation[-1]["role"] == "assistant":
-            conversation[-1]["parts"].append(part)
+        if conversation and isinstance(conversation[-1], AssistantMessage):
+            last = conversation[-1]
+            conversation[-1] = replace(last, tool_calls=(*last.tool_calls, call))
 
     def _end_tool(self, event: ToolResultEvent) -> None:
         tool = self.state.tools.pop(event.call_id, None)
@@ -292,9 +284,8 @@ class _RunTracer:
         if self.content:
             span.set_attribute("gen_ai.tool.call.result", event.content)
             self.state.conversation.append(
-                {"role": "tool", "parts": [{"type": "tool_call_response", "id": event.call_id,
-                                            "response": event.content}]}
-            )  # fmt: skip
+                ToolMessage(event.call_id, event.content, event.name, event.error)
+            )
         if event.error is not None:
             span.set_attribute("error.type", tool_error_type(event.error))
             span.set_status(Status(StatusCode.ERROR, event.error))
@@ -327,8 +318,9 @@ class _RunTracer:
         if event.reason:
             root.set_attribute("edge_agent.run.stop_message", event.reason)
         if self.content:
-            output = {"role": "assistant", "parts": [{"type": "text", "content": event.content}]}
-            root.set_attribute("gen_ai.output.messages", json.dumps([output], ensure_ascii=False))
+            root.set_attribute(
+                "gen_ai.output.messages", genai_json([AssistantMessage(event.content)])
+            )
         if event.stopped_by == ERROR_STOP:
             root.set_attribute("error.type", "run_error")
             root.set_status(Status(StatusCode.ERROR, event.reason or "the run failed"))

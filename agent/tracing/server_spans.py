@@ -7,16 +7,17 @@ call: one trace from the script to the model's token rates.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import propagate
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from agent.messages import AssistantMessage, Message
 from agent.stats import GenerationStats
 from agent.tracing import Tracing
+from agent.tracing.content import genai_json
 from agent.tracing.metrics import GenAIMetrics
 from agent.tracing.run_spans import chat_stats_attrs
 
@@ -34,7 +35,7 @@ class CompletionSpan:
         provider: str,
         max_tokens: int,
         temperature: float,
-        messages: list[dict[str, Any]],
+        messages: Sequence[Message],
         arrived_ns: int,
     ) -> None:
         self.tracing = tracing
@@ -49,9 +50,7 @@ class CompletionSpan:
             "gen_ai.request.temperature": temperature,
         }
         if tracing.content:
-            attributes["gen_ai.input.messages"] = json.dumps(
-                messages, ensure_ascii=False, default=str
-            )
+            attributes["gen_ai.input.messages"] = genai_json(messages)
         self.span: Span = tracing.tracer().start_span(
             f"chat {model}",
             context=propagate.extract(dict(headers)),
@@ -75,8 +74,7 @@ class CompletionSpan:
         if stats is not None:
             span.set_attributes(chat_stats_attrs(stats, stats.engine or self.provider))
         if self.tracing.content and content is not None:
-            output = {"role": "assistant", "parts": [{"type": "text", "content": content}]}
-            span.set_attribute("gen_ai.output.messages", json.dumps([output], ensure_ascii=False))
+            span.set_attribute("gen_ai.output.messages", genai_json([AssistantMessage(content)]))
         if error is not None:
             span.set_attribute("error.type", type(error).__qualname__)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))

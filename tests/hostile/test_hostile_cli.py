@@ -21,6 +21,7 @@ import pytest
 
 from agent.cli.common import finite_float
 from agent.cli.main import build_parser
+from agent.messages import UserMessage
 
 MIB = 1024 * 1024
 
@@ -43,7 +44,7 @@ def unreadable_row(tmp: Path) -> None:
     store = SessionStore(tmp / "data" / "sessions.sqlite3")
     session = store.create("s1")
     turn = session.begin_turn()
-    session.add_message(turn, "user", "hi")
+    session.add_message(turn, UserMessage("hi"))
     session.end_turn(turn, None)
     store.close()
     with sqlite3.connect(tmp / "data" / "sessions.sqlite3") as db:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import UserError
+from agent.messages import AssistantMessage, UserMessage
 from agent.retriever import store as store_module
 from agent.retriever.errors import IndexCorruptError, IndexFullError, IndexReadOnlyError
 from agent.retriever.index import open_index
@@ -48,8 +49,8 @@ def _session_with_bad_row(tmp_path: Path) -> tuple[SessionStore, str]:
     store = SessionStore(tmp_path / "s.sqlite3")
     session = store.create("broken", model="tiny")
     turn = session.begin_turn()
-    session.add_message(turn, "user", "hello")
-    session.add_message(turn, "assistant", "hi")
+    session.add_message(turn, UserMessage("hello"))
+    session.add_message(turn, AssistantMessage("hi"))
     session.end_turn(turn, None)
     with sqlite3.connect(store.path) as db:
         db.execute("UPDATE messages SET meta = '{not json' WHERE seq = 2")
@@ -76,7 +77,7 @@ def test_repair_drops_only_the_unreadable_rows(tmp_path):
             "'{}', 0)"
         )
     assert store.repair(sid) == ("broken", 2)
-    assert store.open(sid).history() == [{"role": "user", "content": "hello"}]
+    assert store.open(sid).history() == [UserMessage("hello")]
 
 
 def test_history_over_the_limit_drops_the_oldest_turns_and_says_so(tmp_path):
@@ -84,10 +85,10 @@ def test_history_over_the_limit_drops_the_oldest_turns_and_says_so(tmp_path):
     session = store.create("long")
     for text in ("a" * 600, "b" * 300, "c" * 300):
         turn = session.begin_turn()
-        session.add_message(turn, "user", text)
+        session.add_message(turn, UserMessage(text))
         session.end_turn(turn, None)
     history = session.history(max_bytes=700)
-    assert [m["content"][0] for m in history] == ["b", "c"]
+    assert [m.content[0] for m in history] == ["b", "c"]
     assert (session.dropped_turns, session.dropped_bytes) == (1, 600)
     assert session.history_note() == (
         "session long: the 1 oldest turn(s) (600 bytes) were left out of the conversation, "
