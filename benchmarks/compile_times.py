@@ -61,6 +61,7 @@ def main() -> None:
 
     rows: list[str] = []
     everything: list[float] = []
+    slowest: list[tuple[float, str, str, str]] = []  # (ms, subset, id, route)
     refused = 0
     t_start = time.time()
     for subset in SUBSETS:
@@ -74,11 +75,12 @@ def main() -> None:
             clear_check_cache()
             t0 = time.perf_counter()
             try:
-                compile_output_type(model, row["schema"], compile_timeout=args.timeout)
+                compiled = compile_output_type(model, row["schema"], compile_timeout=args.timeout)
             except UserError:
                 refused += 1
                 continue
             times.append((time.perf_counter() - t0) * 1000)
+            slowest = sorted([*slowest, (times[-1], subset, row["id"], compiled.route)])[-10:]
         everything += times
         rows.append(_row(subset, times))
         print(f"  {subset}: {len(times)} compiled, {time.time() - t_start:.0f} s", file=sys.stderr)
@@ -91,6 +93,9 @@ def main() -> None:
     print("| subset | compiled | p50 ms | p90 ms | p99 ms | max ms |")
     print("|---|---:|---:|---:|---:|---:|")
     print("\n".join([*rows, _row("all", everything)]))
+    print("\nThe ten slowest:\n\n| subset | schema | route | ms |\n|---|---|---|---:|")
+    for ms, subset, schema_id, route in reversed(slowest):
+        print(f"| {subset} | {schema_id} | {route} | {ms:.0f} |")
 
 
 def _row(name: str, times: list[float]) -> str:
