@@ -107,6 +107,19 @@ class _HintSearch:
     too_deep: bool = False  # the search nested past `_MAX_NESTING`
 
 
+def _nested(
+    start: JsonLexState | None, lex: JsonLexState | None, data: bytes, search: _HintSearch
+) -> JsonLexState | None:
+    """`lex` after `data`; marks the search too deep when it nests `_MAX_NESTING`
+    containers past `start`."""
+    if lex is None or start is None:
+        return None
+    lex = lex.after(data)
+    if len(lex.stack) > len(start.stack) + _MAX_NESTING:
+        search.too_deep = True
+    return lex
+
+
 class Planner:
     """Finds plans over one tokenizer's single-byte tokens."""
 
@@ -188,11 +201,9 @@ class Planner:
                     search.error = probe.get_error() if probe.is_error() else ""
                     return None
                 out += forced
-                if lex is not None:
-                    lex = lex.after(forced)
-                    if lex0 is not None and len(lex.stack) > len(lex0.stack) + _MAX_NESTING:
-                        search.too_deep = True
-                        return None
+                lex = _nested(lex0, lex, forced, search)
+                if search.too_deep:
+                    return None
                 last, run, rounds, stretch = -1, 0, 0, 0
                 demoted.clear()  # a new stretch: demotions were about the last one
                 continue
@@ -207,11 +218,9 @@ class Planner:
                 demoted.clear()
             data = self.tokenizer.decode_bytes([chosen])
             out += data
-            if lex is not None:
-                lex = lex.after(data)
-                if lex0 is not None and len(lex.stack) > len(lex0.stack) + _MAX_NESTING:
-                    search.too_deep = True
-                    return None
+            lex = _nested(lex0, lex, data, search)
+            if search.too_deep:
+                return None
             stretch += 1
             run = run + 1 if chosen == last else 1
             last = chosen
