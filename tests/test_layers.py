@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "runtime",
         (
             "agent.runtime",
+            "agent.batch_runtime",
             "agent.token_runtime",
             "agent.sampling",
             "agent.np_sampling",
@@ -48,7 +49,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         "constrained output",
-        ("agent.constrained", "agent.structured", "agent.call_constraint", "agent.tool_parser"),
+        (
+            "agent.constrained",
+            "agent.structured",
+            "agent.structured_batch",
+            "agent.call_constraint",
+            "agent.tool_parser",
+        ),
     ),
     ("tools", ("tools",)),
     (
