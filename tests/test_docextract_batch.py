@@ -98,7 +98,7 @@ def test_a_second_pass_in_a_batch_stays_valid(fresh_tiny):
                                 chunk_tokens=48, overlap=8, max_tokens=120, sampling=HOT,
                                 batch_size=4))  # fmt: skip
     assert [r.source for r in results] == [d.name for d in docs]
-    for result, doc in zip(results, docs, strict=True):
+    for result in results:
         assert result.error is None, result.error
         validate(ITEMS_SCHEMA, result.value)
         assert_grounded(result, ITEMS_SCHEMA)
@@ -223,9 +223,7 @@ def test_cli_batch_writes_the_lines_of_one_at_a_time_and_resumes(tmp_path):
     lines = many.read_text("utf-8").splitlines()
     assert lines == one.read_text("utf-8").splitlines()
     records = [json.loads(line) for line in lines]
-    assert [Path(r["source"]).name for r in records] == [f"n{i}.txt" for i in range(4)] + [
-        "n9.pdf"
-    ]
+    assert [Path(r["source"]).name for r in records] == [f"n{i}.txt" for i in range(4)] + ["n9.pdf"]
     for record in records[:4]:
         validate(ITEMS_SCHEMA, record["value"])
     # A rerun after a kill: two lines kept, one cut off; the rest is done again, batched.
