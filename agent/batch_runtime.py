@@ -203,17 +203,23 @@ class BatchDecoder:
                 return
 
     def _forward(self) -> None:
-        """Feed every row's pending tokens in one pass (right-padded when their counts
-        differ) and keep each row's logits after its last token."""
+        """Feed the rows' pending tokens in one pass and keep each row's logits after
+        its last token.
+
+        Rows feeding different numbers of tokens are right-padded, and padding costs
+        as much as real tokens on a CPU. So a pass is only as long as keeps at least
+        half of its positions real (`fed_length`); a row with a longer forced run
+        feeds the rest in the next passes, without sampling in between.
+        """
         assert self._cache is not None
         rows = self._rows
-        lengths = [len(row.pending) for row in rows]
-        longest = max(lengths)
-        inputs = mx.array([row.pending + [PAD_TOKEN] * (longest - len(row.pending))
-                           for row in rows])  # fmt: skip
-        padded = longest > 1 and min(lengths) < longest
+        length = fed_length([len(row.pending) for row in rows])
+        fed = [row.pending[:length] for row in rows]
+        lengths = [len(tokens) for tokens in fed]
+        inputs = mx.array([tokens + [PAD_TOKEN] * (length - len(tokens)) for tokens in fed])
+        padded = min(lengths) < length
         if padded:
-            padding = [longest - n for n in lengths]
+            padding = [length - n for n in lengths]
             for cache in self._cache:
                 cache.prepare(lengths=lengths, right_padding=padding)
         out = self.model.module(inputs, cache=self._cache)
@@ -226,8 +232,9 @@ class BatchDecoder:
         logits = logits.astype(mx.float32)
         mx.async_eval(logits)  # the next masks are computed while this runs
         for index, row in enumerate(rows):
-            row.logits = logits[index : index + 1]
-            row.pending = []
+            row.pending = row.pending[lengths[index] :]
+            # Logits count only after the row's whole run is in.
+            row.logits = None if row.pending else logits[index : index + 1]
             row.run.forward_passes += 1
 
     def _drop_finished(self) -> None:
@@ -273,4 +280,14 @@ class BatchDecoder:
         self._finished.append(BatchOutcome(row.key, GenerationResult(text, generated, stats)))
 
 
-__all__ = ["BatchDecoder", "BatchOutcome", "supports_batching"]
+def fed_length(pending: list[int]) -> int:
+    """The longest pass (tokens per row) in which at least half the positions are
+    real tokens rather than padding."""
+    rows = len(pending)
+    for length in sorted(set(pending), reverse=True):
+        if sum(min(n, length) for n in pending) * 2 >= rows * length:
+            return length
+    return 1
+
+
+__all__ = ["BatchDecoder", "BatchOutcome", "fed_length", "supports_batching"]

@@ -245,3 +245,12 @@ def test_bad_batch_sizes_exit_2_with_one_line(capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "expected a number >= 1, got 0" in err and len(err.splitlines()) == 1, err
+
+
+def test_a_pass_is_as_long_as_keeps_half_its_positions_real():
+    from agent.batch_runtime import fed_length
+
+    assert fed_length([1, 1, 1]) == 1
+    assert fed_length([3, 3, 1]) == 3  # 7 of 9 positions real
+    assert fed_length([1, 1, 1, 12]) == 1  # the long run goes in over several passes
+    assert fed_length([5, 2, 1, 1]) == 2  # 5 would be 9 of 20; 2 is 6 of 8
