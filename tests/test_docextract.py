@@ -403,7 +403,8 @@ def test_batch_example_quotes_every_name_from_its_document(tmp_path):
     example = Path(__file__).parents[1] / "examples" / "extract_batch.py"
     page = tmp_path / "page.html"
     proc = subprocess.run(
-        [sys.executable, str(example), "--grounded", "--html", str(page), "--max-tokens", "96"],
+        [sys.executable, str(example), "--grounded", "--html", str(page), "--max-tokens", "96",
+         "--batch", "3"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
