@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grounded", action="store_true")
     parser.add_argument("--html", type=Path, default=None)
     parser.add_argument("--max-tokens", type=int, default=200)
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args(argv)
 
     try:

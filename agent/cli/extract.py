@@ -34,7 +34,7 @@ from agent.errors import UserError
 # machinery for `--help` (tests/test_cli_help.py checks that the two agree).
 COMPILE_TIMEOUT_S = 30.0
 # agent.docextract.batch.DEFAULT_BATCH_SIZE, for the same reason (and the same test).
-DEFAULT_BATCH = 4
+DEFAULT_BATCH = 8
 MAX_BATCH = 64  # each row holds a cache of its prompt: a bound on memory, not a tuning
 
 

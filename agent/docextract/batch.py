@@ -28,7 +28,7 @@ from agent.errors import UserError
 from agent.sampling import SamplingParams
 
 # Pieces decoded side by side on an MLX model (`extract --batch`); see BENCHMARKS.md.
-DEFAULT_BATCH_SIZE = 4
+DEFAULT_BATCH_SIZE = 8
 
 FOUND_SO_FAR = (
     "\n\n---\nAlready extracted from this text (keep what is right, add what is missing):\n"
