@@ -10,6 +10,10 @@ is masked out, and MLX's CPU kernels compute each row on its own).
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -231,6 +235,40 @@ def test_cli_batch_writes_the_lines_of_one_at_a_time_and_resumes(tmp_path):
     again = run_cli(*common, "--out", str(many), "--batch", "3")
     assert "resuming: 2 documents" in again.stderr
     assert many.read_text("utf-8").splitlines() == lines
+
+
+def test_ctrl_c_in_a_batch_keeps_the_finished_lines_and_writes_the_page(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(16):  # two batches' worth: Ctrl+C lands while rows are decoding
+        (folder / f"n{i:02d}.txt").write_text(f"Note {i}: Ann met Bo in Oslo on day {i}.", "utf-8")
+    out, page = tmp_path / "out.jsonl", tmp_path / "page.html"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli.main", "extract", "--schema", "contact", "--model",
+         "tiny", str(folder), "--out", str(out), "--html", str(page), "--max-tokens", "96",
+         "--batch", "4"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists() and out.read_text("utf-8").count("\n") >= 1:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    lines = out.read_text("utf-8").splitlines()
+    assert 1 <= len(lines) < 16
+    records = [json.loads(line) for line in lines]  # every kept line is whole
+    assert [Path(r["source"]).name for r in records] == [f"n{i:02d}.txt" for i in range(len(lines))]
+    for record in records:
+        validate(shipped_schema("contact"), record["value"])
+    assert page.read_text("utf-8").count("<section") == len(lines)
 
 
 def test_bad_batch_sizes_exit_2_with_one_line(capsys):

@@ -8,7 +8,9 @@ pieces again, telling the model what was found so far, so it can add what it mis
 
 The instruction and schema open every prompt, identically, so an engine whose cache
 can keep a prefix reuses it from one piece and document to the next (see
-BENCHMARKS.md for what that saves and where it does not apply).
+BENCHMARKS.md for what that saves and where it does not apply). On an MLX model the
+pieces of several documents decode side by side (`batched`, `batch_size`); this module
+takes them one at a time, for every other engine and for `batch_size=1`.
 """
 
 from __future__ import annotations
