@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -48,6 +49,7 @@ __all__ = [
     "Message",
     "Model",
     "ModelInfo",
+    "Prefill",
     "Prompt",
     "StreamItem",
     "TextChunk",
@@ -70,6 +72,19 @@ def apply_logit_bias(logits: mx.array, bias: mx.array) -> mx.array:
     """
     floor = mx.min(logits, axis=-1, keepdims=True) - FLOOR_MARGIN
     return mx.maximum(logits + bias, floor)
+
+
+@dataclass
+class Prefill:
+    """A prompt run through the model, ready for a batch to decode from it
+    (`agent.batch_runtime`): its tokens, how many came from the prompt cache, the cache
+    after them (the Model's own: a batch copies it) and the logits after the last."""
+
+    tokens: list[int]
+    cached: int
+    cache: list[Any]
+    logits: mx.array
+    seconds: float
 
 
 def _default_sampling(path: Path) -> SamplingParams:
@@ -234,6 +249,34 @@ class Model(TokenRuntime):
         self._checkpoint = None
         self._checkpoint_at = None
 
+    def prefill(self, prompt: Prompt) -> Prefill:
+        """Run `prompt` through the prompt cache (reusing what it shares with the last
+        prompt, as `stream` does) and stop before the first token is sampled.
+
+        Batched decoding (`agent.batch_runtime`) starts each row from here, so every row
+        gets the prompt cache's savings: the instruction and schema that open every
+        extraction prompt are prefilled once, not once per row.
+        """
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError("this Model is already generating; use one Model per thread")
+        try:
+            t0 = time.perf_counter()
+            tokens, prompt_text = self._prompt_tokens(prompt)
+            self._check_prompt(tokens)
+            state = self._state
+            state.history_text = None  # unknown until the prefill completes
+            cached = self._reuse_cache(tokens)
+            logits = self._feed(tokens[cached:])
+            assert state.cache is not None  # _reuse_cache made it
+            mx.eval(logits, [c.state for c in state.cache])
+            # The cache holds exactly the prompt: a next prompt extending it reuses it.
+            state.history_tokens = list(tokens)
+            state.history_text = prompt_text
+            return Prefill(tokens, cached, list(state.cache), logits,
+                           time.perf_counter() - t0)  # fmt: skip
+        finally:
+            self._lock.release()
+
     def _reuse_cache(self, tokens: list[int]) -> int:
         """Prepare the cache for `tokens`; return how many of them it already holds.
 
@@ -359,7 +402,7 @@ class Model(TokenRuntime):
             if constraint is not None:
                 t0 = time.perf_counter()
                 if not constraint.check(token, budget):
-                    token = _resample(logprobs, token, sampler, constraint, budget)
+                    token = resample(logprobs, token, sampler, constraint, budget)
                 constraint.advance(token)
                 run.constraint_s += time.perf_counter() - t0
             generated.append(token)
@@ -376,7 +419,7 @@ def _token_id(sample: mx.array) -> int:
     return int(cast(int, sample.item()))
 
 
-def _resample(
+def resample(
     logprobs: mx.array,
     token: int,
     sampler: Callable[[mx.array], mx.array],

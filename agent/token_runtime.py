@@ -274,6 +274,16 @@ class TokenRuntime:
             return state.history_tokens + self.encode_fragment(suffix), text
         return self.encode(text), text
 
+    def _check_prompt(self, tokens: list[int]) -> None:
+        """Refuse a prompt that is empty or leaves no room in the context."""
+        if not tokens:
+            raise UserError("the prompt is empty")
+        if len(tokens) >= self.context_length:
+            raise UserError(
+                f"the prompt has {len(tokens)} tokens but {self.name} has a context of "
+                f"{self.context_length}; shorten the prompt"
+            )
+
     # ------------------------------------------------------------- generation
     def generate(self, prompt: Prompt, **kwargs: Any) -> GenerationResult:
         """Run `stream` to the end and return its result."""
@@ -332,13 +342,7 @@ class TokenRuntime:
         """The text layer: token ids -> text, stop strings, statistics."""
         t_start = time.perf_counter()
         tokens, prompt_text = self._prompt_tokens(prompt)
-        if not tokens:
-            raise UserError("the prompt is empty")
-        if len(tokens) >= self.context_length:
-            raise UserError(
-                f"the prompt has {len(tokens)} tokens but {self.name} has a context of "
-                f"{self.context_length}; shorten the prompt"
-            )
+        self._check_prompt(tokens)
         self._begin(sampling)
         state = self._state
         state.history_text = None  # unknown until this call completes

@@ -1,11 +1,13 @@
 """Extract a contact from every document of a folder, each value with its place in the text.
 
     python examples/extract_batch.py [PATH ...] [--model tiny] [--grounded] [--html FILE]
+                                     [--batch N]
 
 PATH defaults to examples/documents (a text note, an HTML page and a Markdown file).
 Each result is printed with the characters each string value came from; with
 `--grounded` every plain string is a verbatim quote of its document, by grammar (so
 even the random-weight `tiny` model cannot invent one). `--html` writes the review page.
+`--batch N` decodes N documents side by side on an MLX model; results keep their order.
 """
 
 from __future__ import annotations
@@ -29,13 +31,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grounded", action="store_true")
     parser.add_argument("--html", type=Path, default=None)
     parser.add_argument("--max-tokens", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args(argv)
 
     try:
         model = load_model(args.model)
         pages = []
         for result in extract_many(
-            "contact", args.paths, model, grounded=args.grounded, max_tokens=args.max_tokens
+            "contact",
+            args.paths,
+            model,
+            grounded=args.grounded,
+            max_tokens=args.max_tokens,
+            batch_size=args.batch,
         ):
             print(f"== {result.source}")
             if result.error:

@@ -310,11 +310,16 @@ def test_review_page_in_a_headless_browser(fresh_tiny, tmp_path):
     assert marks.text["d2-s0"] == "abcd" and marks.text["d2-s2"] == "d"
 
 
+N_NOTES = 16
+
+
 def test_cli_resumes_after_a_kill(tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()
-    for i in range(5):
-        (folder / f"n{i}.txt").write_text(f"Note {i}: Ann met Bo in Oslo on day {i}.", "utf-8")
+    # More documents than a batch (8 by default): the first ones are written while the
+    # others still decode, so the kill lands between lines.
+    for i in range(N_NOTES):
+        (folder / f"n{i:02d}.txt").write_text(f"Note {i}: Ann met Bo in Oslo on day {i}.", "utf-8")
     out = tmp_path / "out.jsonl"
     args = ["extract", "--schema", items_json(tmp_path), "--model", "tiny", str(folder),
             "--out", str(out), "--max-tokens", "80"]  # fmt: skip
@@ -332,16 +337,16 @@ def test_cli_resumes_after_a_kill(tmp_path):
     finally:
         proc.wait(timeout=60)
     before = out.read_text("utf-8").splitlines()
-    assert 1 <= len(before) < 5
+    assert 1 <= len(before) < N_NOTES
     with out.open("a", encoding="utf-8") as f:
-        f.write('{"source": "' + str(folder / "n4.txt"))  # a line cut off by the kill
+        f.write('{"source": "' + str(folder / "n15.txt"))  # a line cut off by the kill
     again = run_cli(*args)
     assert again.returncode == 0, again.stderr
     assert f"resuming: {len(before)} documents" in again.stderr
     after = out.read_text("utf-8").splitlines()
     assert after[: len(before)] == before  # kept as they were, not done again
     assert sorted(Path(json.loads(line)["source"]).name for line in after) == [
-        f"n{i}.txt" for i in range(5)
+        f"n{i:02d}.txt" for i in range(N_NOTES)
     ]
 
 
@@ -403,7 +408,8 @@ def test_batch_example_quotes_every_name_from_its_document(tmp_path):
     example = Path(__file__).parents[1] / "examples" / "extract_batch.py"
     page = tmp_path / "page.html"
     proc = subprocess.run(
-        [sys.executable, str(example), "--grounded", "--html", str(page), "--max-tokens", "96"],
+        [sys.executable, str(example), "--grounded", "--html", str(page), "--max-tokens", "96",
+         "--batch", "3"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

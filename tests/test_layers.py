@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "agent.runtime",
             "agent.last_logits",
+            "agent.batch_runtime",
             "agent.token_runtime",
             "agent.sampling",
             "agent.np_sampling",
@@ -53,7 +54,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         "constrained output",
-        ("agent.constrained", "agent.structured", "agent.call_constraint", "agent.tool_parser"),
+        (
+            "agent.constrained",
+            "agent.structured",
+            "agent.structured_batch",
+            "agent.call_constraint",
+            "agent.tool_parser",
+        ),
     ),
     ("tools", ("tools",)),
     (

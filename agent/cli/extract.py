@@ -33,6 +33,9 @@ from agent.errors import UserError
 # agent.constrained.compile.DEFAULT_COMPILE_TIMEOUT, without importing the grammar
 # machinery for `--help` (tests/test_cli_help.py checks that the two agree).
 COMPILE_TIMEOUT_S = 30.0
+# agent.docextract.batch.DEFAULT_BATCH_SIZE, for the same reason (and the same test).
+DEFAULT_BATCH = 8
+MAX_BATCH = 64  # each row holds a cache of its prompt: a bound on memory, not a tuning
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -106,6 +109,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--overlap", type=int, default=None, help="tokens shared by adjacent parts (default N/8)"
     )
+    p.add_argument(
+        "--batch",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"decode N parts (of one document or several) at once on an MLX model "
+        f"(default {DEFAULT_BATCH}; 1: one at a time; at most {MAX_BATCH})",
+    )
     add_model_arg(p)
     p.add_argument(
         "--max-tokens",
@@ -135,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, tracing: Any) -> int:
     from agent.structured import resolve_schema_early
 
+    if args.batch is not None and args.batch > MAX_BATCH:
+        raise UserError(f"--batch must be at most {MAX_BATCH}, got {args.batch}")
     if args.compile_timeout <= 0:
         raise UserError(f"--compile-timeout must be positive, got {args.compile_timeout:g}")
     if args.text is not None and args.inputs:
@@ -257,6 +270,7 @@ def _single_document(args: argparse.Namespace, schema: object, text: str, model:
         max_tokens=args.max_tokens,
         sampling=sampling_from_args(args, model),  # type: ignore[arg-type]
         compile_timeout=args.compile_timeout,
+        batch_size=batch_size(args, model),
     )
     if result.error is not None:
         raise UserError(result.error)
@@ -269,6 +283,21 @@ def _single_document(args: argparse.Namespace, schema: object, text: str, model:
     if result.stats is not None:
         print(f"[{name_of_model}] {result.stats.summary()}", file=sys.stderr)
     return 0
+
+
+def batch_size(args: argparse.Namespace, model: object) -> int:
+    """--batch, or its default; a note when the engine takes pieces one at a time."""
+    from agent.engines.local import LocalChatModel
+
+    size = args.batch if args.batch is not None else DEFAULT_BATCH
+    mlx = isinstance(model, LocalChatModel) and model.model.engine == "mlx"
+    if size > 1 and not mlx and args.batch is not None:
+        name = getattr(model, "name", "this model")
+        print(
+            f"note: --batch applies to MLX models; {name} extracts one part at a time",
+            file=sys.stderr,
+        )
+    return size if mlx else 1
 
 
 def _output_type(args: argparse.Namespace) -> object:

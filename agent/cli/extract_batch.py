@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.cli.common import load_engine, sampling_from_args
+from agent.cli.extract import batch_size
 from agent.errors import UserError
 
 EXIT_SOME_FAILED = 2
@@ -81,6 +82,7 @@ def run_batch(args: argparse.Namespace, schema: object) -> int:
             compile_timeout=args.compile_timeout,
             skip=done,
             progress=show,
+            batch_size=batch_size(args, model),
         ):
             write_record(handle, result.to_json())
             texts[result.source] = result.text

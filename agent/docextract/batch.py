@@ -8,7 +8,9 @@ pieces again, telling the model what was found so far, so it can add what it mis
 
 The instruction and schema open every prompt, identically, so an engine whose cache
 can keep a prefix reuses it from one piece and document to the next (see
-BENCHMARKS.md for what that saves and where it does not apply).
+BENCHMARKS.md for what that saves and where it does not apply). On an MLX model the
+pieces of several documents decode side by side (`batched`, `batch_size`); this module
+takes them one at a time, for every other engine and for `batch_size=1`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from agent.docextract.sources import Document, SourceLike, expand, load, name_of
 from agent.docextract.spans import Span, align, leaves, resolve
 from agent.errors import UserError
 from agent.sampling import SamplingParams
+
+# Pieces decoded side by side on an MLX model (`extract --batch`); see BENCHMARKS.md.
+DEFAULT_BATCH_SIZE = 8
 
 FOUND_SO_FAR = (
     "\n\n---\nAlready extracted from this text (keep what is right, add what is missing):\n"
@@ -89,7 +94,7 @@ class BatchProgress:
 
 
 @dataclass
-class _Setup:
+class Setup:
     schema: Any  # the JSON Schema
     spec: Any  # its OutputSpec (the parser validates against the schema)
     grounded: bool  # some strings are grounded (by the flag or by x-grounded)
@@ -98,6 +103,7 @@ class _Setup:
     engine: Any
     room: int | None
     count: Callable[[str], int] | None
+    batches: bool = False  # the engine decodes several pieces at once (MLX)
 
 
 def extract_many(
@@ -114,6 +120,7 @@ def extract_many(
     compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
     skip: Collection[str] = (),
     progress: Callable[[BatchProgress], None] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Iterator[DocumentResult]:
     """Extract `schema` from every document of `sources`, one result per document.
 
@@ -122,9 +129,15 @@ def extract_many(
     string property with `"x-grounded": true` is grounded either way). A document that
     cannot be read or extracted gets its `error`; the others go on. Sources named in
     `skip` (already done in an earlier run) are not read again.
+
+    `batch_size` pieces (of one document or several) decode side by side on an MLX
+    model (`agent.docextract.batched`); other engines take them one at a time. Results
+    come in the order of `sources` either way.
     """
     if passes < 1:
         raise UserError(f"passes must be at least 1, got {passes}")
+    if batch_size < 1:
+        raise UserError(f"batch size must be at least 1, got {batch_size}")
     setup = _setup(schema, model, grounded, passes, max_tokens, compile_timeout)
     size = chunk_tokens or DEFAULT_CHUNK_TOKENS
     shared = overlap if overlap is not None else size // 8
@@ -133,6 +146,15 @@ def extract_many(
     if not 0 <= shared <= size // 2:
         raise UserError(f"overlap must be between 0 and {size // 2} tokens, got {shared}")
     items = [item for item in expand(sources) if name_of(item) not in skip]
+    if batch_size > 1 and setup.batches:
+        from agent.docextract.batched import extract_batched
+
+        yield from extract_batched(
+            setup, items, size=size, overlap=shared, passes=passes, max_tokens=max_tokens,
+            sampling=sampling, compile_timeout=compile_timeout, batch_size=batch_size,
+            progress=progress,
+        )  # fmt: skip
+        return
     started = time.perf_counter()
     for done, item in enumerate(items):
         name = name_of(item)
@@ -159,7 +181,7 @@ def extract_many(
 
 def _setup(
     schema: Any, model: Any, grounded: bool, passes: int, max_tokens: int, timeout: float
-) -> _Setup:
+) -> Setup:
     from agent.constrained.grounded import has_grounded_strings
     from agent.constrained.output_types import resolve_output_type
     from agent.engines import as_chat_model
@@ -193,11 +215,18 @@ def _setup(
 
         count = count_model_tokens
 
-    return _Setup(spec.json_schema, spec, uses_grounding, grounded, local, engine, room, count)
+    batches = False
+    if isinstance(engine, LocalChatModel):
+        from agent.batch_runtime import supports_batching
+
+        batches = supports_batching(engine.model)
+    return Setup(
+        spec.json_schema, spec, uses_grounding, grounded, local, engine, room, count, batches
+    )
 
 
 def _one(
-    setup: _Setup,
+    setup: Setup,
     document: Document,
     size: int,
     overlap: int,
@@ -213,39 +242,58 @@ def _one(
         result.error = document.error
         return result
     try:
-        pieces = split_document(
-            document.text, chunk_tokens=size, overlap=overlap, room=setup.room,
-            count=setup.count,
-        )  # fmt: skip
+        pieces = split(setup, document, size, overlap)
         result.chunks = len(pieces)
         parts: list[Part] = []
         for round_ in range(1, passes + 1):
             for index, piece in enumerate(pieces, start=1):
                 report(index, len(pieces))
-                found = _found_so_far(parts, setup.schema) if round_ > 1 else None
+                found = found_so_far(parts, setup.schema) if round_ > 1 else None
                 value, stats = _extract_piece(
                     setup, piece, found, max_tokens, sampling, compile_timeout
                 )
-                result.prompt_tokens += stats.prompt_tokens
-                result.cached_prompt_tokens += stats.cached_prompt_tokens
-                result.generated_tokens += stats.generated_tokens
-                result.stats = stats
-                spans = align(value, piece.text, piece.start)
-                label = f"chunk {index}" + (f", pass {round_}" if passes > 1 else "")
-                parts.append(Part(value, spans, label))
-        merged = merge(parts, setup.schema, _validator(setup))
+                tally(result, stats)
+                parts.append(part_of(piece, value, label(index, round_, passes)))
+        conclude(setup, result, parts)
     except UserError as exc:
         result.error = str(exc)
-        result.seconds = time.perf_counter() - started
-        return result
-    result.value, result.spans, result.notes = merged.value, merged.spans, merged.notes
-    if setup.grounded:
-        result.grounded = sorted(_grounded_in(setup, merged.value))
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _grounded_in(setup: _Setup, value: Any) -> set[str]:
+def split(setup: Setup, document: Document, size: int, overlap: int) -> list[Piece]:
+    """The document's pieces, each fitting a prompt."""
+    return split_document(
+        document.text, chunk_tokens=size, overlap=overlap, room=setup.room, count=setup.count
+    )
+
+
+def label(index: int, round_: int, passes: int) -> str:
+    return f"chunk {index}" + (f", pass {round_}" if passes > 1 else "")
+
+
+def part_of(piece: Piece, value: Any, name: str) -> Part:
+    """A piece's value as a part of its document: spans in document offsets."""
+    return Part(value, align(value, piece.text, piece.start), name)
+
+
+def tally(result: DocumentResult, stats: Any) -> None:
+    """Add one piece's token counts to its document's (the last piece's stats kept)."""
+    result.prompt_tokens += stats.prompt_tokens
+    result.cached_prompt_tokens += stats.cached_prompt_tokens
+    result.generated_tokens += stats.generated_tokens
+    result.stats = stats
+
+
+def conclude(setup: Setup, result: DocumentResult, parts: list[Part]) -> None:
+    """Merge the parts into the document's value, spans and notes."""
+    merged = merge(parts, setup.schema, _validator(setup))
+    result.value, result.spans, result.notes = merged.value, merged.spans, merged.notes
+    if setup.grounded:
+        result.grounded = sorted(_grounded_in(setup, merged.value))
+
+
+def _grounded_in(setup: Setup, value: Any) -> set[str]:
     """Pointers of the strings of `value` the grammar quoted (by the schema: a merged
     value is made of whole parts, so its grounded strings are its parts')."""
     from agent.constrained.grounded import grounded_leaf_pointers
@@ -253,7 +301,7 @@ def _grounded_in(setup: _Setup, value: Any) -> set[str]:
     return grounded_leaf_pointers(setup.schema, value, ground_all=setup.grounded_all)
 
 
-def _validator(setup: _Setup) -> Callable[[Any], bool]:
+def _validator(setup: Setup) -> Callable[[Any], bool]:
     def valid(value: Any) -> bool:
         try:
             setup.spec.parse(json.dumps(value))
@@ -264,24 +312,36 @@ def _validator(setup: _Setup) -> Callable[[Any], bool]:
     return valid
 
 
-def _found_so_far(parts: list[Part], schema: Any) -> str:
+def found_so_far(parts: list[Part], schema: Any) -> str:
+    """What the parts found, for the prompt of a later pass."""
     merged = merge(parts, schema, lambda value: True)
     return json.dumps(merged.value, ensure_ascii=False, separators=(",", ":"))
 
 
+def request(setup: Setup, piece: Piece, found: str | None) -> tuple[list[dict[str, str]], Any]:
+    """The prompt and output type for one piece (grounded strings quote its text)."""
+    from agent.structured import extraction_messages
+
+    messages = extraction_messages(piece.text, setup.schema)
+    if found is not None:
+        messages[-1]["content"] += FOUND_SO_FAR + found
+    output: Any = setup.schema
+    if setup.grounded:
+        from agent.constrained.grounded import grounded_spec
+
+        output = grounded_spec(setup.schema, piece.text, ground_all=setup.grounded_all)
+    return messages, output
+
+
 def _extract_piece(
-    setup: _Setup,
+    setup: Setup,
     piece: Piece,
     found: str | None,
     max_tokens: int,
     sampling: SamplingParams | None,
     compile_timeout: float,
 ) -> tuple[Any, Any]:
-    from agent.structured import extraction_messages
-
-    messages = extraction_messages(piece.text, setup.schema)
-    if found is not None:
-        messages[-1]["content"] += FOUND_SO_FAR + found
+    messages, output = request(setup, piece, found)
     if not setup.uses_grammar:
         from agent.extraction import extract_with_stats
 
@@ -293,11 +353,6 @@ def _extract_piece(
         return done.value, done.stats
     from agent.structured import StructuredResult, stream_structured
 
-    output: Any = setup.schema
-    if setup.grounded:
-        from agent.constrained.grounded import grounded_spec
-
-        output = grounded_spec(setup.schema, piece.text, ground_all=setup.grounded_all)
     result = None
     for item in stream_structured(
         setup.engine.model, messages, output, max_tokens=max_tokens, sampling=sampling,
