@@ -28,6 +28,7 @@ from typing import Any, cast
 
 import mlx.core as mx
 
+from agent.last_logits import logits_at_fn
 from agent.runtime import Model, apply_logit_bias, resample
 from agent.sampling import SamplingParams
 from agent.stats import GenerationStats
@@ -84,6 +85,7 @@ class BatchDecoder:
         self._finished: list[BatchOutcome] = []
         self._eos = model.eos_token_ids
         self._width = 0
+        self._logits_at = logits_at_fn(model.module)
         if self.sampling.seed is not None:
             mx.random.seed(self.sampling.seed)
 
@@ -222,13 +224,11 @@ class BatchDecoder:
             padding = [length - n for n in lengths]
             for cache in self._cache:
                 cache.prepare(lengths=lengths, right_padding=padding)
-        out = self.model.module(inputs, cache=self._cache)
+        positions = mx.array(lengths) - 1 if padded else None
+        logits = self._logits_at(inputs, self._cache, positions)
         if padded:
             for cache in self._cache:
                 cache.finalize()
-            logits = out[mx.arange(len(rows)), mx.array(lengths) - 1]
-        else:
-            logits = out[:, -1, :]
         logits = logits.astype(mx.float32)
         mx.async_eval(logits)  # the next masks are computed while this runs
         for index, row in enumerate(rows):

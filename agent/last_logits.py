@@ -31,10 +31,13 @@ _LAYERS_THEN_PROJECTION: dict[str, bool] = {
 }
 
 LastLogits = Callable[[mx.array, Any], mx.array]
+# (inputs (B, T), cache, positions (B,), or None for the last of every row) -> (B, V)
+LogitsAt = Callable[[mx.array, Any, "mx.array | None"], mx.array]
 
 
-def last_logits_fn(module: Any) -> LastLogits:
-    """A function (inputs (1, T), cache) -> logits (1, V) of the last position."""
+def logits_at_fn(module: Any) -> LogitsAt:
+    """A function giving each row's logits at one position (a batch whose rows end at
+    different positions), projecting only those rows of hidden state."""
     always_tied = _LAYERS_THEN_PROJECTION.get(str(getattr(module, "model_type", "")))
     layers: Any = getattr(module, "model", None)
     projection: Callable[[mx.array], mx.array] | None = None
@@ -44,13 +47,23 @@ def last_logits_fn(module: Any) -> LastLogits:
             projection = layers.embed_tokens.as_linear
         elif tied is not None:
             projection = getattr(module, "lm_head", None)
-    if projection is None:
-        return lambda inputs, cache: module(inputs, cache=cache)[:, -1, :]
 
+    def pick(out: mx.array, positions: mx.array | None) -> mx.array:
+        if positions is None:
+            return out[:, -1, :]
+        return out[mx.arange(out.shape[0]), positions]
+
+    if projection is None:
+        return lambda inputs, cache, positions: pick(module(inputs, cache=cache), positions)
     project = projection
 
-    def last(inputs: mx.array, cache: Any) -> mx.array:
-        hidden = layers(inputs, cache)
-        return project(hidden[:, -1, :])
+    def at(inputs: mx.array, cache: Any, positions: mx.array | None) -> mx.array:
+        return project(pick(layers(inputs, cache), positions))
 
-    return last
+    return at
+
+
+def last_logits_fn(module: Any) -> LastLogits:
+    """A function (inputs (1, T), cache) -> logits (1, V) of the last position."""
+    at = logits_at_fn(module)
+    return lambda inputs, cache: at(inputs, cache, None)

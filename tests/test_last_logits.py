@@ -53,3 +53,15 @@ def test_an_architecture_not_read_keeps_its_own_call():
     out = last_logits_fn(Scaled())(mx.array([[1, 2, 3]]), None)
     assert calls == [(1, 3)]
     assert out.shape == (1, 5) and float(out[0, 0]) == 2.0
+
+
+def test_each_row_at_its_own_position(tiny):
+    from agent.last_logits import logits_at_fn
+
+    module = tiny.module
+    inputs = mx.array([[3, 4, 5, 6], [7, 8, 9, 10]])
+    full = module(inputs, cache=make_prompt_cache(module))
+    positions = mx.array([3, 1])
+    got = logits_at_fn(module)(inputs, make_prompt_cache(module), positions)
+    want = mx.stack([full[0, 3], full[1, 1]])
+    np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-4, atol=1e-4)
