@@ -7,9 +7,10 @@
 walk in two workers, so on a 2-core machine its compile times carry the load of the
 other worker. This script only compiles: each schema cold (no memory or disk cache, the
 meta-schema check forgotten), one after another, on the default path, and reports
-p50 / p90 / p99 / max per subset. With `--results` (a `schema_coverage.py` results file),
-schemas that did not compile there are left out (they would each wait for the timeout);
-the count left out is printed.
+p50 / p90 / p99 / max per subset, and how long the schemas no route serves take to be
+refused (a refusal is an answer too: it should come as fast as a compile). With
+`--results` (a `schema_coverage.py` results file), schemas that did not compile there
+are left out (the count is printed).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def main() -> None:
     rows: list[str] = []
     everything: list[float] = []
     slowest: list[tuple[float, str, str, str]] = []  # (ms, subset, id, route)
-    refused = 0
+    refusals: list[tuple[float, str, str, str]] = []  # (ms, subset, id, why)
     t_start = time.time()
     for subset in SUBSETS:
         times: list[float] = []
@@ -76,8 +77,9 @@ def main() -> None:
             t0 = time.perf_counter()
             try:
                 compiled = compile_output_type(model, row["schema"], compile_timeout=args.timeout)
-            except UserError:
-                refused += 1
+            except UserError as exc:
+                ms = (time.perf_counter() - t0) * 1000
+                refusals.append((ms, subset, row["id"], str(exc).split(":")[0][:60]))
                 continue
             times.append((time.perf_counter() - t0) * 1000)
             slowest = sorted([*slowest, (times[-1], subset, row["id"], compiled.route)])[-10:]
@@ -87,7 +89,7 @@ def main() -> None:
     print(f"Machine: {machine_description()}")
     print(
         f"Model: {args.model}; {len(everything)} schemas compiled cold, one at a time; "
-        f"{len(skip)} left out (did not compile in {args.results}); {refused} refused "
+        f"{len(skip)} left out (did not compile in {args.results}); {len(refusals)} refused "
         f"or over {args.timeout:g} s here\n"
     )
     print("| subset | compiled | p50 ms | p90 ms | p99 ms | max ms |")
@@ -96,6 +98,15 @@ def main() -> None:
     print("\nThe ten slowest:\n\n| subset | schema | route | ms |\n|---|---|---|---:|")
     for ms, subset, schema_id, route in reversed(slowest):
         print(f"| {subset} | {schema_id} | {route} | {ms:.0f} |")
+    if refusals:
+        times = [ms for ms, *_ in refusals]
+        print(
+            f"\nRefused: {len(refusals)}; time to the refusal p50 {_pct(times, 0.5):.1f} ms, "
+            f"p90 {_pct(times, 0.9):.1f} ms, max {max(times):.0f} ms. The five slowest:\n"
+        )
+        print("| subset | schema | refusal | ms |\n|---|---|---|---:|")
+        for ms, subset, schema_id, why in sorted(refusals, reverse=True)[:5]:
+            print(f"| {subset} | {schema_id} | {why} | {ms:.0f} |")
 
 
 def _row(name: str, times: list[float]) -> str:

@@ -37,6 +37,7 @@ Subset of JSON numbers produced (all of it valid JSON, each choice documented wh
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Iterable
@@ -851,7 +852,10 @@ def _float_step_limit(k: float) -> int:
     return _FLOAT_EXACT_INT
 
 
+@functools.lru_cache(maxsize=1024)
 def _integer_regex(lo: int | None, hi: int | None, k: int) -> str:
+    # Cached: a schema repeats its integer ranges (one `if/then/else` chain of a
+    # configuration schema built 4,458 of them, 70% of its 3 s to the refusal).
     if lo is not None and hi is not None and lo > hi:
         raise EmptyRangeError()
     if k > 1:  # tighten to the first and last multiples
