@@ -103,7 +103,8 @@ class Setup:
     engine: Any
     room: int | None
     count: Callable[[str], int] | None
-    batches: bool = False  # the engine decodes several pieces at once (MLX)
+    batches: bool = False  # the engine decodes several pieces at once
+    prompt_room: int | None = None  # tokens besides the piece: instruction, schema, output
 
 
 def extract_many(
@@ -130,9 +131,9 @@ def extract_many(
     cannot be read or extracted gets its `error`; the others go on. Sources named in
     `skip` (already done in an earlier run) are not read again.
 
-    `batch_size` pieces (of one document or several) decode side by side on an MLX
-    model (`agent.docextract.batched`); other engines take them one at a time. Results
-    come in the order of `sources` either way.
+    `batch_size` pieces (of one document or several) decode side by side on a local
+    model, MLX or llama.cpp (`agent.docextract.batched`); a server model takes them one
+    at a time. Results come in the order of `sources` either way.
     """
     if passes < 1:
         raise UserError(f"passes must be at least 1, got {passes}")
@@ -203,12 +204,14 @@ def _setup(
         )
     room: int | None = None
     count: Callable[[str], int] | None = None
+    besides: int | None = None
     if isinstance(engine, LocalChatModel):
         runtime = engine.model
         prompt = runtime.chat_prompt(extraction_messages("", spec.json_schema))
         prefix = len(runtime.encode(prompt))
         reserve = max_tokens * (2 if passes > 1 else 1) + 16
         room = runtime.context_length - prefix - reserve
+        besides = prefix + reserve
 
         def count_model_tokens(text: str) -> int:
             return len(runtime.encode_fragment(text))
@@ -221,8 +224,9 @@ def _setup(
 
         batches = supports_batching(engine.model)
     return Setup(
-        spec.json_schema, spec, uses_grounding, grounded, local, engine, room, count, batches
-    )
+        spec.json_schema, spec, uses_grounding, grounded, local, engine, room, count, batches,
+        besides,
+    )  # fmt: skip
 
 
 def _one(
