@@ -141,6 +141,25 @@ def test_a_batch_takes_no_more_rows_than_it_has(fresh_gguf):
         validate(schema, done[key].result.value)
 
 
+def test_a_closed_batch_refuses_new_rows_and_a_new_one_works(fresh_gguf):
+    """Closing frees the batch's llama.cpp context at once (not at garbage collection):
+    a request added afterwards fails with a clear error instead of touching freed
+    memory, closing twice is harmless, and the model goes on batching in a new one."""
+    schema = shipped_schema("contact")
+    batch = StructuredBatch(fresh_gguf, sampling=GREEDY, rows=2)
+    batch.close()
+    batch.close()
+    batch.add("late", [{"role": "user", "content": "Ann lives here."}], schema, max_tokens=64)
+    (item,) = batch.step()
+    assert "this batch is closed" in str(item.error)
+    with StructuredBatch(fresh_gguf, sampling=GREEDY, rows=2) as again:
+        again.add("a", [{"role": "user", "content": "Ann lives here."}], schema, max_tokens=64)
+        done = []
+        while not done:
+            done = again.step()
+    validate(schema, done[0].result.value)
+
+
 def test_the_prompt_prefix_is_cached_for_batched_rows(fresh_gguf):
     docs = [Text(f"Note {i}: Maria Rossi of Acme called from Rome about order {i}.", f"d{i}")
             for i in range(4)]  # fmt: skip

@@ -8,9 +8,10 @@ pieces again, telling the model what was found so far, so it can add what it mis
 
 The instruction and schema open every prompt, identically, so an engine whose cache
 can keep a prefix reuses it from one piece and document to the next (see
-BENCHMARKS.md for what that saves and where it does not apply). On an MLX model the
-pieces of several documents decode side by side (`batched`, `batch_size`); this module
-takes them one at a time, for every other engine and for `batch_size=1`.
+BENCHMARKS.md for what that saves and where it does not apply). On a local model (MLX
+or llama.cpp) the pieces of several documents decode side by side (`batched`,
+`batch_size`); this module takes them one at a time, for a server model and for
+`batch_size=1`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from agent.docextract.spans import Span, align, leaves, resolve
 from agent.errors import UserError
 from agent.sampling import SamplingParams
 
-# Pieces decoded side by side on an MLX model (`extract --batch`); see BENCHMARKS.md.
+# Pieces decoded side by side on a local model (`extract --batch`); see BENCHMARKS.md.
 DEFAULT_BATCH_SIZE = 8
 
 FOUND_SO_FAR = (

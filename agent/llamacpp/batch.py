@@ -96,6 +96,7 @@ class LlamaCppRows:
 
     # ------------------------------------------------------------- RowEngine
     def prefill(self, prompt: Prompt, max_tokens: int) -> RowStart:
+        self._check_open()
         if not self._free_seqs:
             raise RuntimeError("every row of the batch is in use")
         start = self.model.prefill(prompt)
@@ -109,6 +110,7 @@ class LlamaCppRows:
 
     def join(self, start: RowStart) -> None:
         """Copy the prompt's sequence from the model's context into a free row."""
+        self._check_open()
         lib = self._lib
         source = self.model.llm.ctx
         size = int(lib.llama_state_seq_get_size(source, 0))
@@ -140,6 +142,7 @@ class LlamaCppRows:
 
         A pass holds at most `BATCH_TOKENS`: when the rows' runs are longer, each row
         feeds an even share and the rest in the next passes."""
+        self._check_open()
         lib = self._lib
         share = self._batch_tokens // max(1, len(pending))
         fed = pending
@@ -177,6 +180,8 @@ class LlamaCppRows:
         return out
 
     def keep(self, indices: list[int]) -> None:
+        if not self._closer.alive:
+            return
         kept = set(indices)
         for row, seq in enumerate(self._seqs):
             if row not in kept:
@@ -189,6 +194,10 @@ class LlamaCppRows:
     def close(self) -> None:
         self._closer()
         self._seqs, self._positions, self._limits = [], [], []
+
+    def _check_open(self) -> None:
+        if not self._closer.alive:
+            raise RuntimeError("this batch is closed (its llama.cpp context was freed)")
 
 
 class _Redraw:
