@@ -12,11 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent.batch_runtime import BatchDecoder, supports_batching
+from agent.batch_runtime import DEFAULT_ROWS, BatchDecoder, supports_batching
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
 from agent.constrained.select import CompiledOutput, EngineChoice
 from agent.errors import UserError
-from agent.runtime import Model
 from agent.sampling import SamplingParams
 from agent.structured import (
     BudgetTooSmallError,
@@ -38,21 +37,27 @@ class BatchItem:
 
 
 class StructuredBatch:
-    """Requests added while there is room, decoded together, returned as they finish."""
+    """Requests added while there is room, decoded together, returned as they finish.
+
+    `rows` and `row_tokens` bound the batch for engines that set its memory aside up
+    front (llama.cpp: see `BatchDecoder`). Close it (or use `with`) when done."""
 
     def __init__(
         self,
-        model: Model,
+        model: Any,
         *,
         sampling: SamplingParams | None = None,
         whitespace: str = "",
         compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
         engine: EngineChoice = "auto",
+        rows: int = DEFAULT_ROWS,
+        row_tokens: int | None = None,
     ) -> None:
         if not supports_batching(model):
-            raise UserError(f"{model.name} cannot decode several sequences at once (MLX only)")
+            name = getattr(model, "name", "this model")
+            raise UserError(f"{name} cannot decode several sequences at once")
         self.model = model
-        self._decoder = BatchDecoder(model, sampling)
+        self._decoder = BatchDecoder(model, sampling, rows=rows, row_tokens=row_tokens)
         self._options = (whitespace, compile_timeout, engine)
         self._compiled: dict[Any, tuple[CompiledOutput, DecodeConstraint]] = {}
         self._failed: list[BatchItem] = []
@@ -61,6 +66,16 @@ class StructuredBatch:
     def active(self) -> int:
         """Requests decoding now."""
         return self._decoder.active
+
+    def close(self) -> None:
+        """Free the batch's memory (requests still decoding are abandoned)."""
+        self._decoder.close()
+
+    def __enter__(self) -> StructuredBatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def add(self, key: Any, prompt: Prompt, output_type: Any, *, max_tokens: int = 512) -> None:
         """Compile `output_type`, prefill `prompt` and start decoding; the outcome comes

@@ -15,7 +15,7 @@ runs `extract_many` over it these ways per model:
   can; LFM2's short-convolution state cannot be rewound, so `tiny` starts from a
   checkpoint of the prefix instead);
 * `free, cached, batch N`: the same, N documents decoding side by side
-  (`batch_size=N`, MLX only);
+  (`batch_size=N`: MLX's batch caches, or llama.cpp's parallel sequences);
 * `grounded, cached` and `grounded, cached, batch N`: `grounded=True`, every plain
   string a quote of its document.
 
@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=12)
     parser.add_argument("--schema", default="contact")
     parser.add_argument("--batches", nargs="*", type=int, default=[2, 4, 8])
-    parser.add_argument("--engine", default="mlx", help="mlx (batches) or auto")
+    parser.add_argument("--engine", default="mlx", help="mlx, llama.cpp or auto")
     parser.add_argument("--repeats", type=int, default=1, help="rounds; the best counts")
     args = parser.parse_args()
     rows = []

@@ -7,7 +7,8 @@ PATH defaults to examples/documents (a text note, an HTML page and a Markdown fi
 Each result is printed with the characters each string value came from; with
 `--grounded` every plain string is a verbatim quote of its document, by grammar (so
 even the random-weight `tiny` model cannot invent one). `--html` writes the review page.
-`--batch N` decodes N documents side by side on an MLX model; results keep their order.
+`--batch N` decodes N documents side by side on a local model (MLX or llama.cpp);
+results keep their order.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Batched extraction: several pieces decode as the rows of one batch (MLX).
+"""Batched extraction: several pieces decode as the rows of one batch (MLX; llama.cpp's
+parallel sequences are in test_llamacpp_batch.py).
 
 Each row keeps the guarantees of one-at-a-time decoding (valid output within
 max_tokens, grounded strings verbatim), checked with the random-weight tiny model at a
@@ -168,37 +169,6 @@ def test_a_failing_request_fails_alone(fresh_tiny):
     assert "raise max_tokens" in str(done["budget"].error)
     assert isinstance(done["regex"].error, UserError)
     assert "shorten the prompt" in str(done["long"].error)
-
-
-def test_a_model_that_cannot_batch_is_refused_and_extract_many_goes_one_at_a_time():
-    from agent.llamacpp import is_available
-
-    if not is_available():
-        pytest.skip('llama.cpp is not installed: pip install -e ".[llama-cpp]"')
-    from agent.llamacpp.models import load_llamacpp
-
-    model = load_llamacpp("tiny")
-    with pytest.raises(UserError, match="cannot decode several sequences"):
-        StructuredBatch(model)
-    docs = _docs()[:3]
-    results = list(extract_many("contact", docs, model, max_tokens=96, batch_size=4))
-    assert [r.source for r in results] == [d.name for d in docs]
-    assert all(r.error is None for r in results)
-
-
-def test_the_cli_says_when_batch_does_not_apply(capsys):
-    from agent.cli.main import main
-    from agent.llamacpp import is_available
-
-    if not is_available():
-        pytest.skip('llama.cpp is not installed: pip install -e ".[llama-cpp]"')
-    code = main(["extract", "--schema", "contact", "--model", "tiny", "--engine", "llama.cpp",
-                 "--grounded", "--text", "Ann Lee lives in Oslo.", "--batch", "4",
-                 "--max-tokens", "96"])  # fmt: skip
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    validate(shipped_schema("contact"), json.loads(captured.out))
-    assert "note: --batch applies to MLX models" in captured.err
 
 
 # ---------------------------------------------------------------------- the CLI

@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "agent.runtime",
             "agent.last_logits",
             "agent.batch_runtime",
+            "agent.batch_mlx",
             "agent.token_runtime",
             "agent.sampling",
             "agent.np_sampling",

@@ -114,7 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=None,
         metavar="N",
-        help=f"decode N parts (of one document or several) at once on an MLX model "
+        help=f"decode N parts (of one document or several) at once on a local model "
         f"(default {DEFAULT_BATCH}; 1: one at a time; at most {MAX_BATCH})",
     )
     add_model_arg(p)
@@ -286,18 +286,19 @@ def _single_document(args: argparse.Namespace, schema: object, text: str, model:
 
 
 def batch_size(args: argparse.Namespace, model: object) -> int:
-    """--batch, or its default; a note when the engine takes pieces one at a time."""
+    """--batch, or its default; a note when the model takes pieces one at a time (a
+    server model: batching is the server's business)."""
     from agent.engines.local import LocalChatModel
 
     size = args.batch if args.batch is not None else DEFAULT_BATCH
-    mlx = isinstance(model, LocalChatModel) and model.model.engine == "mlx"
-    if size > 1 and not mlx and args.batch is not None:
+    local = isinstance(model, LocalChatModel)
+    if size > 1 and not local and args.batch is not None:
         name = getattr(model, "name", "this model")
         print(
-            f"note: --batch applies to MLX models; {name} extracts one part at a time",
+            f"note: --batch applies to local models; {name} extracts one part at a time",
             file=sys.stderr,
         )
-    return size if mlx else 1
+    return size if local else 1
 
 
 def _output_type(args: argparse.Namespace) -> object:

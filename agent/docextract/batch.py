@@ -8,9 +8,10 @@ pieces again, telling the model what was found so far, so it can add what it mis
 
 The instruction and schema open every prompt, identically, so an engine whose cache
 can keep a prefix reuses it from one piece and document to the next (see
-BENCHMARKS.md for what that saves and where it does not apply). On an MLX model the
-pieces of several documents decode side by side (`batched`, `batch_size`); this module
-takes them one at a time, for every other engine and for `batch_size=1`.
+BENCHMARKS.md for what that saves and where it does not apply). On a local model (MLX
+or llama.cpp) the pieces of several documents decode side by side (`batched`,
+`batch_size`); this module takes them one at a time, for a server model and for
+`batch_size=1`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from agent.docextract.spans import Span, align, leaves, resolve
 from agent.errors import UserError
 from agent.sampling import SamplingParams
 
-# Pieces decoded side by side on an MLX model (`extract --batch`); see BENCHMARKS.md.
+# Pieces decoded side by side on a local model (`extract --batch`); see BENCHMARKS.md.
 DEFAULT_BATCH_SIZE = 8
 
 FOUND_SO_FAR = (
@@ -103,7 +104,8 @@ class Setup:
     engine: Any
     room: int | None
     count: Callable[[str], int] | None
-    batches: bool = False  # the engine decodes several pieces at once (MLX)
+    batches: bool = False  # the engine decodes several pieces at once
+    prompt_room: int | None = None  # tokens besides the piece: instruction, schema, output
 
 
 def extract_many(
@@ -130,9 +132,9 @@ def extract_many(
     cannot be read or extracted gets its `error`; the others go on. Sources named in
     `skip` (already done in an earlier run) are not read again.
 
-    `batch_size` pieces (of one document or several) decode side by side on an MLX
-    model (`agent.docextract.batched`); other engines take them one at a time. Results
-    come in the order of `sources` either way.
+    `batch_size` pieces (of one document or several) decode side by side on a local
+    model, MLX or llama.cpp (`agent.docextract.batched`); a server model takes them one
+    at a time. Results come in the order of `sources` either way.
     """
     if passes < 1:
         raise UserError(f"passes must be at least 1, got {passes}")
@@ -203,12 +205,14 @@ def _setup(
         )
     room: int | None = None
     count: Callable[[str], int] | None = None
+    besides: int | None = None
     if isinstance(engine, LocalChatModel):
         runtime = engine.model
         prompt = runtime.chat_prompt(extraction_messages("", spec.json_schema))
         prefix = len(runtime.encode(prompt))
         reserve = max_tokens * (2 if passes > 1 else 1) + 16
         room = runtime.context_length - prefix - reserve
+        besides = prefix + reserve
 
         def count_model_tokens(text: str) -> int:
             return len(runtime.encode_fragment(text))
@@ -221,8 +225,9 @@ def _setup(
 
         batches = supports_batching(engine.model)
     return Setup(
-        spec.json_schema, spec, uses_grounding, grounded, local, engine, room, count, batches
-    )
+        spec.json_schema, spec, uses_grounding, grounded, local, engine, room, count, batches,
+        besides,
+    )  # fmt: skip
 
 
 def _one(

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.docextract.batch import (
     BatchProgress,
@@ -39,7 +39,11 @@ from agent.docextract.sources import Text, load, name_of
 from agent.errors import UserError
 from agent.sampling import SamplingParams
 
+if TYPE_CHECKING:
+    from agent.structured_batch import StructuredBatch
+
 READ_AHEAD = 4  # documents in memory at most: this many per row of the batch
+SLACK_TOKENS = 64
 
 
 @dataclass
@@ -78,7 +82,35 @@ def extract_batched(
     """`extract_many`'s results for `items`, decoded `batch_size` pieces at a time."""
     from agent.structured_batch import StructuredBatch
 
-    batch = StructuredBatch(setup.engine.model, sampling=sampling, compile_timeout=compile_timeout)
+    row_tokens = None
+    if setup.prompt_room is not None:
+        # A row holds the instruction and schema, a piece and its output; the slack
+        # covers a piece's tokens counted alone vs in the prompt, and what earlier
+        # passes found.
+        row_tokens = setup.prompt_room * 2 + size + SLACK_TOKENS
+    batch = StructuredBatch(setup.engine.model, sampling=sampling, compile_timeout=compile_timeout,
+                            rows=batch_size, row_tokens=row_tokens)  # fmt: skip
+    try:
+        yield from _run(
+            setup, batch, items, size=size, overlap=overlap, passes=passes,
+            max_tokens=max_tokens, batch_size=batch_size, progress=progress,
+        )  # fmt: skip
+    finally:
+        batch.close()
+
+
+def _run(
+    setup: Setup,
+    batch: StructuredBatch,
+    items: Sequence[Path | Text],
+    *,
+    size: int,
+    overlap: int,
+    passes: int,
+    max_tokens: int,
+    batch_size: int,
+    progress: Callable[[BatchProgress], None] | None,
+) -> Iterator[DocumentResult]:
     started = time.perf_counter()
     queue: deque[_Job] = deque()
     docs: deque[_Doc] = deque()  # read, not yet yielded, in order

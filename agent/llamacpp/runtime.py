@@ -23,6 +23,7 @@ import resource
 import sys
 import weakref
 from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from agent.token_runtime import (
     RESAMPLES,
     DecodeConstraint,
     Message,
+    Prompt,
     TokenRuntime,
     _Decode,
 )
@@ -54,10 +56,22 @@ _LOG_CALLBACK: Any = None
 _OPEN: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
+# Batch contexts (`agent.llamacpp.batch`) share a model's weights: closed first.
+_OPEN_BATCHES: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 @atexit.register
 def _close_all() -> None:
+    for batch in list(_OPEN_BATCHES):
+        batch.close()
     for llm in list(_OPEN):
         llm.close()
+
+
+def close_at_exit(batch: Any) -> None:
+    """Close `batch` (a context on a model's weights: `agent.llamacpp.batch`) at exit,
+    before the models whose weights it uses."""
+    _OPEN_BATCHES.add(batch)
 
 
 def quiet_llama_logs() -> None:
@@ -111,6 +125,17 @@ def batch_threads() -> int:
     if value.isdigit() and int(value) > 0:
         return int(value)
     return os.cpu_count() or 1
+
+
+@dataclass
+class LlamaPrefill:
+    """A prompt in the context's sequence 0: its tokens, how many came from the prompt
+    cache, the logits after the last and the seconds it took."""
+
+    tokens: list[int]
+    cached: int
+    logits: np.ndarray
+    seconds: float
 
 
 class LlamaCppModel(TokenRuntime):
@@ -273,6 +298,41 @@ class LlamaCppModel(TokenRuntime):
         pointer = self._lib.llama_get_logits_ith(self.llm.ctx, -1)
         return np.ctypeslib.as_array(pointer, shape=(self._n_vocab,)).astype(np.float32)
 
+    def prefill(self, prompt: Prompt) -> LlamaPrefill:
+        """Run `prompt` through the prompt cache (reusing what it shares with the last
+        prompt, as `stream` does) and stop before the first token is sampled; the
+        context's sequence 0 then holds exactly the prompt.
+
+        Batched decoding (`agent.llamacpp.batch`) starts each row from here and copies
+        the sequence into its own context, so every row gets the prompt cache's
+        savings: the instruction and schema that open every extraction prompt are
+        prefilled once, not once per row.
+        """
+        import time
+
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError("this Model is already generating; use one Model per thread")
+        try:
+            t0 = time.perf_counter()
+            tokens, prompt_text = self._prompt_tokens(prompt)
+            self._check_prompt(tokens)
+            state = self._state
+            state.history_text = None  # unknown until the prefill completes
+            cached = self._reuse_cache(tokens)
+            logits = self._feed(tokens[cached:])
+            # The cache holds exactly the prompt: a next prompt extending it reuses it.
+            state.history_tokens = list(tokens)
+            state.history_text = prompt_text
+            return LlamaPrefill(tokens, cached, logits, time.perf_counter() - t0)
+        finally:
+            self._lock.release()
+
+    def threads_for(self, n_tokens: int) -> tuple[int, int]:
+        """(decode, batch) thread counts for a batch of `n_tokens`: the decode threads
+        for a short one, as `_set_batch_threads` explains."""
+        decode, batch = self._threads
+        return decode, decode if n_tokens <= SHORT_BATCH else batch
+
     def _set_batch_threads(self, n_tokens: int) -> None:
         """Decode threads for a short batch, every CPU for a long one.
 
@@ -281,8 +341,7 @@ class LlamaCppModel(TokenRuntime):
         spinning threads took 0.3-2.3 s against ~25 ms per single token (the reason
         decoding uses one thread, see `decode_threads`).
         """
-        decode, batch = self._threads
-        want = decode if n_tokens <= SHORT_BATCH else batch
+        decode, want = self.threads_for(n_tokens)
         if want != self._batch_threads_now:
             self._lib.llama_set_n_threads(self.llm.ctx, decode, want)
             self._batch_threads_now = want
