@@ -109,9 +109,9 @@ def test_help_parser_sees_missing_help():
 def test_cli_constants_match_the_library():
     from agent.cli import extract, search
     from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
-    from agent.docextract.batch import DEFAULT_BATCH_SIZE
+    from agent.docextract.batch import DEFAULT_BATCH_SIZES
     from agent.retriever import SEARCH_MODES
 
     assert extract.COMPILE_TIMEOUT_S == DEFAULT_COMPILE_TIMEOUT
-    assert extract.DEFAULT_BATCH == DEFAULT_BATCH_SIZE
+    assert extract.DEFAULT_BATCHES == DEFAULT_BATCH_SIZES
     assert search.SEARCH_MODES == SEARCH_MODES

@@ -193,3 +193,15 @@ def test_cli_batch_on_llama_cpp_writes_the_lines_of_one_at_a_time(tmp_path):
     assert [Path(r["source"]).name for r in records] == [f"n{i}.txt" for i in range(4)] + ["n9.pdf"]
     for record in records[:4]:
         validate(ITEMS_SCHEMA, record["value"])
+
+
+def test_by_default_llama_cpp_takes_pieces_one_at_a_time(fresh_gguf, tiny):
+    # Batching measured no faster on llama.cpp (BENCHMARKS.md): its default is 1, MLX's 8.
+    options = dict(chunk_tokens=48, overlap=8, max_tokens=48, sampling=GREEDY)
+    seen: list[BatchProgress] = []
+    list(extract_many(ITEMS_SCHEMA, _docs(), fresh_gguf, progress=seen.append, **options))
+    assert _in_flight(seen) == 1
+    tiny.reset_cache()
+    seen = []
+    list(extract_many(ITEMS_SCHEMA, _docs(), tiny, progress=seen.append, **options))
+    assert _in_flight(seen) > 1

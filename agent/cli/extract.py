@@ -33,8 +33,8 @@ from agent.errors import UserError
 # agent.constrained.compile.DEFAULT_COMPILE_TIMEOUT, without importing the grammar
 # machinery for `--help` (tests/test_cli_help.py checks that the two agree).
 COMPILE_TIMEOUT_S = 30.0
-# agent.docextract.batch.DEFAULT_BATCH_SIZE, for the same reason (and the same test).
-DEFAULT_BATCH = 8
+# agent.docextract.batch.DEFAULT_BATCH_SIZES, for the same reason (and the same test).
+DEFAULT_BATCHES = {"mlx": 8, "llama.cpp": 1}
 MAX_BATCH = 64  # each row holds a cache of its prompt: a bound on memory, not a tuning
 
 
@@ -114,8 +114,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=None,
         metavar="N",
-        help=f"decode N parts (of one document or several) at once on a local model "
-        f"(default {DEFAULT_BATCH}; 1: one at a time; at most {MAX_BATCH})",
+        help="decode N parts (of one document or several) at once on a local model "
+        f"(default {DEFAULT_BATCHES['mlx']} on MLX, {DEFAULT_BATCHES['llama.cpp']} on "
+        f"llama.cpp, where it measured no faster; 1: one at a time; at most {MAX_BATCH})",
     )
     add_model_arg(p)
     p.add_argument(
@@ -285,20 +286,19 @@ def _single_document(args: argparse.Namespace, schema: object, text: str, model:
     return 0
 
 
-def batch_size(args: argparse.Namespace, model: object) -> int:
-    """--batch, or its default; a note when the model takes pieces one at a time (a
-    server model: batching is the server's business)."""
+def batch_size(args: argparse.Namespace, model: object) -> int | None:
+    """--batch (None: the engine's default); a note when the model takes pieces one at
+    a time (a server model: batching is the server's business)."""
     from agent.engines.local import LocalChatModel
 
-    size = args.batch if args.batch is not None else DEFAULT_BATCH
     local = isinstance(model, LocalChatModel)
-    if size > 1 and not local and args.batch is not None:
+    if args.batch is not None and args.batch > 1 and not local:
         name = getattr(model, "name", "this model")
         print(
             f"note: --batch applies to local models; {name} extracts one part at a time",
             file=sys.stderr,
         )
-    return size if local else 1
+    return args.batch if local else 1
 
 
 def _output_type(args: argparse.Namespace) -> object:

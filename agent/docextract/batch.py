@@ -30,8 +30,12 @@ from agent.docextract.spans import Span, align, leaves, resolve
 from agent.errors import UserError
 from agent.sampling import SamplingParams
 
-# Pieces decoded side by side on a local model (`extract --batch`); see BENCHMARKS.md.
+# Pieces decoded side by side (`extract --batch`) when none is asked for, per engine,
+# as measured (BENCHMARKS.md, document extraction): on MLX 8 rows gave 1.2-1.6x the
+# documents a minute; on llama.cpp (SmolLM2 Q4, 2 cores) 4 and 8 rows gave 0.74-0.99x,
+# a step of N rows costing nearly N single steps, so it takes pieces one at a time.
 DEFAULT_BATCH_SIZE = 8
+DEFAULT_BATCH_SIZES = {"mlx": DEFAULT_BATCH_SIZE, "llama.cpp": 1}
 
 FOUND_SO_FAR = (
     "\n\n---\nAlready extracted from this text (keep what is right, add what is missing):\n"
@@ -122,7 +126,7 @@ def extract_many(
     compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
     skip: Collection[str] = (),
     progress: Callable[[BatchProgress], None] | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
 ) -> Iterator[DocumentResult]:
     """Extract `schema` from every document of `sources`, one result per document.
 
@@ -134,13 +138,17 @@ def extract_many(
 
     `batch_size` pieces (of one document or several) decode side by side on a local
     model, MLX or llama.cpp (`agent.docextract.batched`); a server model takes them one
-    at a time. Results come in the order of `sources` either way.
+    at a time. None takes the engine's default (`DEFAULT_BATCH_SIZES`: 8 on MLX, 1 on
+    llama.cpp, where batching measured no faster). Results come in the order of
+    `sources` either way.
     """
     if passes < 1:
         raise UserError(f"passes must be at least 1, got {passes}")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}")
     setup = _setup(schema, model, grounded, passes, max_tokens, compile_timeout)
+    if batch_size is None:
+        batch_size = default_batch_size(setup.engine)
     size = chunk_tokens or DEFAULT_CHUNK_TOKENS
     shared = overlap if overlap is not None else size // 8
     if size < 16:
@@ -228,6 +236,15 @@ def _setup(
         spec.json_schema, spec, uses_grounding, grounded, local, engine, room, count, batches,
         besides,
     )  # fmt: skip
+
+
+def default_batch_size(engine: Any) -> int:
+    """The batch size an engine gets when none is asked for (1 where it cannot batch)."""
+    from agent.engines.local import LocalChatModel
+
+    if not isinstance(engine, LocalChatModel):
+        return 1
+    return DEFAULT_BATCH_SIZES.get(str(getattr(engine.model, "engine", "")), 1)
 
 
 def _one(
