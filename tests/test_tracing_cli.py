@@ -120,6 +120,33 @@ def test_extract_trace_has_the_extract_span(tmp_path, capsys):
     assert out in ("Paris", "Oslo")
 
 
+def test_extract_over_documents_traces_one_span_per_document(tmp_path, capsys):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("Ann Lee, ann@example.com, lives in Oslo.", "utf-8")
+    (folder / "b.txt").write_text("Bo Ek, bo@example.com, lives in Rome. " * 30, "utf-8")
+    (folder / "c.pdf").write_bytes(b"not a pdf")
+    trace, out = tmp_path / "trace.jsonl", tmp_path / "out.jsonl"
+    code = main(
+        ["extract", "--schema", "contact", "--model", "tiny", str(folder), "--out", str(out),
+         "--max-tokens", "48", "--chunk-tokens", "64", "--batch", "2", "--trace", str(trace)]
+    )  # fmt: skip
+    capsys.readouterr()
+    assert code == 2  # the unreadable document
+    records = {Path(r["source"]).name: r for r in map(json.loads, out.read_text().splitlines())}
+    spans = {Path(s["attributes"]["edge_agent.extract.source"]).name: s for s in read_trace(trace)}
+    assert set(spans) == set(records) == {"a.txt", "b.txt", "c.pdf"}
+    for name, span in spans.items():
+        assert span["name"] == "extract tiny"
+        attributes = span["attributes"]
+        assert attributes["edge_agent.extract.chunks"] == records[name]["chunks"]
+        assert "gen_ai.output.messages" not in attributes  # content capture is off
+    assert spans["b.txt"]["attributes"]["edge_agent.extract.chunks"] > 1
+    assert spans["a.txt"]["attributes"]["gen_ai.usage.output_tokens"] >= 1
+    assert spans["c.pdf"]["status"]["status_code"] == "ERROR"
+    assert spans["a.txt"]["status"]["status_code"] == "UNSET"
+
+
 def test_a_trace_path_in_a_missing_directory_is_a_one_line_error(tmp_path, capsys):
     code = main(["run", "hi", "--model", "tiny", "--trace", str(tmp_path / "nope" / "t.jsonl")])
     err = capsys.readouterr().err

@@ -174,11 +174,11 @@ def _run(args: argparse.Namespace, tracing: Any) -> int:
     if batch:
         from agent.cli.extract_batch import run_batch
 
-        return run_batch(args, schema)
+        return run_batch(args, schema, tracing)
     text = _single_text(args)
     model = load_engine(args)
     if args.schema is not None and (grounded or args.passes > 1 or _needs_parts(args, text)):
-        return _single_document(args, schema, text, model)
+        return _single_document(args, schema, text, model, tracing)
     from agent.extraction import extract_with_stats
 
     result = extract_with_stats(
@@ -254,9 +254,11 @@ def _single_text(args: argparse.Namespace) -> str:
     return text
 
 
-def _single_document(args: argparse.Namespace, schema: object, text: str, model: object) -> int:
+def _single_document(
+    args: argparse.Namespace, schema: object, text: str, model: object, tracing: Any
+) -> int:
     """One long or grounded document: its value on stdout as JSON (spans are for --out),
-    stats on stderr. (Not traced yet: `extract_many` takes no tracing.)"""
+    stats on stderr."""
     from agent.docextract import Text, extract_many
 
     name = args.inputs[0] if args.inputs and args.inputs[0] != "-" else "<text>"
@@ -272,6 +274,7 @@ def _single_document(args: argparse.Namespace, schema: object, text: str, model:
         sampling=sampling_from_args(args, model),  # type: ignore[arg-type]
         compile_timeout=args.compile_timeout,
         batch_size=batch_size(args, model),
+        tracing=tracing,
     )
     if result.error is not None:
         raise UserError(result.error)

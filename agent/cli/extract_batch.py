@@ -22,7 +22,7 @@ from agent.errors import UserError
 EXIT_SOME_FAILED = 2
 
 
-def run_batch(args: argparse.Namespace, schema: object) -> int:
+def run_batch(args: argparse.Namespace, schema: object, tracing: Any = None) -> int:
     from agent.docextract import BatchProgress, Text, extract_many
     from agent.docextract.jsonl import read_done, results_file, write_record
 
@@ -83,6 +83,7 @@ def run_batch(args: argparse.Namespace, schema: object) -> int:
             skip=done,
             progress=show,
             batch_size=batch_size(args, model),
+            tracing=tracing,
         ):
             write_record(handle, result.to_json())
             texts[result.source] = result.text

@@ -29,6 +29,7 @@ from agent.docextract.sources import Document, SourceLike, expand, load, name_of
 from agent.docextract.spans import Span, align, leaves, resolve
 from agent.errors import UserError
 from agent.sampling import SamplingParams
+from agent.tracing import Tracing
 
 # Pieces decoded side by side (`extract --batch`) when none is asked for, per engine,
 # as measured (BENCHMARKS.md, document extraction): on MLX 8 rows gave 1.2-1.6x the
@@ -127,6 +128,7 @@ def extract_many(
     skip: Collection[str] = (),
     progress: Callable[[BatchProgress], None] | None = None,
     batch_size: int | None = None,
+    tracing: Tracing | None = None,
 ) -> Iterator[DocumentResult]:
     """Extract `schema` from every document of `sources`, one result per document.
 
@@ -140,7 +142,8 @@ def extract_many(
     model, MLX or llama.cpp (`agent.docextract.batched`); a server model takes them one
     at a time. None takes the engine's default (`DEFAULT_BATCH_SIZES`: 8 on MLX, 1 on
     llama.cpp, where batching measured no faster). Results come in the order of
-    `sources` either way.
+    `sources` either way. Each document is one `extract {model}` span (agent.tracing;
+    `tracing` None: the global providers).
     """
     if passes < 1:
         raise UserError(f"passes must be at least 1, got {passes}")
@@ -159,11 +162,13 @@ def extract_many(
     if batch_size > 1 and setup.batches:
         from agent.docextract.batched import extract_batched
 
-        yield from extract_batched(
+        for result in extract_batched(
             setup, items, size=size, overlap=shared, passes=passes, max_tokens=max_tokens,
             sampling=sampling, compile_timeout=compile_timeout, batch_size=batch_size,
             progress=progress,
-        )  # fmt: skip
+        ):  # fmt: skip
+            _trace(tracing, setup, max_tokens, result)
+            yield result
         return
     started = time.perf_counter()
     for done, item in enumerate(items):
@@ -186,7 +191,15 @@ def extract_many(
                     time.perf_counter() - started, result,
                 )
             )  # fmt: skip
+        _trace(tracing, setup, max_tokens, result)
         yield result
+
+
+def _trace(tracing: Tracing | None, setup: Setup, max_tokens: int, result: DocumentResult) -> None:
+    from agent.tracing.operations import document_span
+
+    engine = setup.engine
+    document_span(tracing or Tracing(), engine.name, engine.provider, max_tokens, result)
 
 
 def _setup(

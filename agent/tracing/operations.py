@@ -117,3 +117,44 @@ def extract_span(
         attributes["gen_ai.input.messages"] = genai_json([UserMessage(text)])
     with _span(tracing, f"extract {model}", SpanKind.CLIENT, attributes) as span:
         yield ExtractRecord(span, tracing, model, provider)
+
+
+def document_span(
+    tracing: Tracing,
+    model: str,
+    provider: str,
+    max_tokens: int,
+    result: Any,
+) -> None:
+    """`extract {model}` for one document of `extract_many` (any number of pieces, maybe
+    decoded beside other documents' pieces), recorded when the document is done: it
+    starts `result.seconds` before now. `result` is a `DocumentResult`."""
+    tracer = tracing.tracer()
+    now = time.time_ns()
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.output.type": "json",
+        "gen_ai.provider.name": provider,
+        "gen_ai.request.model": model,
+        "gen_ai.request.max_tokens": max_tokens,
+        "gen_ai.usage.input_tokens": result.prompt_tokens,
+        "gen_ai.usage.output_tokens": result.generated_tokens,
+        "gen_ai.usage.cache_read.input_tokens": result.cached_prompt_tokens,
+        "edge_agent.extract.source": result.source,
+        "edge_agent.extract.input_chars": len(result.text),
+        "edge_agent.extract.chunks": result.chunks,
+        "edge_agent.extract.grounded_values": len(result.grounded),
+    }
+    span = tracer.start_span(
+        f"extract {model}",
+        kind=SpanKind.CLIENT,
+        attributes=attributes,
+        start_time=now - int(result.seconds * 1e9),
+    )
+    if result.error is not None:
+        span.set_attribute("error.type", "ExtractionError")
+        span.set_status(Status(StatusCode.ERROR, result.error))
+    elif tracing.content:
+        output = AssistantMessage(json.dumps(result.value, ensure_ascii=False, default=str))
+        span.set_attribute("gen_ai.output.messages", genai_json([output]))
+    span.end(end_time=now)
