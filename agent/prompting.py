@@ -48,17 +48,18 @@ def system_prompt(
 
 TOOL_LIST = "List of tools: <|tool_list_start|>{tools}<|tool_list_end|>"
 # For a model without LFM2's call tokens: its calls are bare JSON, so the prompt shows
-# the definitions as plain JSON and the shape of a call. LFM2's tag format and the
-# OpenAI `{"type": "function", "function": ...}` wrapper mean nothing to such a model,
-# and SmolLM2-135M called the right function with the right values less often with them
-# (BENCHMARKS.md, "Function calling: BFCL").
+# each definition as one line of plain JSON and asks for a call object. LFM2's tag block
+# and the OpenAI `{"type": "function", "function": ...}` wrapper mean nothing to such a
+# model, and a listing that opens with `[{"name"` led SmolLM2-135M to open its reply
+# with `[` and write compact JSON, where it copies values worse (BENCHMARKS.md,
+# "Function calling: BFCL").
 PLAIN_TOOL_LIST = (
     "You can call these functions (JSON):\n{tools}\n"
     'To call a function, reply with only a JSON object {{"name": <function name>, '
-    '"arguments": {{...}}}}, where arguments maps each parameter name to its value; to '
-    "call several at once, a JSON array of such objects. If none of the functions fits "
-    "the request, say so in plain words."
+    '"arguments": {{...}}}}, where arguments maps each parameter name to its value.'
+    "{several} If none of the functions fits the request, say so in plain words."
 )
+SEVERAL_CALLS = " To call several at once, reply with a JSON array of such objects."
 
 
 def template_lists_tools(model: Model) -> bool:
@@ -71,8 +72,8 @@ def tool_listing(tools: list[dict[str, Any]], *, native_calls: bool) -> str:
     LFM2's format for a model with its call tokens, plain JSON definitions otherwise."""
     if native_calls:
         return TOOL_LIST.format(tools=json.dumps(tools, ensure_ascii=False))
-    definitions = [tool.get("function", tool) for tool in tools]
-    return PLAIN_TOOL_LIST.format(tools=json.dumps(definitions, ensure_ascii=False))
+    lines = "\n".join(json.dumps(tool.get("function", tool), ensure_ascii=False) for tool in tools)
+    return PLAIN_TOOL_LIST.format(tools=lines, several=SEVERAL_CALLS)
 
 
 def render(

@@ -42,7 +42,7 @@ def test_forced_calculator_call_on_smollm2(smollm2):
     user = [{"role": "user", "content": question}]
     tools = agent.registry.openai_tools()
     plain = render(smollm2, agent.system, user, tools, native_calls=False)
-    assert 'You can call these functions (JSON):\n[{"name": "calculator"' in plain
+    assert 'You can call these functions (JSON):\n{"name": "calculator"' in plain
     assert "<|tool_list_start|>" not in plain
     lfm2 = render(smollm2, agent.system, user, tools, native_calls=True)
     assert smollm2.count_tokens(plain) != smollm2.count_tokens(lfm2)
