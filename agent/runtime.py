@@ -250,32 +250,14 @@ class Model(TokenRuntime):
         self._checkpoint_at = None
 
     def prefill(self, prompt: Prompt) -> Prefill:
-        """Run `prompt` through the prompt cache (reusing what it shares with the last
-        prompt, as `stream` does) and stop before the first token is sampled.
+        """`prompt` through the prompt cache, ready for a batch row (`_prefill`)."""
+        tokens, cached, logits, seconds = self._prefill(prompt)
+        assert self._state.cache is not None  # _reuse_cache made it
+        return Prefill(tokens, cached, list(self._state.cache), logits, seconds)
 
-        Batched decoding (`agent.batch_runtime`) starts each row from here, so every row
-        gets the prompt cache's savings: the instruction and schema that open every
-        extraction prompt are prefilled once, not once per row.
-        """
-        if not self._lock.acquire(blocking=False):
-            raise RuntimeError("this Model is already generating; use one Model per thread")
-        try:
-            t0 = time.perf_counter()
-            tokens, prompt_text = self._prompt_tokens(prompt)
-            self._check_prompt(tokens)
-            state = self._state
-            state.history_text = None  # unknown until the prefill completes
-            cached = self._reuse_cache(tokens)
-            logits = self._feed(tokens[cached:])
-            assert state.cache is not None  # _reuse_cache made it
-            mx.eval(logits, [c.state for c in state.cache])
-            # The cache holds exactly the prompt: a next prompt extending it reuses it.
-            state.history_tokens = list(tokens)
-            state.history_text = prompt_text
-            return Prefill(tokens, cached, list(state.cache), logits,
-                           time.perf_counter() - t0)  # fmt: skip
-        finally:
-            self._lock.release()
+    def _settle_prefill(self, logits: Any) -> None:
+        assert self._state.cache is not None
+        mx.eval(logits, [c.state for c in self._state.cache])
 
     def _reuse_cache(self, tokens: list[int]) -> int:
         """Prepare the cache for `tokens`; return how many of them it already holds.

@@ -207,6 +207,10 @@ class TokenRuntime:
         """Prepare the cache for `tokens`; return how many of them it already holds."""
         raise NotImplementedError
 
+    def _feed(self, tokens: list[int]) -> Any:
+        """Run `tokens` through the model after the cache; the logits after the last."""
+        raise NotImplementedError
+
     def _begin(self, sampling: SamplingParams) -> None:
         """Seed the sampler and reset peak-memory counters for one generation."""
 
@@ -327,6 +331,36 @@ class TokenRuntime:
             )
         finally:
             self._lock.release()
+
+    def _prefill(self, prompt: Prompt) -> tuple[list[int], int, Any, float]:
+        """Run `prompt` through the prompt cache (reusing what it shares with the last
+        prompt, as `stream` does) and stop before the first token is sampled: (tokens,
+        how many came from the cache, the logits after the last, seconds).
+
+        Batched decoding starts each row from here, so every row gets the prompt
+        cache's savings: the instruction and schema that open every extraction prompt
+        are prefilled once, not once per row. `_settle` runs before the lock is let go.
+        """
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError("this Model is already generating; use one Model per thread")
+        try:
+            t0 = time.perf_counter()
+            tokens, prompt_text = self._prompt_tokens(prompt)
+            self._check_prompt(tokens)
+            state = self._state
+            state.history_text = None  # unknown until the prefill completes
+            cached = self._reuse_cache(tokens)
+            logits = self._feed(tokens[cached:])
+            self._settle_prefill(logits)
+            # The cache holds exactly the prompt: a next prompt extending it reuses it.
+            state.history_tokens = list(tokens)
+            state.history_text = prompt_text
+            return tokens, cached, logits, time.perf_counter() - t0
+        finally:
+            self._lock.release()
+
+    def _settle_prefill(self, logits: Any) -> None:
+        """Finish the prefill's work before the lock is let go (a lazy engine evaluates)."""
 
     def _stream(
         self,

@@ -308,24 +308,7 @@ class LlamaCppModel(TokenRuntime):
         savings: the instruction and schema that open every extraction prompt are
         prefilled once, not once per row.
         """
-        import time
-
-        if not self._lock.acquire(blocking=False):
-            raise RuntimeError("this Model is already generating; use one Model per thread")
-        try:
-            t0 = time.perf_counter()
-            tokens, prompt_text = self._prompt_tokens(prompt)
-            self._check_prompt(tokens)
-            state = self._state
-            state.history_text = None  # unknown until the prefill completes
-            cached = self._reuse_cache(tokens)
-            logits = self._feed(tokens[cached:])
-            # The cache holds exactly the prompt: a next prompt extending it reuses it.
-            state.history_tokens = list(tokens)
-            state.history_text = prompt_text
-            return LlamaPrefill(tokens, cached, logits, time.perf_counter() - t0)
-        finally:
-            self._lock.release()
+        return LlamaPrefill(*self._prefill(prompt))
 
     def threads_for(self, n_tokens: int) -> tuple[int, int]:
         """(decode, batch) thread counts for a batch of `n_tokens`: the decode threads
