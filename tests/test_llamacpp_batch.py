@@ -13,8 +13,15 @@ import json
 from pathlib import Path
 
 import pytest
-from test_docextract import HOT, ITEMS_SCHEMA, assert_grounded, run_cli, validate
-from test_docextract_batch import GREEDY, PEOPLE, _docs, _in_flight, _records
+from test_docextract import HOT, ITEMS_SCHEMA, run_cli, validate
+from test_docextract_batch import (
+    GREEDY,
+    PEOPLE,
+    _docs,
+    _in_flight,
+    _records,
+    check_a_random_walk,
+)
 
 from agent.constrained.output_types import Regex
 from agent.docextract import BatchProgress, Text, extract_many
@@ -75,21 +82,7 @@ def test_rows_reused_many_times_still_write_what_one_at_a_time_writes(fresh_gguf
 
 @pytest.mark.parametrize("name", ["invoice", "items"])
 def test_a_random_walk_in_a_batch_is_valid_and_grounded(fresh_gguf, name):
-    schema = ITEMS_SCHEMA if name == "items" else shipped_schema(name)
-    seen: list[BatchProgress] = []
-    results = list(
-        extract_many(
-            schema, _docs(), fresh_gguf, grounded=True, chunk_tokens=48, overlap=8,
-            max_tokens=160, sampling=HOT, batch_size=4, progress=seen.append,
-        )
-    )  # fmt: skip
-    assert [r.source for r in results] == [d.name for d in _docs()]
-    for result in results:
-        assert result.error is None, result.error
-        validate(schema, result.value)
-        assert_grounded(result, schema)
-        assert result.generated_tokens > 0 and result.stats.finish_reason == "stop"
-    assert _in_flight(seen) >= 4
+    check_a_random_walk(fresh_gguf, name)
 
 
 def test_a_failing_request_fails_alone(fresh_gguf):
