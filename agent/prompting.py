@@ -49,19 +49,6 @@ def system_prompt(
 
 
 TOOL_LIST = "List of tools: <|tool_list_start|>{tools}<|tool_list_end|>"
-# For a model without LFM2's call tokens: its calls are bare JSON, so the prompt shows
-# each definition as one line of plain JSON and asks for a call object. LFM2's tag block
-# and the OpenAI `{"type": "function", "function": ...}` wrapper mean nothing to such a
-# model, and a listing that opens with `[{"name"` led SmolLM2-135M to open its reply
-# with `[` and write compact JSON, where it copies values worse (BENCHMARKS.md,
-# "Function calling: BFCL").
-PLAIN_TOOL_LIST = (
-    "You can call these functions (JSON):\n{tools}\n"
-    'To call a function, reply with only a JSON object {{"name": <function name>, '
-    '"arguments": {{...}}}}, where arguments maps each parameter name to its value.'
-    "{several} If none of the functions fits the request, say so in plain words."
-)
-SEVERAL_CALLS = " To call several at once, reply with a JSON array of such objects."
 
 
 def template_lists_tools(model: Model) -> bool:
@@ -69,31 +56,19 @@ def template_lists_tools(model: Model) -> bool:
     return model.template_lists_tools()
 
 
-def tool_listing(tools: list[dict[str, Any]], *, native_calls: bool) -> str:
-    """The tools as text for a system prompt whose chat template does not list them:
-    LFM2's format for a model with its call tokens, plain JSON definitions otherwise."""
-    if native_calls:
-        return TOOL_LIST.format(tools=json.dumps(tools, ensure_ascii=False))
-    lines = "\n".join(json.dumps(tool.get("function", tool), ensure_ascii=False) for tool in tools)
-    return PLAIN_TOOL_LIST.format(tools=lines, several=SEVERAL_CALLS)
-
-
 def render(
     model: Model,
     system: str,
     messages: list[dict[str, Any]],
     tools: list[dict[str, Any]] | None,
-    *,
-    native_calls: bool = True,
 ) -> str:
     """The whole conversation as the prompt text of the next assistant turn.
 
-    A template that ignores `tools` gets the list at the end of the system prompt
-    instead (see `tool_listing`), so the model still knows what it can call;
-    `native_calls` says whether the engine reads LFM2 call blocks or bare JSON calls.
+    A template that ignores `tools` gets the list in LFM2's format at the end of the
+    system prompt instead, so the model still knows what it can call.
     """
     if tools and not template_lists_tools(model):
-        listing = tool_listing(tools, native_calls=native_calls)
+        listing = TOOL_LIST.format(tools=json.dumps(tools, ensure_ascii=False))
         system = f"{system}\n{listing}" if system else listing
         tools = None
     full = [SystemMessage(system).to_dict()] if system else []

@@ -131,7 +131,7 @@ class LocalChatModel:
     def prepare(self, request: StepRequest) -> PreparedStep:
         model = self.model
         prompt = render(model, request.system, _template_messages(request.messages),
-                        request.tools or None, native_calls=self.native_calls)  # fmt: skip
+                        request.tools or None)  # fmt: skip
         plan = self._plan(request)
         return PreparedStep(request, self._ledger.count(model, prompt), plan.needed,
                             (prompt, plan))  # fmt: skip
