@@ -436,11 +436,23 @@ async def test_command_palette_entries(store):
         await wait_for(pilot, lambda: app.backend.session_id is None)
 
 
+class Notified(EdgeAgentApp):
+    """The app, recording what it notifies through Textual's public `notify`."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.notified: list[tuple[str, str]] = []  # (severity, message)
+
+    def notify(self, message, *, severity="information", **kwargs) -> None:
+        self.notified.append((severity, str(message)))
+        super().notify(message, severity=severity, **kwargs)
+
+
 @run_async
 async def test_switch_model_loads_with_progress_and_bad_model_is_an_error(store):
     progress: list[str] = []
 
-    class Recording(EdgeAgentApp):
+    class Recording(Notified):
         def on_load_progress(self, message) -> None:
             progress.append(message.description)
             super().on_load_progress(message)
@@ -459,7 +471,8 @@ async def test_switch_model_loads_with_progress_and_bad_model_is_an_error(store)
         await wait_for(pilot, lambda: app.loading_spec is None)
         cards = app.chat.query(ErrorCard)
         assert len(cards) == 1 and "no-such-model-dir" in cards[0].message
-        assert any(n.severity == "error" for n in app._notifications)
+        # The notification is a posted message: wait for it to be handled.
+        await wait_for(pilot, lambda: any(sev == "error" for sev, _ in app.notified))
         assert app.is_running and app.ready
         final = await answer(pilot, "still there?")
         assert final.stats.generated_tokens > 0
@@ -481,7 +494,7 @@ async def test_switch_model_loads_with_progress_and_bad_model_is_an_error(store)
 
 @run_async
 async def test_failed_model_load_keeps_app_alive(store):
-    app = EdgeAgentApp(AgentBackend(ChatOptions(model="./missing-model"), store))
+    app = Notified(AgentBackend(ChatOptions(model="./missing-model"), store))
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: bool(app.chat.query(ErrorCard)))
         assert not app.ready and not app.loading.active
@@ -490,7 +503,7 @@ async def test_failed_model_load_keeps_app_alive(store):
         await pilot.press("enter")
         await pilot.pause()
         assert not app.generating and app.is_running
-        assert "not loaded" in list(app._notifications)[-1].message
+        await wait_for(pilot, lambda: any("not loaded" in text for _, text in app.notified))
 
 
 @run_async
