@@ -132,8 +132,7 @@ class Tool:
         messages = []
         for err in errors[:3]:
             where = "/".join(str(p) for p in err.path)
-            # jsonschema's messages repr() the offending value, which can be huge.
-            text = err.message if len(err.message) <= 300 else err.message[:300] + "..."
+            text = _short_message(err)
             messages.append(f"at '{where}': {text}" if where else text)
         if len(errors) > 3:
             messages.append(f"and {len(errors) - 3} more")
@@ -277,3 +276,15 @@ def tool(
         )
 
     return wrap(func) if func is not None else wrap
+
+
+def _short_message(err: Any) -> str:
+    """jsonschema's message with the offending value cut short: its messages repr() the
+    value first (`'1+1+...' is too long`), so cutting the whole message would drop the
+    reason that follows it."""
+    text = str(err.message)
+    value = repr(err.instance)
+    if len(value) > 60 and value in text:
+        size = f" ({len(err.instance)} long)" if isinstance(err.instance, (str, list, dict)) else ""
+        text = text.replace(value, value[:40] + "..." + size)
+    return text if len(text) <= 300 else text[:300] + "..."

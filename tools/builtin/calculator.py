@@ -12,7 +12,9 @@ import ast
 import math
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from tools.errors import ToolExecutionError
 from tools.tool import tool
@@ -227,7 +229,7 @@ def format_number(value: int | float) -> str:
 
 
 @tool(name="calculator", timeout=5.0)
-def calculator(expression: str) -> str:
+def calculator(expression: Annotated[str, Field(max_length=MAX_EXPRESSION_CHARS)]) -> str:
     """Evaluate an arithmetic expression exactly and return the number.
 
     Supports + - * / // % ** and parentheses, the constants pi, e and tau, and the
