@@ -49,6 +49,20 @@ def _in_flight(seen: list[BatchProgress]) -> int:
     return sum(1 for p in seen[:first] if p.finished is None)
 
 
+def add_and_drain(batch, requests: dict) -> dict:
+    """Add every (text, output type, max_tokens) request, of which two start; step the
+    batch until each has come out; the items by key (shared with the llama.cpp tests)."""
+    for key, (text, output, max_tokens) in requests.items():
+        batch.add(key, [{"role": "user", "content": text}], output, max_tokens=max_tokens)
+    assert batch.active == 2  # the two that could start decode side by side
+    done = {}
+    while len(done) < len(requests):
+        for item in batch.step():
+            done[item.key] = item
+    assert batch.active == 0
+    return done
+
+
 def _records(results) -> list[tuple]:
     return [(r.source, r.value, r.spans, r.chunks, r.notes, r.grounded, r.error)
             for r in results]  # fmt: skip
@@ -161,14 +175,7 @@ def test_a_failing_request_fails_alone(fresh_tiny):
         "long": (too_long, schema, 96),
         "ok2": ("Dee Khan, dee@example.com.", schema, 96),
     }
-    for key, (text, output, max_tokens) in requests.items():
-        batch.add(key, [{"role": "user", "content": text}], output, max_tokens=max_tokens)
-    assert batch.active == 2  # the two that could start decode side by side
-    done = {}
-    while len(done) < len(requests):
-        for item in batch.step():
-            done[item.key] = item
-    assert batch.active == 0
+    done = add_and_drain(batch, requests)
     for key in ("ok1", "ok2"):
         assert done[key].error is None
         validate(schema, done[key].result.value)

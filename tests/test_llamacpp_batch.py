@@ -20,6 +20,7 @@ from test_docextract_batch import (
     _docs,
     _in_flight,
     _records,
+    add_and_drain,
     check_a_random_walk,
 )
 
@@ -99,14 +100,7 @@ def test_a_failing_request_fails_alone(fresh_gguf):
         "ok2": ("Dee Khan, dee@example.com.", schema, 96),
     }
     with StructuredBatch(fresh_gguf, sampling=HOT, rows=4, row_tokens=512) as batch:
-        for key, (text, output, max_tokens) in requests.items():
-            batch.add(key, [{"role": "user", "content": text}], output, max_tokens=max_tokens)
-        assert batch.active == 2  # the two that could start decode side by side
-        done = {}
-        while len(done) < len(requests):
-            for item in batch.step():
-                done[item.key] = item
-        assert batch.active == 0
+        done = add_and_drain(batch, requests)
     for key in ("ok1", "ok2"):
         assert done[key].error is None
         validate(schema, done[key].result.value)
