@@ -35,27 +35,48 @@ LastLogits = Callable[[mx.array, Any], mx.array]
 LogitsAt = Callable[[mx.array, Any, "mx.array | None"], mx.array]
 
 
+Hidden = Callable[[mx.array, Any], mx.array]
+Project = Callable[[mx.array], mx.array]
+
+
+def _projection(module: Any) -> tuple[Any, Project] | None:
+    """The model's layers and its vocabulary projection, for the architectures known
+    to be "layers, then the projection"; None for any other."""
+    always_tied = _LAYERS_THEN_PROJECTION.get(str(getattr(module, "model_type", "")))
+    layers: Any = getattr(module, "model", None)
+    if always_tied is None or layers is None:
+        return None
+    tied = always_tied or getattr(getattr(module, "args", None), "tie_word_embeddings", None)
+    if tied:
+        return layers, layers.embed_tokens.as_linear
+    head = getattr(module, "lm_head", None) if tied is not None else None
+    return (layers, head) if head is not None else None
+
+
+def split_fn(module: Any) -> tuple[Hidden, Project]:
+    """(inputs (1, T), cache) -> rows (1, T, D), and rows -> logits: the rows are hidden
+    states and the projection is applied only to the rows a caller needs (a draft is
+    checked a row at a time); for any other architecture the rows are already logits."""
+    split = _projection(module)
+    if split is None:
+        return (lambda inputs, cache: module(inputs, cache=cache)), (lambda rows: rows)
+    layers, project = split
+    return (lambda inputs, cache: layers(inputs, cache)), project
+
+
 def logits_at_fn(module: Any) -> LogitsAt:
     """A function giving each row's logits at one position (a batch whose rows end at
     different positions), projecting only those rows of hidden state."""
-    always_tied = _LAYERS_THEN_PROJECTION.get(str(getattr(module, "model_type", "")))
-    layers: Any = getattr(module, "model", None)
-    projection: Callable[[mx.array], mx.array] | None = None
-    if always_tied is not None and layers is not None:
-        tied = always_tied or getattr(getattr(module, "args", None), "tie_word_embeddings", None)
-        if tied:
-            projection = layers.embed_tokens.as_linear
-        elif tied is not None:
-            projection = getattr(module, "lm_head", None)
+    split = _projection(module)
 
     def pick(out: mx.array, positions: mx.array | None) -> mx.array:
         if positions is None:
             return out[:, -1, :]
         return out[mx.arange(out.shape[0]), positions]
 
-    if projection is None:
+    if split is None:
         return lambda inputs, cache, positions: pick(module(inputs, cache=cache), positions)
-    project = projection
+    layers, project = split
 
     def at(inputs: mx.array, cache: Any, positions: mx.array | None) -> mx.array:
         return project(pick(layers(inputs, cache), positions))

@@ -348,52 +348,174 @@ class Model(TokenRuntime):
         Each forward pass is started with `mx.async_eval` before the grammar computes the
         next mask, so mask work (llguidance releases the GIL) overlaps the model, as in
         mlx-lm's `generate_step`. `run.finish` says why it stopped.
+
+        With `run.lookup`, a sampled token is fed together with tokens drafted from
+        earlier text (`agent.prompt_lookup`). Each next token is then chosen exactly as
+        without a draft (same logits, same sampler call, same grammar); while it equals
+        the drafted one, its logits are already computed and no pass is needed; at the
+        first difference the rest of the draft is taken back out of the cache.
         """
         sampler = sampling.sampler()
         processors = sampling.logits_processors()
         context = sampling.repetition_context_size
         logits = self._feed(tokens[cached:], prefill_progress)
         mx.eval(logits)  # the prefill ends here, even if the first tokens are forced
-        while True:
-            budget = max_tokens - len(generated)
-            if run.ends_before_step(budget, should_stop, constraint):
-                return
-            if constraint is not None:
-                forced = run.forced(constraint, budget)
-                if forced:
-                    generated.extend(forced)
-                    yield forced, True
-                    if run.ends_after(None, self.eos_token_ids, constraint, len(generated),
-                                      max_tokens):  # fmt: skip
-                        return
-                    logits = self._feed(forced)  # one forward pass for the whole run
-                    mx.async_eval(logits)
-                    run.forward_passes += 1
+        ahead = _Ahead(self, tokens, run) if run.lookup else None
+        try:
+            while True:
+                budget = max_tokens - len(generated)
+                if run.ends_before_step(budget, should_stop, constraint):
+                    return
+                if constraint is not None:
+                    forced = run.forced(constraint, budget)
+                    if forced:
+                        generated.extend(forced)
+                        yield forced, True
+                        ends = run.ends_after(
+                            None, self.eos_token_ids, constraint, len(generated), max_tokens
+                        )
+                        rest = forced if ahead is None else ahead.take(forced)
+                        if ends:
+                            return
+                        if isinstance(rest, mx.array):  # every forced token was drafted
+                            logits = rest
+                            continue
+                        # One forward pass for the whole run.
+                        logits = self._feed(rest) if ahead is None else ahead.feed(rest, 0)
+                        mx.async_eval(logits)
+                        run.forward_passes += 1
+                        continue
+                if processors:
+                    history = mx.array((tokens + generated)[-context:])
+                    for processor in processors:
+                        logits = processor(history, logits)
+                if constraint is not None:
+                    t0 = time.perf_counter()
+                    bias = constraint.logit_bias(budget, logits.shape[-1])
+                    logits = apply_logit_bias(logits, bias)
+                    run.constraint_s += time.perf_counter() - t0
+                logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+                token = _token_id(sampler(logprobs))
+                if constraint is not None:
+                    t0 = time.perf_counter()
+                    if not constraint.check(token, budget):
+                        token = resample(logprobs, token, sampler, constraint, budget)
+                    constraint.advance(token)
+                    run.constraint_s += time.perf_counter() - t0
+                generated.append(token)
+                yield [token], False
+                ends = run.ends_after(
+                    token, self.eos_token_ids, constraint, len(generated), max_tokens
+                )
+                taken = [token] if ahead is None else ahead.take([token])
+                if ends:
+                    return
+                if isinstance(taken, mx.array):  # the token was drafted: its logits are in
+                    logits = taken
                     continue
-            if processors:
-                history = mx.array((tokens + generated)[-context:])
-                for processor in processors:
-                    logits = processor(history, logits)
-            if constraint is not None:
-                t0 = time.perf_counter()
-                bias = constraint.logit_bias(budget, logits.shape[-1])
-                logits = apply_logit_bias(logits, bias)
-                run.constraint_s += time.perf_counter() - t0
-            logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-            token = _token_id(sampler(logprobs))
-            if constraint is not None:
-                t0 = time.perf_counter()
-                if not constraint.check(token, budget):
-                    token = resample(logprobs, token, sampler, constraint, budget)
-                constraint.advance(token)
-                run.constraint_s += time.perf_counter() - t0
-            generated.append(token)
-            yield [token], False
-            if run.ends_after(token, self.eos_token_ids, constraint, len(generated), max_tokens):
-                return
-            logits = self._feed([token])
-            mx.async_eval(logits)
-            run.forward_passes += 1
+                if ahead is not None:
+                    logits = ahead.feed(taken, max_tokens - len(generated))
+                else:
+                    logits = self._feed(taken)
+                mx.async_eval(logits)
+                run.forward_passes += 1
+        finally:
+            if ahead is not None:
+                ahead.close()
+
+
+class _Ahead:
+    """Drafted tokens fed ahead of the ones taken, and their rows (see `_decode`)."""
+
+    # Tokens taken since a cache that cannot be trimmed was marked are fed again with
+    # the next pass; past this many, the next pass feeds no draft so they are kept.
+    MAX_AGAIN = 32
+    FIRST_SIZE = 1
+
+    def __init__(self, model: Model, prompt: list[int], run: _Decode) -> None:
+        from agent.cache_rewind import CacheMark
+        from agent.last_logits import split_fn
+        from agent.prompt_lookup import PromptLookup
+
+        state = model._state
+        assert state.cache is not None  # the prefill made it
+        self.model = model
+        self.run = run
+        self.lookup = PromptLookup(prompt)
+        self.mark = CacheMark(state.cache, state.tokens)
+        self.hidden, self.project = split_fn(model.module)
+        self.drafts: list[int] = []  # fed, not yet taken
+        self.rows: mx.array | None = None  # rows after the last taken token, then each draft
+        self.again: list[int] = []  # taken, then lost from the cache by a rewind
+        self.size = min(run.lookup, self.FIRST_SIZE)  # the next draft's length
+        self.draft_size = self.draft_taken = 0  # the last draft: fed, taken so far
+
+    def take(self, taken: list[int]) -> mx.array | list[int]:
+        """`taken` were just chosen: the logits after them if all were drafted (no pass
+        needed); else the draft is dropped from the cache and the tokens still to feed
+        are returned (the drafted ones among them stay fed)."""
+        self.lookup.extend(taken)
+        drafts = self.drafts
+        same = 0
+        while same < min(len(drafts), len(taken)) and drafts[same] == taken[same]:
+            same += 1
+        self.run.accepted += same
+        self.draft_taken += same
+        if drafts and same == len(taken):
+            assert self.rows is not None
+            self.drafts = drafts[same:]
+            self.rows = self.rows[same:]
+            if not self.drafts:
+                self._resize()
+            return self.project(self.rows[:1]).astype(mx.float32)
+        if drafts:
+            self._resize()
+        self._drop(len(drafts) - same)  # the taken ones among them stay fed
+        return taken[same:]
+
+    def _resize(self) -> None:
+        """Draft more after a draft taken whole, fewer after one refused: a refused
+        token still costs its share of a pass."""
+        taken, size = self.draft_taken, self.draft_size
+        if taken >= size:
+            self.size = min(self.run.lookup, size * 2)
+        else:
+            self.size = taken + 1 if taken else max(1, size // 2)
+
+    def _drop(self, count: int) -> None:
+        if count > 0:
+            self.again += self.mark.rewind(count)
+        self.drafts = []
+        self.rows = None
+
+    def feed(self, tokens: list[int], room: int) -> mx.array:
+        """Feed `tokens` (after any to feed again) and a draft of at most `room` tokens
+        after them; return the logits after `tokens`."""
+        model = self.model
+        state = model._state
+        assert state.cache is not None
+        room = min(self.size, room)
+        draft = self.lookup.draft(room) if len(self.again) <= self.MAX_AGAIN else []
+        inputs = [*self.again, *tokens, *draft]
+        if not draft:
+            self.again = []
+            self.mark.forget()
+            return model._feed(inputs)
+        if not self.again:
+            self.mark.mark()
+        self.again = []
+        rows = self.hidden(mx.array(inputs)[None], state.cache)[0, -(1 + len(draft)) :]
+        state.tokens.extend(inputs)
+        self.drafts = draft
+        self.rows = rows
+        self.draft_size, self.draft_taken = len(draft), 0
+        self.run.drafted += len(draft)
+        return self.project(rows[:1]).astype(mx.float32)
+
+    def close(self) -> None:
+        """Leave the cache holding only taken tokens (a next call feeds the rest)."""
+        self._drop(len(self.drafts))
+        self.mark.forget()
 
 
 def _token_id(sample: mx.array) -> int:

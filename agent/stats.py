@@ -30,6 +30,10 @@ class GenerationStats:
     # Model calls after the prefill: fewer than the generated tokens when forced runs
     # of tokens were fast-forwarded in one pass each.
     decode_forward_passes: int = 0
+    # Prompt lookup (`agent.prompt_lookup`): tokens guessed from earlier text and fed
+    # ahead of time, and how many of them were what the model then took.
+    draft_tokens: int = 0
+    accepted_draft_tokens: int = 0
 
     @property
     def prefilled_tokens(self) -> int:
@@ -63,6 +67,10 @@ class GenerationStats:
                 f"{', cached' if self.compile_cached else ''}), "
                 f"mask {self.mask_us_per_token:.0f} µs/tok, "
                 f"forced {self.forced_fraction:.0%}"
+            )
+        if self.draft_tokens:
+            parts.append(
+                f"lookup {self.accepted_draft_tokens}/{self.draft_tokens} drafted tokens taken"
             )
         parts.append(f"stop: {self.finish_reason}")
         return " | ".join(parts)

@@ -101,6 +101,11 @@ class _Decode:
     t_first: float = 0.0
     constraint_s: float = 0.0
     forward_passes: int = 0
+    # Prompt lookup: at most this many drafted tokens per pass (0: off; engines that
+    # do not draft ignore it), and the counts for the stats.
+    lookup: int = 0
+    drafted: int = 0
+    accepted: int = 0
 
     # The step logic every engine's token loop shares; only feeding, masking and
     # sampling are the engine's own.
@@ -308,15 +313,21 @@ class TokenRuntime:
         constraint: DecodeConstraint | None = None,
         prefill_progress: Callable[[int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        lookup: int = 0,
     ) -> Iterator[StreamItem]:
         """Stream text chunks, then one `GenerationResult`.
 
         `prompt` is raw text, token ids, or chat messages (rendered with the chat
         template). `should_stop` is polled between tokens so a UI can cancel cleanly;
-        the partial output is returned with finish_reason "cancelled".
+        the partial output is returned with finish_reason "cancelled". `lookup` > 0
+        lets the engine feed up to that many tokens guessed from earlier text with each
+        sampled one (`agent.prompt_lookup`; MLX does): the output is the same, the
+        forward passes fewer where the output copies its prompt.
         """
         if max_tokens < 1:
             raise UserError(f"max_tokens must be at least 1, got {max_tokens}")
+        if isinstance(lookup, bool) or not isinstance(lookup, int) or lookup < 0:
+            raise UserError(f"lookup must be a whole number >= 0, got {lookup!r}")
         if not self._lock.acquire(blocking=False):
             raise RuntimeError("this Model is already generating; use one Model per thread")
         try:
@@ -328,6 +339,7 @@ class TokenRuntime:
                 constraint=constraint,
                 prefill_progress=prefill_progress,
                 should_stop=should_stop,
+                lookup=lookup,
             )
         finally:
             self._lock.release()
@@ -372,6 +384,7 @@ class TokenRuntime:
         constraint: DecodeConstraint | None,
         prefill_progress: Callable[[int, int], None] | None,
         should_stop: Callable[[], bool] | None,
+        lookup: int = 0,
     ) -> Iterator[StreamItem]:
         """The text layer: token ids -> text, stop strings, statistics."""
         t_start = time.perf_counter()
@@ -387,7 +400,7 @@ class TokenRuntime:
             constrained=constraint is not None,
             engine=self.engine,
         )
-        run = _Decode(finish="length")
+        run = _Decode(finish="length", lookup=lookup)
         decoder = IncrementalDecoder(self.vocabulary)
         generated: list[int] = []
         text_parts: list[str] = []
@@ -447,6 +460,8 @@ class TokenRuntime:
         stats.peak_memory_bytes = self._peak_memory_bytes()
         stats.finish_reason = run.finish
         stats.decode_forward_passes = run.forward_passes
+        stats.draft_tokens = run.drafted
+        stats.accepted_draft_tokens = run.accepted
         if constraint is not None and generated:
             stats.mask_us_per_token = run.constraint_s * 1e6 / len(generated)
         yield GenerationResult("".join(text_parts), generated, stats)

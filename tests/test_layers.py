@@ -30,6 +30,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "agent.runtime",
             "agent.last_logits",
+            "agent.prompt_lookup",
+            "agent.cache_rewind",
             "agent.batch_runtime",
             "agent.batch_mlx",
             "agent.token_runtime",
