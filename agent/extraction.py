@@ -15,6 +15,7 @@ from typing import Any
 from agent.constrained.compile import DEFAULT_COMPILE_TIMEOUT
 from agent.constrained.output_types import resolve_output_type
 from agent.errors import UserError
+from agent.prompt_lookup import EXTRACTION_LOOKUP
 from agent.sampling import SamplingParams
 from agent.structured import (
     StructuredResult,
@@ -35,6 +36,7 @@ def extract(
     max_tokens: int = 512,
     sampling: SamplingParams | None = None,
     compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
+    lookup: int = EXTRACTION_LOOKUP,
 ) -> Any:
     """Extract `schema` from `text`: a dict (JSON Schema), an instance (pydantic model),
     or the text itself (a regex, a grammar, choices).
@@ -43,6 +45,10 @@ def extract(
     (contact, invoice, event, product_review), a JSON file path, or any output type of
     `agent.constrained.output_types`: a pydantic model class, a dataclass, `Literal`,
     `Regex(...)`, `CFG(...)`, a list of choices, and Outlines' own types.
+
+    `lookup`: a local MLX model feeds up to that many tokens copied from the text with
+    each sampled one and keeps those it would have chosen anyway (`agent.prompt_lookup`):
+    the same output in fewer forward passes; 0 turns it off.
     """
     return extract_with_stats(
         text,
@@ -51,6 +57,7 @@ def extract(
         max_tokens=max_tokens,
         sampling=sampling,
         compile_timeout=compile_timeout,
+        lookup=lookup,
     ).value
 
 
@@ -64,6 +71,7 @@ def extract_with_stats(
     compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
     on_chunk: Callable[[TextChunk], None] | None = None,
     tracing: Tracing | None = None,
+    lookup: int = EXTRACTION_LOOKUP,
 ) -> StructuredResult:
     """`extract` with the statistics. `model` is a spec, a loaded `Model` or any
     `ChatModel`: a local model decodes under the schema's grammar; a server is asked
@@ -82,8 +90,9 @@ def extract_with_stats(
         tracing, engine.name, engine.provider, max_tokens, temperature, text, output_type
     ) as record:
         result = _extract(
-            engine, text, schema, max_tokens, sampling, compile_timeout, on_chunk, tracing
-        )
+            engine, text, schema, max_tokens, sampling, compile_timeout, on_chunk, tracing,
+            lookup,
+        )  # fmt: skip
         record.result(result.stats, result.value)
     return result
 
@@ -97,6 +106,7 @@ def _extract(
     compile_timeout: float,
     on_chunk: Callable[[TextChunk], None] | None,
     tracing: Tracing,
+    lookup: int,
 ) -> StructuredResult:
     from agent.engines.local import LocalChatModel
 
@@ -110,6 +120,7 @@ def _extract(
         max_tokens=max_tokens,
         sampling=sampling,
         compile_timeout=compile_timeout,
+        lookup=lookup,
     ):
         if isinstance(item, StructuredResult):
             result = item

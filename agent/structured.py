@@ -74,11 +74,13 @@ def stream_structured(
     compile_timeout: float = DEFAULT_COMPILE_TIMEOUT,
     engine: EngineChoice = "auto",
     should_stop: Callable[[], bool] | None = None,
+    lookup: int = 0,
 ) -> Iterator[TextChunk | StructuredResult]:
     """Stream the constrained text, then one StructuredResult.
 
     `engine` picks the grammar engine: "auto" (llguidance, the regex engine where
-    llguidance refuses the request), "llguidance" or "regex".
+    llguidance refuses the request), "llguidance" or "regex". `lookup` drafts up to
+    that many tokens from the prompt per pass (`Model.stream`; extraction copies).
     """
     compiled = compile_output_type(
         model,
@@ -103,6 +105,7 @@ def stream_structured(
         sampling=sampling,
         constraint=constraint,
         should_stop=should_stop,
+        lookup=lookup,
     ):
         if isinstance(item, TextChunk):
             yield item

@@ -127,3 +127,20 @@ def test_example_writes_one_valid_record_per_file(tiny, tmp_path):
     for record in records:
         validator.validate(record["contact"])
     assert "(cached)" in proc.stderr  # the grammar compiled once, then came from the cache
+
+
+def test_extract_drafts_from_the_text_without_changing_the_json(tiny, tmp_path):
+    """`--lookup` (on by default) feeds tokens copied from the text ahead; the stats
+    say how many were taken, and the JSON is what `--lookup 0` gives."""
+    source = tmp_path / "note.txt"
+    source.write_text(f"{TEXT}\n{TEXT}", encoding="utf-8")
+    common = ("extract", "--schema", "contact", "--model", "tiny", "--temp", "0", str(source))
+    drafted = run_cli(*common)
+    plain = run_cli(*common, "--lookup", "0")
+    assert drafted.returncode == plain.returncode == 0, drafted.stderr + plain.stderr
+    assert json.loads(drafted.stdout) == json.loads(plain.stdout)
+    assert "drafted tokens taken" in drafted.stderr.strip().splitlines()[-1]
+    assert "drafted tokens taken" not in plain.stderr
+    bad = run_cli(*common, "--lookup", "-1")
+    assert bad.returncode == 2 and "--lookup must be 0 or more" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -29,6 +29,7 @@ from agent.cli.common import (
     tracing_from_args,
 )
 from agent.errors import UserError
+from agent.prompt_lookup import EXTRACTION_LOOKUP
 
 # agent.constrained.compile.DEFAULT_COMPILE_TIMEOUT, without importing the grammar
 # machinery for `--help` (tests/test_cli_help.py checks that the two agree).
@@ -132,6 +133,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"seconds allowed for compiling the schema (default {COMPILE_TIMEOUT_S:g})",
     )
     p.add_argument(
+        "--lookup",
+        type=int,
+        default=EXTRACTION_LOOKUP,
+        metavar="N",
+        help="on MLX, feed up to N tokens copied from the document with each sampled one "
+        "and keep those the model would have chosen anyway: the same JSON in fewer "
+        f"forward passes (default {EXTRACTION_LOOKUP}; 0: off)",
+    )
+    p.add_argument(
         "--indent", type=int, default=None, metavar="N", help="pretty-print the JSON, N spaces"
     )
     add_sampling_args(p)
@@ -149,6 +159,8 @@ def _run(args: argparse.Namespace, tracing: Any) -> int:
 
     if args.batch is not None and args.batch > MAX_BATCH:
         raise UserError(f"--batch must be at most {MAX_BATCH}, got {args.batch}")
+    if args.lookup < 0:
+        raise UserError(f"--lookup must be 0 or more, got {args.lookup}")
     if args.compile_timeout <= 0:
         raise UserError(f"--compile-timeout must be positive, got {args.compile_timeout:g}")
     if args.text is not None and args.inputs:
@@ -189,6 +201,7 @@ def _run(args: argparse.Namespace, tracing: Any) -> int:
         sampling=sampling_from_args(args, model),
         compile_timeout=args.compile_timeout,
         tracing=tracing,
+        lookup=args.lookup,
     )
     if args.schema is not None:
         print(json.dumps(result.value, indent=args.indent, ensure_ascii=False))
@@ -275,6 +288,7 @@ def _single_document(
         compile_timeout=args.compile_timeout,
         batch_size=batch_size(args, model),
         tracing=tracing,
+        lookup=args.lookup,
     )
     if result.error is not None:
         raise UserError(result.error)

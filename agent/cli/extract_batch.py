@@ -84,6 +84,7 @@ def run_batch(args: argparse.Namespace, schema: object, tracing: Any = None) -> 
             progress=show,
             batch_size=batch_size(args, model),
             tracing=tracing,
+            lookup=args.lookup,
         ):
             write_record(handle, result.to_json())
             texts[result.source] = result.text

@@ -28,6 +28,7 @@ from agent.docextract.merge import Part, merge
 from agent.docextract.sources import Document, SourceLike, expand, load, name_of
 from agent.docextract.spans import Span, align, leaves, resolve
 from agent.errors import UserError
+from agent.prompt_lookup import EXTRACTION_LOOKUP
 from agent.sampling import SamplingParams
 from agent.tracing import Tracing
 
@@ -111,6 +112,7 @@ class Setup:
     count: Callable[[str], int] | None
     batches: bool = False  # the engine decodes several pieces at once
     prompt_room: int | None = None  # tokens besides the piece: instruction, schema, output
+    lookup: int = 0  # prompt-lookup draft tokens (one piece at a time on MLX)
 
 
 def extract_many(
@@ -129,6 +131,7 @@ def extract_many(
     progress: Callable[[BatchProgress], None] | None = None,
     batch_size: int | None = None,
     tracing: Tracing | None = None,
+    lookup: int = EXTRACTION_LOOKUP,
 ) -> Iterator[DocumentResult]:
     """Extract `schema` from every document of `sources`, one result per document.
 
@@ -143,13 +146,15 @@ def extract_many(
     at a time. None takes the engine's default (`DEFAULT_BATCH_SIZES`: 8 on MLX, 1 on
     llama.cpp, where batching measured no faster). Results come in the order of
     `sources` either way. Each document is one `extract {model}` span (agent.tracing;
-    `tracing` None: the global providers).
+    `tracing` None: the global providers). `lookup` is `extract`'s (pieces decoded one
+    at a time on MLX).
     """
     if passes < 1:
         raise UserError(f"passes must be at least 1, got {passes}")
     if batch_size is not None and batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}")
     setup = _setup(schema, model, grounded, passes, max_tokens, compile_timeout)
+    setup.lookup = lookup
     if batch_size is None:
         batch_size = default_batch_size(setup.engine)
     size = chunk_tokens or DEFAULT_CHUNK_TOKENS
@@ -391,7 +396,7 @@ def _extract_piece(
     result = None
     for item in stream_structured(
         setup.engine.model, messages, output, max_tokens=max_tokens, sampling=sampling,
-        compile_timeout=compile_timeout,
+        compile_timeout=compile_timeout, lookup=setup.lookup,
     ):  # fmt: skip
         if isinstance(item, StructuredResult):
             result = item
