@@ -41,10 +41,13 @@ sys.path[:] = [
     str(_HERE),
 ]
 
+# `agent` first: it loads the fast BLAS (agent/fastpath.py) before `mlx.core`, as the
+# CLI does; imported the other way round, a small model runs its quantized kernels.
+from agent import SamplingParams, load_model  # isort: skip
+
 import mlx.core as mx
 from _machine import machine_description
 
-from agent import SamplingParams, load_model
 from agent.constrained import llg, masks
 from agent.constrained.compile import clear_memory_cache
 from agent.structured import compile_output_type, extraction_messages, generate_structured
@@ -134,14 +137,27 @@ HOLDOUT = {
 }
 
 
+# Set from the command line: the extraction's sampling and prompt-lookup draft length.
+TEMPERATURE = 1.0
+LOOKUP = 0
+
+
+def sampling_for(seed: int) -> SamplingParams:
+    return SamplingParams(TEMPERATURE, seed=seed)
+
+
 def _unconstrained(model, prompt, tokens: int, seed: int):
-    """Generate exactly `tokens` tokens (retrying seeds if the model stops early)."""
+    """Generate exactly `tokens` tokens (retrying seeds if the model stops early); the
+    first attempt starts from a cold cache, retries reuse the prompt where the cache
+    allows (a long prompt would otherwise be prefilled again for every retry)."""
+    model.reset_cache()
     for attempt in range(20):
-        model.reset_cache()
         sampling = SamplingParams(temperature=1.0, seed=seed * 100 + attempt)
         result = model.generate(prompt, max_tokens=tokens, sampling=sampling)
+        if attempt == 0:
+            first_prefill_s = result.stats.ttft_s
         if result.stats.generated_tokens == tokens:
-            return result
+            return result, first_prefill_s
     raise RuntimeError(f"could not generate {tokens} tokens unconstrained")
 
 
@@ -198,7 +214,7 @@ def decode_overhead(model, tokens: int, runs: int) -> dict:
     compile_output_type(model, FREE_STRINGS)  # compile once; runs use the cache
     free, constrained, mask_us, forced = [], [], [], []
     for i in range(runs):
-        free.append(_unconstrained(model, prompt, tokens, i).stats.decode_tps)
+        free.append(_unconstrained(model, prompt, tokens, i)[0].stats.decode_tps)
         model.reset_cache()
         result = generate_structured(
             model,
@@ -226,24 +242,27 @@ def extraction_overhead(model, name: str, runs: int) -> dict:
     schema = shipped_schema(name)
     prompt = extraction_messages(TEXTS[name], schema)
     walls, free_walls, decodes, free_decodes, token_counts, forced = [], [], [], [], [], []
+    passes: list[int] = []
     for i in range(runs):
         model.reset_cache()
         t0 = time.perf_counter()
         result = generate_structured(
-            model, prompt, schema, max_tokens=600, sampling=SamplingParams(1.0, seed=i)
+            model, prompt, schema, max_tokens=600, sampling=sampling_for(i), lookup=LOOKUP
         )
         walls.append(time.perf_counter() - t0)
         decodes.append(result.stats.total_s - result.stats.ttft_s)
         n = result.stats.generated_tokens
         token_counts.append(n)
         forced.append(result.stats.forced_fraction)
-        t0 = time.perf_counter()
-        free = _unconstrained(model, prompt, n, i)
-        free_walls.append(time.perf_counter() - t0)
+        passes.append(result.stats.decode_forward_passes)
+        free, prefill_s = _unconstrained(model, prompt, n, i)
         free_decodes.append(free.stats.total_s - free.stats.ttft_s)
+        # A cold prefill, then the decode of the attempt that ran to `n` tokens.
+        free_walls.append(prefill_s + free_decodes[-1])
     return {
         "tokens": statistics.median(token_counts),
         "forced": statistics.median(forced),
+        "passes": statistics.median(passes),
         "constrained_s": statistics.median(walls),
         "free_s": statistics.median(free_walls),
         "ratio": statistics.median(walls) / statistics.median(free_walls),
@@ -313,18 +332,29 @@ def main() -> None:
     parser.add_argument("--model", default="tiny-large-vocab")
     parser.add_argument("--extract-model", default="smollm2")
     parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--engine", default="auto", help="engine of --extract-model")
+    parser.add_argument(
+        "--temp", type=float, default=1.0, help="extraction temperature (0: greedy)"
+    )
+    parser.add_argument(
+        "--lookup", type=int, default=0, help="extraction: prompt-lookup draft tokens (0: off)"
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
         "--only", choices=["masks", "decode", "compile", "extraction"], default=None,
         help="run one part only",
     )  # fmt: skip
     args = parser.parse_args()
+    global TEMPERATURE, LOOKUP
+    TEMPERATURE, LOOKUP = args.temp, args.lookup
     parts = {args.only} if args.only else {"masks", "decode", "compile", "extraction"}
     os.environ["EDGE_AGENT_GRAMMAR_CACHE"] = "off"  # cold compiles are cold
 
-    model = load_model(args.model)
+    model = load_model(args.model, engine="mlx")
     model.generate("warm up", max_tokens=8)
-    print(f"Machine: {machine_description()}")
+    from agent.fastpath import fast_blas
+
+    print(f"Machine: {machine_description()}; fast BLAS: {fast_blas() or 'none'}")
     print(f"Model: {args.model} ({model.info.vocab_size:,} tokens, {model.info.quantization})\n")
 
     if "masks" in parts:
@@ -334,7 +364,7 @@ def main() -> None:
     if "compile" in parts:
         _report_compile(model)
     if "extraction" in parts:
-        _report_extraction(model, args.model, args.extract_model, args.runs)
+        _report_extraction(model, args.model, args.extract_model, args.runs, args.engine)
 
 
 def _report_masks(model) -> None:
@@ -380,22 +410,26 @@ def _report_compile(model) -> None:
         print(f"| {name} | {engine} | {'did not compile' if ms == float('inf') else f'{ms:.1f}'} |")
 
 
-def _report_extraction(model, model_name: str, extract_model: str, runs: int) -> None:
+def _report_extraction(
+    model, model_name: str, extract_model: str, runs: int, engine: str = "auto"
+) -> None:
     for name in dict.fromkeys([model_name, extract_model]):
-        extractor = model if name == model_name else load_model(name)
+        same = name == model_name and engine in ("auto", model.engine)
+        extractor = model if same else load_model(name, engine=engine)
         print(
-            f"\nJSON extraction ({name}) vs unconstrained generation of as many tokens "
+            f"\nJSON extraction ({name}, {extractor.engine}, temperature {TEMPERATURE}, "
+            f"lookup {LOOKUP}) vs unconstrained generation of as many tokens "
             f"from the same prompt, median of {runs}:\n"
         )
         print(
-            "| schema | tokens | forced | extraction wall (s) | unconstrained wall (s) "
+            "| schema | tokens | forced | passes | extraction wall (s) | unconstrained wall (s) "
             "| ratio | extraction decode (s) | unconstrained decode (s) | decode ratio |"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for schema_name in TEXTS:
             e = extraction_overhead(extractor, schema_name, runs)
             print(
-                f"| {schema_name} | {e['tokens']:.0f} | {e['forced']:.0%} | "
+                f"| {schema_name} | {e['tokens']:.0f} | {e['forced']:.0%} | {e['passes']:.0f} | "
                 f"{e['constrained_s']:.2f} | {e['free_s']:.2f} | {e['ratio']:.2f} | "
                 f"{e['decode_s']:.2f} | {e['free_decode_s']:.2f} | {e['decode_ratio']:.2f} |"
             )
