@@ -347,7 +347,8 @@ class Model(TokenRuntime):
 
         Each forward pass is started with `mx.async_eval` before the grammar computes the
         next mask, so mask work (llguidance releases the GIL) overlaps the model, as in
-        mlx-lm's `generate_step`. `run.finish` says why it stopped.
+        mlx-lm's `generate_step`. A run of tokens the grammar forces after a sampled
+        token is fed in the sampled token's pass. `run.finish` says why it stopped.
 
         With `run.lookup`, a sampled token is fed together with tokens drafted from
         earlier text (`agent.prompt_lookup`). Each next token is then chosen exactly as
@@ -407,7 +408,18 @@ class Model(TokenRuntime):
                 ends = run.ends_after(
                     token, self.eos_token_ids, constraint, len(generated), max_tokens
                 )
-                taken = [token] if ahead is None else ahead.take([token])
+                fed = [token]
+                if constraint is not None and not ends:
+                    # Tokens the grammar forces after this one go in the same pass.
+                    follow = run.forced(constraint, max_tokens - len(generated))
+                    if follow:
+                        generated.extend(follow)
+                        yield follow, True
+                        fed += follow
+                        ends = run.ends_after(
+                            None, self.eos_token_ids, constraint, len(generated), max_tokens
+                        )
+                taken = fed if ahead is None else ahead.take(fed)
                 if ends:
                     return
                 if isinstance(taken, mx.array):  # the token was drafted: its logits are in
