@@ -409,16 +409,13 @@ class Model(TokenRuntime):
                     token, self.eos_token_ids, constraint, len(generated), max_tokens
                 )
                 fed = [token]
-                if constraint is not None and not ends:
-                    # Tokens the grammar forces after this one go in the same pass.
-                    follow = run.forced(constraint, max_tokens - len(generated))
+                if not ends:  # what the grammar forces next goes in the same pass
+                    follow, ends = run.forced_after(
+                        constraint, generated, max_tokens, self.eos_token_ids
+                    )
                     if follow:
-                        generated.extend(follow)
                         yield follow, True
                         fed += follow
-                        ends = run.ends_after(
-                            None, self.eos_token_ids, constraint, len(generated), max_tokens
-                        )
                 taken = fed if ahead is None else ahead.take(fed)
                 if ends:
                     return

@@ -133,6 +133,24 @@ class _Decode:
         self.constraint_s += time.perf_counter() - t0
         return tokens
 
+    def forced_after(
+        self,
+        constraint: DecodeConstraint | None,
+        generated: list[int],
+        max_tokens: int,
+        eos_ids: frozenset[int],
+    ) -> tuple[list[int], bool]:
+        """After a sampled token that did not end the output: the run the grammar forces
+        next, appended to `generated` (fed in the sampled token's pass), and whether the
+        output ends with it."""
+        if constraint is None:
+            return [], False
+        follow = self.forced(constraint, max_tokens - len(generated))
+        if not follow:
+            return [], False
+        generated.extend(follow)
+        return follow, self.ends_after(None, eos_ids, constraint, len(generated), max_tokens)
+
     def ends_after(
         self,
         token: int | None,

@@ -391,7 +391,13 @@ class LlamaCppModel(TokenRuntime):
             yield [token], False
             if run.ends_after(token, self.eos_token_ids, constraint, len(generated), max_tokens):
                 return
-            logits = self._feed([token])
+            # What the grammar forces next goes in the same batch.
+            follow, ends = run.forced_after(constraint, generated, max_tokens, self.eos_token_ids)
+            if follow:
+                yield follow, True
+            if ends:
+                return
+            logits = self._feed([token, *follow])
             run.forward_passes += 1
 
     # ------------------------------------------------------------------ vocab
