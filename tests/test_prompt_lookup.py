@@ -43,19 +43,29 @@ def test_the_longest_recurring_tail_drafts_what_followed_its_latest_occurrence()
 
 
 def test_a_shorter_tail_is_tried_when_the_longer_one_never_occurred():
-    lookup = PromptLookup([7, 8, 9, 7, 1], max_ngram=3)
+    lookup = PromptLookup([7, 8, 9, 7, 1], max_ngram=3, min_ngram=1)
     lookup.extend([5, 7])  # "5 7" never occurred; "7" did, last before 1
     assert lookup.draft(4) == [1, 5, 7]
 
 
+def test_by_default_a_single_recurring_token_drafts_nothing():
+    lookup = PromptLookup([7, 8, 9, 7, 1])
+    lookup.extend([5, 7])
+    assert lookup.draft(4) == []
+    lookup.extend([1])  # "7 1" occurred: two tokens are enough
+    assert lookup.draft(2) == [5, 7]
+
+
 def test_no_draft_without_an_earlier_occurrence_or_room():
-    lookup = PromptLookup([1, 2, 3])
+    lookup = PromptLookup([1, 2, 3], min_ngram=1)
     assert lookup.draft(4) == []  # the tail "3" has not occurred before
     lookup.extend([1])
     assert lookup.draft(0) == []
     assert lookup.draft(1) == [2]
-    with pytest.raises(ValueError, match="max_ngram"):
+    with pytest.raises(ValueError, match="min_ngram"):
         PromptLookup([], max_ngram=0)
+    with pytest.raises(ValueError, match="min_ngram"):
+        PromptLookup([], min_ngram=3, max_ngram=2)
 
 
 # ------------------------------------------------------------ the runtime
@@ -105,7 +115,9 @@ def test_the_output_is_the_same_with_drafts_and_fewer_passes_are_run(model):
 
 def test_seeded_sampling_draws_the_same_tokens_with_drafts(model):
     prompt = f"Repeat: {TEXT} {TEXT}"
-    sampling = SamplingParams(temperature=1.0, min_p=0.0, seed=11)
+    # LFM2's defaults (temperature 0.3, min_p, a repetition penalty): a sampler and a
+    # logits processor that both see every drafted position.
+    sampling = SamplingParams(seed=11)
     plain = _generate(model, prompt, lookup=0, sampling=sampling)
     drafted = _generate(model, prompt, lookup=6, sampling=sampling)
     assert drafted.token_ids == plain.token_ids
