@@ -49,18 +49,6 @@ def system_prompt(
 
 
 TOOL_LIST = "List of tools: <|tool_list_start|>{tools}<|tool_list_end|>"
-# A model without LFM2's call tokens writes its calls as a bare JSON reply. LFM2's tag
-# block and the OpenAI `{"type": "function", "function": ...}` wrapper mean nothing to
-# such a model, so it gets one plain definition a line (a listing that opened with
-# `[{"` led SmolLM2-135M to add calls nobody asked for), and the reply's shape in the
-# call grammar's own terms: an array of call objects, even for one call, so the model
-# decides after each call whether another follows (BENCHMARKS.md, "Function calling").
-PLAIN_TOOL_LIST = "You can call these functions (JSON):\n{tools}"
-BARE_CALLS_INSTRUCTION = (
-    'To call functions, reply with only a JSON array of calls [{"name": <function name>, '
-    '"arguments": {...}}, ...], one object per call, where arguments maps each parameter '
-    "name to its value."
-)
 
 
 def template_lists_tools(model: Model) -> bool:
@@ -68,41 +56,23 @@ def template_lists_tools(model: Model) -> bool:
     return model.template_lists_tools()
 
 
-def tool_listing(tools: list[dict[str, Any]], *, native_calls: bool) -> str:
-    """The tools as text for a system prompt whose chat template does not list them:
-    LFM2's format for a model with its call tokens, plain JSON definitions otherwise."""
-    if native_calls:
-        return TOOL_LIST.format(tools=json.dumps(tools, ensure_ascii=False))
-    lines = "\n".join(json.dumps(tool.get("function", tool), ensure_ascii=False) for tool in tools)
-    return PLAIN_TOOL_LIST.format(tools=lines)
-
-
 def render(
     model: Model,
     system: str,
     messages: list[dict[str, Any]],
     tools: list[dict[str, Any]] | None,
-    *,
-    native_calls: bool = True,
 ) -> str:
     """The whole conversation as the prompt text of the next assistant turn.
 
-    A template that ignores `tools` gets the list at the end of the system prompt
-    instead (see `tool_listing`), so the model still knows what it can call.
-    `native_calls` says whether the engine reads LFM2 call blocks or a bare JSON reply;
-    for the latter the system prompt also says the reply's shape
-    (`BARE_CALLS_INSTRUCTION`), whoever lists the tools.
+    A template that ignores `tools` gets the list in LFM2's format at the end of the
+    system prompt instead, so the model still knows what it can call.
     """
-    notes = []
-    template_tools = tools or None
     if tools and not template_lists_tools(model):
-        notes.append(tool_listing(tools, native_calls=native_calls))
-        template_tools = None
-    if tools and not native_calls:
-        notes.append(BARE_CALLS_INSTRUCTION)
-    system = "\n".join([system, *notes] if system else notes)
+        listing = TOOL_LIST.format(tools=json.dumps(tools, ensure_ascii=False))
+        system = f"{system}\n{listing}" if system else listing
+        tools = None
     full = [SystemMessage(system).to_dict()] if system else []
-    return model.chat_prompt([*full, *messages], tools=template_tools)
+    return model.chat_prompt([*full, *messages], tools=tools or None)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from agent.events import (
     ToolResultEvent,
 )
 from agent.messages import ToolMessage
-from agent.prompting import BARE_CALLS_INSTRUCTION, render
+from agent.prompting import render
 from agent.sampling import SamplingParams
 from tools import ToolRegistry, tool
 
@@ -343,32 +343,22 @@ def test_max_parallel_calls_caps_each_step(tiny):
 
 def test_models_without_call_tokens_get_bare_constrained_calls(tiny):
     """Backends whose vocabulary lacks LFM2's call tokens: a forced call is a bare JSON
-    array of call objects (grammar-checked, with llama.cpp's bounded whitespace between
-    tokens), the prompt says so, and the reply goes through the call parser; a call
-    repeated in the array is made once."""
-    tiny.reset_cache()
+    object or array (still grammar-checked, with llama.cpp's bounded whitespace between
+    tokens) and goes through the call parser; a call repeated in the array is made once."""
     engine = LocalChatModel(tiny, native_calls=False)  # as without <|tool_call_start|>
     agent = Agent(engine, [weather], tool_choice="required", max_steps=1, sampling=sampling(0))
     result = agent.run("Weather in Oslo?")
     calls = result.of_type(ToolCallEvent)
     assert calls and all(weather.validation_errors(c.arguments) == [] for c in calls)
     content = agent.messages[1].content
-    written = json.loads(content)
-    assert isinstance(written, list) and written  # an array, even for one call
-    assert all(c["name"] == "weather" for c in written)
+    written = json.loads(content)  # one call object, or an array of them
+    written = written if isinstance(written, list) else [written]
+    assert written and all(c["name"] == "weather" for c in written)
     assert re.search(r"\n{3}|[ \t]{21}", content) is None  # whitespace stays bounded
     distinct = {json.dumps(c, sort_keys=True) for c in written}
     assert len(calls) == len(distinct)
     assert result.of_type(TextDelta) == []  # the payload is reported as calls, not text
     assert all(r.error is None for r in result.of_type(ToolResultEvent))
-    # The step's prompt was the one that tells the model that shape.
-    tools = agent.registry.openai_tools()
-    user = [agent.messages[0].to_dict()]
-    bare = render(tiny, agent.system, user, tools, native_calls=False)
-    native = render(tiny, agent.system, user, tools)
-    assert BARE_CALLS_INSTRUCTION in bare and BARE_CALLS_INSTRUCTION not in native
-    stats = result.of_type(StatsEvent)[0].stats
-    assert stats.prompt_tokens == tiny.count_tokens(bare) != tiny.count_tokens(native)
 
 
 def test_tool_choice_none_never_calls(tiny):

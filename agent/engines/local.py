@@ -131,7 +131,7 @@ class LocalChatModel:
     def prepare(self, request: StepRequest) -> PreparedStep:
         model = self.model
         prompt = render(model, request.system, _template_messages(request.messages),
-                        request.tools or None, native_calls=self.native_calls)  # fmt: skip
+                        request.tools or None)  # fmt: skip
         plan = self._plan(request)
         return PreparedStep(request, self._ledger.count(model, prompt), plan.needed,
                             (prompt, plan))  # fmt: skip
@@ -208,9 +208,9 @@ class LocalChatModel:
         calls = None
         if mode != "none":
             assert request.call_schema is not None
-            # An array of calls, with call tokens or without (a bare reply is an array
-            # too, even for one call: see prompting.BARE_CALLS_INSTRUCTION).
             schema = calls_schema(request.call_schema, request.max_parallel_calls)
+            if self._tokens is None:  # a bare reply: one call object, or an array of them
+                schema = {"anyOf": [request.call_schema, schema]}
             end = self._tokens.call_end if self._tokens is not None else None
             call_space = request.whitespace
             if call_space is None:  # see LOOSE_JSON_WHITESPACE
