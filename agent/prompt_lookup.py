@@ -8,7 +8,7 @@ one forward pass and keeps the guessed tokens only while each is what it would h
 sampled anyway (`agent.runtime`), so the output is the same with or without a draft;
 only the number of forward passes changes.
 
-The index maps every n-gram (n = 1..`max_ngram`) to the position after its latest
+The index maps every n-gram (n = `min_ngram`..`max_ngram`) to the position after its latest
 occurrence that has a successor, so a draft costs one dict lookup per n, not a scan.
 """
 
@@ -52,7 +52,7 @@ class PromptLookup:
         index = self._index
         for token in tokens:
             end = len(history)
-            for n in range(1, min(self.max_ngram, end) + 1):
+            for n in range(self.min_ngram, min(self.max_ngram, end) + 1):
                 index[n - 1][tuple(history[end - n : end])] = end
             history.append(int(token))
 
