@@ -367,7 +367,9 @@ class Model(TokenRuntime):
                 budget = max_tokens - len(generated)
                 if run.ends_before_step(budget, should_stop, constraint):
                     return
-                if constraint is not None:
+                # Only an opening run is forced here: later runs ride with the sampled
+                # token before them (`forced_after`), and a run is never followed by one.
+                if constraint is not None and not generated:
                     forced = run.forced(constraint, budget)
                     if forced:
                         generated.extend(forced)

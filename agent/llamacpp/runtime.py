@@ -358,7 +358,8 @@ class LlamaCppModel(TokenRuntime):
             budget = max_tokens - len(generated)
             if run.ends_before_step(budget, should_stop, constraint):
                 return
-            if constraint is not None:
+            # Only an opening run is forced here (later ones: `forced_after`).
+            if constraint is not None and not generated:
                 forced = run.forced(constraint, budget)
                 if forced:
                     generated.extend(forced)
