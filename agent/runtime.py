@@ -363,31 +363,22 @@ class Model(TokenRuntime):
         mx.eval(logits)  # the prefill ends here, even if the first tokens are forced
         ahead = _Ahead(self, tokens, run) if run.lookup else None
         try:
+            # A run the grammar forces at the opening; later runs ride with the sampled
+            # token before them, and a run is never followed by another.
+            opening, ends = run.forced_after(constraint, generated, max_tokens, self.eos_token_ids)
+            if opening:
+                yield opening, True
+                rest = opening if ahead is None else ahead.take(opening)
+                if ends:
+                    return
+                assert isinstance(rest, list)  # nothing was drafted before the first token
+                logits = self._feed(rest) if ahead is None else ahead.feed(rest, 0)
+                mx.async_eval(logits)
+                run.forward_passes += 1
             while True:
                 budget = max_tokens - len(generated)
                 if run.ends_before_step(budget, should_stop, constraint):
                     return
-                # Only an opening run is forced here: later runs ride with the sampled
-                # token before them (`forced_after`), and a run is never followed by one.
-                if constraint is not None and not generated:
-                    forced = run.forced(constraint, budget)
-                    if forced:
-                        generated.extend(forced)
-                        yield forced, True
-                        ends = run.ends_after(
-                            None, self.eos_token_ids, constraint, len(generated), max_tokens
-                        )
-                        rest = forced if ahead is None else ahead.take(forced)
-                        if ends:
-                            return
-                        if isinstance(rest, mx.array):  # every forced token was drafted
-                            logits = rest
-                            continue
-                        # One forward pass for the whole run.
-                        logits = self._feed(rest) if ahead is None else ahead.feed(rest, 0)
-                        mx.async_eval(logits)
-                        run.forward_passes += 1
-                        continue
                 if processors:
                     history = mx.array((tokens + generated)[-context:])
                     for processor in processors:

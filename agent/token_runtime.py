@@ -140,9 +140,9 @@ class _Decode:
         max_tokens: int,
         eos_ids: frozenset[int],
     ) -> tuple[list[int], bool]:
-        """After a sampled token that did not end the output: the run the grammar forces
-        next, appended to `generated` (fed in the sampled token's pass), and whether the
-        output ends with it."""
+        """The run the grammar forces next (at the opening, or after a sampled token that
+        did not end the output, to be fed in that token's pass), appended to
+        `generated`, and whether the output ends with it."""
         if constraint is None:
             return [], False
         follow = self.forced(constraint, max_tokens - len(generated))

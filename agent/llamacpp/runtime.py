@@ -354,22 +354,18 @@ class LlamaCppModel(TokenRuntime):
 
         sampler = self._sampler
         logits = self._feed(tokens[cached:], prefill_progress)
+        # A run the grammar forces at the opening (later ones: `forced_after`).
+        opening, ends = run.forced_after(constraint, generated, max_tokens, self.eos_token_ids)
+        if opening:
+            yield opening, True
+            if ends:
+                return
+            logits = self._feed(opening)  # one batch for the whole run
+            run.forward_passes += 1
         while True:
             budget = max_tokens - len(generated)
             if run.ends_before_step(budget, should_stop, constraint):
                 return
-            # Only an opening run is forced here (later ones: `forced_after`).
-            if constraint is not None and not generated:
-                forced = run.forced(constraint, budget)
-                if forced:
-                    generated.extend(forced)
-                    yield forced, True
-                    if run.ends_after(None, self.eos_token_ids, constraint, len(generated),
-                                      max_tokens):  # fmt: skip
-                        return
-                    logits = self._feed(forced)  # one batch for the whole run
-                    run.forward_passes += 1
-                    continue
             scores = sampler.penalise(logits, tokens + generated)
             if constraint is not None:
                 t0 = time.perf_counter()
