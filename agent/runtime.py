@@ -351,7 +351,8 @@ class Model(TokenRuntime):
         token is fed in the sampled token's pass. `run.finish` says why it stopped.
 
         With `run.lookup`, a sampled token is fed together with tokens drafted from
-        earlier text (`agent.prompt_lookup`). Each next token is then chosen exactly as
+        earlier text (`agent.prompt_lookup`; at the start of a value copied from the
+        prompt, `agent.text_lookup`). Each next token is then chosen exactly as
         without a draft (same logits, same sampler call, same grammar); while it equals
         the drafted one, its logits are already computed and no pass is needed; at the
         first difference the rest of the draft is taken back out of the cache.
@@ -438,12 +439,17 @@ class _Ahead:
         from agent.cache_rewind import CacheMark
         from agent.last_logits import split_fn
         from agent.prompt_lookup import PromptLookup
+        from agent.text_lookup import TextLookup
 
         state = model._state
         assert state.cache is not None  # the prefill made it
         self.model = model
         self.run = run
         self.lookup = PromptLookup(prompt)
+        vocabulary = model.vocabulary
+        self.text = TextLookup(
+            prompt, vocabulary.token_bytes, model.encode_fragment, vocabulary.special_ids
+        )
         self.mark = CacheMark(state.cache, state.tokens)
         self.hidden, self.project = split_fn(model.module)
         self.drafts: list[int] = []  # fed, not yet taken
@@ -457,6 +463,7 @@ class _Ahead:
         needed); else the draft is dropped from the cache and the tokens still to feed
         are returned (the drafted ones among them stay fed)."""
         self.lookup.extend(taken)
+        self.text.extend(taken)
         drafts = self.drafts
         same = 0
         while same < min(len(drafts), len(taken)) and drafts[same] == taken[same]:
@@ -497,7 +504,9 @@ class _Ahead:
         state = model._state
         assert state.cache is not None
         room = min(self.size, room)
-        draft = self.lookup.draft(room) if len(self.again) <= self.MAX_AGAIN else []
+        draft = []
+        if len(self.again) <= self.MAX_AGAIN:
+            draft = self.lookup.draft(room) or self.text.draft(room)
         inputs = [*self.again, *tokens, *draft]
         if not draft:
             self.again = []

@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "agent.runtime",
             "agent.last_logits",
             "agent.prompt_lookup",
+            "agent.text_lookup",
             "agent.cache_rewind",
             "agent.batch_runtime",
             "agent.batch_mlx",
