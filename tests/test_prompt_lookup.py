@@ -11,7 +11,7 @@ from agent import SamplingParams
 from agent.errors import UserError
 from agent.prompt_lookup import PromptLookup
 from agent.runtime import Model
-from agent.structured import extraction_messages, generate_structured
+from tests.lookup_helpers import extract_without_and_with_drafts
 
 GREEDY = SamplingParams(temperature=0.0)
 TEXT = (
@@ -125,16 +125,7 @@ def test_seeded_sampling_draws_the_same_tokens_with_drafts(model):
 
 
 def test_a_constrained_extraction_is_the_same_with_drafts(model):
-    messages = extraction_messages(TEXT, SCHEMA)
-    results = []
-    for lookup in (0, 8):
-        model.reset_cache()
-        results.append(
-            generate_structured(
-                model, messages, SCHEMA, max_tokens=160, sampling=GREEDY, lookup=lookup
-            )
-        )
-    plain, drafted = results
+    plain, drafted = extract_without_and_with_drafts(model, TEXT, SCHEMA, 160)
     assert drafted.text == plain.text
     assert drafted.value == plain.value
     assert set(drafted.value) == {"number", "seller", "contact", "total"}

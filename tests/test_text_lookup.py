@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from agent import SamplingParams, load_model
+from agent import load_model
 from agent.prompt_lookup import PromptLookup
 from agent.runtime import Model
-from agent.structured import extraction_messages, generate_structured
 from agent.text_lookup import TextLookup
+from tests.lookup_helpers import extract_without_and_with_drafts
 
 DOCUMENT = "The Bristol Python meetup is on 14 March 2025 at the Engine Shed."
 SCHEMA = {
@@ -96,24 +96,10 @@ def test_a_value_ending_inside_a_token_of_the_document_drafts_nothing():
     assert drafter.draft(3) == []  # its latest occurrence ends the prompt: nothing follows
 
 
-def test_a_constrained_extraction_drafts_values_and_is_the_same_without(large):
+def test_a_constrained_extraction_is_the_same_with_value_drafts(large):
     """On random weights few drafts are taken, but each is checked as a sampled token
     is: the output must not change."""
-    messages = extraction_messages(DOCUMENT, SCHEMA)
-    results = []
-    for lookup in (0, 8):
-        large.reset_cache()
-        results.append(
-            generate_structured(
-                large,
-                messages,
-                SCHEMA,
-                max_tokens=80,
-                sampling=SamplingParams(temperature=0.0),
-                lookup=lookup,
-            )
-        )
-    plain, drafted = results
+    plain, drafted = extract_without_and_with_drafts(large, DOCUMENT, SCHEMA, 80)
     assert drafted.text == plain.text
     assert drafted.stats.forced_tokens == plain.stats.forced_tokens
     assert plain.stats.draft_tokens == 0
