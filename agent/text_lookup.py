@@ -19,6 +19,9 @@ from collections.abc import Callable, Iterable, Sequence
 DELIMITERS = frozenset(b'"{}[],:')
 # Source bytes tokenised after a match: enough for a full draft of short tokens.
 CONTINUATION_BYTES = 48
+# The value's text kept (its tail): a long one without delimiters, as in prose, would
+# otherwise be copied and searched whole at every step.
+MAX_VALUE_BYTES = 128
 
 
 class TextLookup:
@@ -47,6 +50,8 @@ class TextLookup:
                 value.clear()
                 piece = piece[cut + 1 :]
             value += piece
+        if len(value) > MAX_VALUE_BYTES:
+            del value[:-MAX_VALUE_BYTES]
 
     def draft(self, limit: int) -> list[int]:
         """Up to `limit` tokens that continue the value as its text continues in the

@@ -112,3 +112,11 @@ def test_a_value_built_around_a_copied_piece_drafts_from_its_last_word(large):
     drafter.extend(large.encode_fragment('{"site":"https://www.acme'))
     # The value since the colon, "//www.acme", never occurred; its last word did.
     assert large.vocabulary.decode(drafter.draft(3)).startswith("-robotics")
+
+
+def test_a_long_value_keeps_its_tail_and_still_drafts(large):
+    sentence = "the quick brown fox jumps over the lazy dog and runs away " * 6
+    drafter = _drafter(large, large.encode_fragment(f"Note: {sentence}end of note."))
+    drafter.extend(large.encode_fragment('{"note":"' + sentence.strip()))
+    assert len(drafter.value) <= 128
+    assert large.vocabulary.decode(drafter.draft(3)).startswith(" end of")
