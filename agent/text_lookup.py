@@ -59,11 +59,11 @@ class TextLookup:
         if limit < 1:
             return []
         value = bytes(self.value)
-        for text in (value, _last_word(value)):
-            draft = self._continue(text, limit)
-            if draft:
-                return draft
-        return []
+        word = _last_word(value)
+        draft = self._continue(value, limit)
+        if not draft and word != value:  # the same search again would find nothing
+            draft = self._continue(word, limit)
+        return draft
 
     def _continue(self, value: bytes, limit: int) -> list[int]:
         if not any(chr(byte).isalpha() for byte in value):
@@ -87,8 +87,9 @@ class TextLookup:
 
 def _last_word(value: bytes) -> bytes:
     """The value's tail after its last byte that is not a letter or digit (`acme` in
-    `https://www.acme`): a value built around copied pieces, such as a URL or e-mail."""
+    `https://www.acme`): a value built around copied pieces, such as a URL or e-mail.
+    A value that is one word is its own last word."""
     for index in range(len(value) - 1, -1, -1):
         if not (chr(value[index]).isalnum() or value[index] >= 0x80):
             return value[index + 1 :]
-    return b""
+    return value
