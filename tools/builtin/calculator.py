@@ -232,12 +232,13 @@ def format_number(value: int | float) -> str:
 def calculator(expression: Annotated[str, Field(max_length=MAX_EXPRESSION_CHARS)]) -> str:
     """Evaluate an arithmetic expression exactly and return the number.
 
-    Supports + - * / // % ** and parentheses, the constants pi, e and tau, and the
-    functions sqrt, exp, log, log10, log2, sin, cos, tan, asin, acos, atan, atan2, sinh,
-    cosh, tanh, degrees, radians, hypot, floor, ceil, abs, round, min, max, gcd and
-    factorial.
+    Written as in Python: the operators * / // % ** + - and parentheses, the constants
+    pi, e and tau, and the functions sqrt, exp, log, log10, log2, sin, cos, tan, asin,
+    acos, atan, atan2, sinh, cosh, tanh, degrees, radians, hypot, floor, ceil, abs,
+    round, min, max, gcd and factorial.
 
     Args:
-        expression: The expression, for example "(3 + 4) * 2 ** 10 / 7" or "sqrt(2) * pi".
+        expression: The expression to evaluate, copied from the question, with operators
+            for words (times: *, plus: +, minus: -, divided by: /).
     """
     return format_number(evaluate(expression))
