@@ -343,7 +343,7 @@ def test_max_parallel_calls_caps_each_step(tiny):
 
 def test_models_without_call_tokens_get_bare_constrained_calls(tiny):
     """Backends whose vocabulary lacks LFM2's call tokens: a forced call is a bare JSON
-    object or array (still grammar-checked, with llama.cpp's bounded whitespace between
+    array of calls (still grammar-checked, with llama.cpp's bounded whitespace between
     tokens) and goes through the call parser; a call repeated in the array is made once."""
     engine = LocalChatModel(tiny, native_calls=False)  # as without <|tool_call_start|>
     agent = Agent(engine, [weather], tool_choice="required", max_steps=1, sampling=sampling(0))
@@ -351,14 +351,29 @@ def test_models_without_call_tokens_get_bare_constrained_calls(tiny):
     calls = result.of_type(ToolCallEvent)
     assert calls and all(weather.validation_errors(c.arguments) == [] for c in calls)
     content = agent.messages[1].content
-    written = json.loads(content)  # one call object, or an array of them
-    written = written if isinstance(written, list) else [written]
-    assert written and all(c["name"] == "weather" for c in written)
+    written = json.loads(content)  # the array the prompt asks for, even for one call
+    assert isinstance(written, list) and 1 <= len(written) <= agent.max_parallel_calls
+    assert all(c["name"] == "weather" for c in written)
     assert re.search(r"\n{3}|[ \t]{21}", content) is None  # whitespace stays bounded
     distinct = {json.dumps(c, sort_keys=True) for c in written}
     assert len(calls) == len(distinct)
     assert result.of_type(TextDelta) == []  # the payload is reported as calls, not text
     assert all(r.error is None for r in result.of_type(ToolResultEvent))
+
+
+def test_a_bare_model_held_to_one_call_writes_one_object(tiny):
+    """`max_parallel_calls=1`: the prompt asks for one call object and the grammar
+    holds the reply to exactly that (no array), on every seed of the random model."""
+    engine = LocalChatModel(tiny, native_calls=False)
+    for seed in range(3):
+        agent = Agent(
+            engine, [weather], tool_choice="required", max_steps=1, max_parallel_calls=1,
+            sampling=sampling(seed),
+        )  # fmt: skip
+        result = agent.run("Weather in Oslo?")
+        written = json.loads(agent.messages[1].content)
+        assert isinstance(written, dict) and written["name"] == "weather"
+        assert [c.arguments for c in result.of_type(ToolCallEvent)] == [written["arguments"]]
 
 
 def test_tool_choice_none_never_calls(tiny):

@@ -12,7 +12,7 @@ import pytest
 from agent import Agent, SamplingParams, load_model
 from agent.errors import ModelUnavailableError
 from agent.events import ToolCallEvent, ToolResultEvent
-from agent.prompting import render, template_lists_tools
+from agent.prompting import JSON_CALLS_INSTRUCTION, render, template_lists_tools
 from tools import builtin_tools
 
 
@@ -38,8 +38,11 @@ def test_forced_calculator_call_on_smollm2(smollm2):
         sampling=SamplingParams.greedy(),
     )
     assert not template_lists_tools(smollm2)
-    prompt = render(smollm2, agent.system, [], agent.registry.openai_tools())
-    assert "List of tools: <|tool_list_start|>[" in prompt and '"calculator"' in prompt
+    prompt = render(smollm2, agent.system, [], agent.registry.openai_tools(), native_calls=False)
+    # No LFM2 block or instruction for a model without its call tokens: plain JSON.
+    assert 'You can call these functions (JSON):\n[{"name": "calculator"' in prompt
+    assert "<|tool_list_start|>" not in prompt and JSON_CALLS_INSTRUCTION not in prompt
+    assert "reply with only a JSON array of calls" in prompt
     result = agent.run("What is 12 times 7? Use the calculator.")
     calls = result.of_type(ToolCallEvent)
     assert calls and all(c.name == "calculator" for c in calls)

@@ -131,7 +131,8 @@ class LocalChatModel:
     def prepare(self, request: StepRequest) -> PreparedStep:
         model = self.model
         prompt = render(model, request.system, _template_messages(request.messages),
-                        request.tools or None)  # fmt: skip
+                        request.tools or None, native_calls=self.native_calls,
+                        max_calls=request.max_parallel_calls)  # fmt: skip
         plan = self._plan(request)
         return PreparedStep(request, self._ledger.count(model, prompt), plan.needed,
                             (prompt, plan))  # fmt: skip
@@ -209,8 +210,9 @@ class LocalChatModel:
         if mode != "none":
             assert request.call_schema is not None
             schema = calls_schema(request.call_schema, request.max_parallel_calls)
-            if self._tokens is None:  # a bare reply: one call object, or an array of them
-                schema = {"anyOf": [request.call_schema, schema]}
+            if self._tokens is None and request.max_parallel_calls == 1:
+                schema = request.call_schema  # a bare reply: the one call object the
+                # prompt asks for (an array of calls otherwise, see `tool_listing`)
             end = self._tokens.call_end if self._tokens is not None else None
             call_space = request.whitespace
             if call_space is None:  # see LOOSE_JSON_WHITESPACE
