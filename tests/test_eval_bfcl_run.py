@@ -18,6 +18,7 @@ import pytest
 from test_eval_bfcl_score import BFCL, ground_truth_calls
 
 from agent.cli.main import main
+from agent.constrained.defaults import DEFAULT_MAX_PARALLEL_CALLS
 from agent.engines.base import StepRequest
 from agent.engines.scripted import Reply, ScriptedModel
 from agent.errors import UserError
@@ -120,20 +121,23 @@ def test_a_case_system_message_joins_each_system_prompt(bfcl_dir):
 
 
 def test_constrained_request_is_the_agents_first_step(bfcl_dir):
-    """Constrained mode sends exactly what `Agent` sends on its first step."""
+    """Constrained mode sends exactly what `Agent` sends on its first step, with
+    `max_parallel_calls=1` where the category expects one call (the default in the
+    parallel categories)."""
     from agent import Agent
 
-    case = load_cases("multiple", bfcl_dir)[0]
-    truth = ground_truth_calls(case)
-    model = ScriptedModel([Reply(calls=[(truth[0]["name"], truth[0]["arguments"])])])
-    agent = Agent(model, case_registry(case), tool_choice="required", max_steps=1,
-                  sampling=GREEDY)  # fmt: skip
-    agent.run(case.messages[-1].content)
-    sent = model.requests[0]
-    ours = build_request("constrained", case, GREEDY).request
-    for name in ("system", "messages", "tools", "tool_choice", "call_schema", "sampling"):
-        assert getattr(ours, name) == getattr(sent, name), name
-    assert ours.max_parallel_calls == sent.max_parallel_calls
+    for category, max_calls in (("multiple", 1), ("parallel", DEFAULT_MAX_PARALLEL_CALLS)):
+        case = load_cases(category, bfcl_dir)[0]
+        truth = ground_truth_calls(case)
+        model = ScriptedModel([Reply(calls=[(truth[0]["name"], truth[0]["arguments"])])])
+        agent = Agent(model, case_registry(case), tool_choice="required", max_steps=1,
+                      sampling=GREEDY, max_parallel_calls=max_calls)  # fmt: skip
+        agent.run(case.messages[-1].content)
+        sent = model.requests[0]
+        ours = build_request("constrained", case, GREEDY).request
+        for name in ("system", "messages", "tools", "tool_choice", "call_schema", "sampling"):
+            assert getattr(ours, name) == getattr(sent, name), name
+        assert ours.max_parallel_calls == sent.max_parallel_calls == max_calls
     irrelevant = load_cases("irrelevance", bfcl_dir)[0]
     assert build_request("constrained", irrelevant, GREEDY).request.tool_choice == "auto"
     assert build_request("free", case, GREEDY).request.tool_choice == "auto"

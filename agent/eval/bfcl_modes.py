@@ -3,7 +3,9 @@
 - `constrained`: the request the `Agent`'s first step sends (its system prompt, the
   tools in the chat template, the registry's call schema) with tool choice `required`,
   or `auto` in the irrelevance categories, where the right answer is no call. The
-  grammar then guarantees every call it decodes.
+  grammar then guarantees every call it decodes. Like the baseline, it is told whether
+  the category expects several calls, through the API's own knob: `max_parallel_calls`
+  is 1 outside the parallel categories (OpenAI's `parallel_tool_calls: false`).
 - `free`: no grammar. A model with native call tokens (LFM2) or a server with its own
   tool-call parser gets the same request with tool choice `auto` on an engine that
   leaves call blocks unconstrained, and its calls come from its own parser. A model
@@ -23,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from agent.constrained.defaults import LOOSE_JSON_WHITESPACE
+from agent.constrained.defaults import DEFAULT_MAX_PARALLEL_CALLS, LOOSE_JSON_WHITESPACE
 from agent.eval.bfcl_data import BfclCase
 from agent.eval.bfcl_parse import parse_bfcl_calls
 from agent.eval.bfcl_prompts import baseline_prompt, bfcl_prompt, split_system
@@ -124,6 +126,7 @@ def build_request(
             call_schema=registry.call_schema(),
             whitespace=call_whitespace if mode == "constrained" else "",
             loop_guard=loop_guard and mode == "constrained",
+            max_parallel_calls=DEFAULT_MAX_PARALLEL_CALLS if many_calls(case) else 1,
         )
         return ModeRequest(mode, request, "calls")
     if mode == "free":
