@@ -50,6 +50,9 @@ PYTHON_HINT = " Note that the provided function is in Python 3 syntax."
 
 # The naive baseline: what someone with a JSON-schema grammar and no agent framework
 # would write. The functions go in as the data has them (BFCL's type names included).
+# `agent.prompting.PLAIN_TOOL_LIST` adopted this wording for models without call
+# tokens; the reference keeps its own copy so that it does not move when the agent's
+# prompt does.
 BASELINE_SYSTEM_PROMPT = (
     "You can call these functions (JSON):\n{functions}\n"
     "To call functions, reply with only {shape}, where arguments maps each parameter "
