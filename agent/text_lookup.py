@@ -59,10 +59,11 @@ class TextLookup:
         if limit < 1:
             return []
         value = bytes(self.value)
-        word = _last_word(value)
         draft = self._continue(value, limit)
-        if not draft and word != value:  # the same search again would find nothing
-            draft = self._continue(word, limit)
+        if not draft:
+            word = _last_word(value)
+            if word != value:  # the same search again would find nothing
+                draft = self._continue(word, limit)
         return draft
 
     def _continue(self, value: bytes, limit: int) -> list[int]:
