@@ -37,6 +37,7 @@ from agent.token_runtime import (
     TextChunk,
     TokenRuntime,
     _Decode,
+    plain_prompt,
 )
 from agent.vocab import Vocabulary, build_vocabulary
 
@@ -186,8 +187,7 @@ class Model(TokenRuntime):
     ) -> str:
         """Render messages with the model's chat template (tools in the system turn)."""
         if not getattr(self.tokenizer, "has_chat_template", False):
-            text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
-            return text + ("assistant: " if add_generation_prompt else "")
+            return plain_prompt(messages, add_generation_prompt)
         return self.tokenizer.apply_chat_template(
             list(messages),
             tools=list(tools) if tools else None,

@@ -32,6 +32,13 @@ Message = dict[str, Any]
 Prompt = str | Sequence[int] | Sequence[Message]
 
 
+def plain_prompt(messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
+    """The conversation as `role: content` lines, for a model without a chat template
+    (a base model, say): every runtime renders it the same way."""
+    text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
+    return text + ("assistant: " if add_generation_prompt else "")
+
+
 @dataclass
 class TextChunk:
     """A piece of streamed output. `forced` marks grammar fast-forwarded tokens."""

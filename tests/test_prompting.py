@@ -69,3 +69,11 @@ def test_render_puts_the_plain_listing_in_the_system_turn_without_lfm2s_instruct
     assert bare.endswith("<user>Route from A to B</user>")
     native = render(model, system, messages, TOOLS)
     assert native.startswith(f"<system>Be brief.\n{JSON_CALLS_INSTRUCTION}\nList of tools: ")
+
+
+def test_a_conversation_without_a_chat_template_is_role_lines():
+    from agent.token_runtime import plain_prompt
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    assert plain_prompt(messages) == "system: Be brief.\nuser: Hi\nassistant: "
+    assert plain_prompt(messages, add_generation_prompt=False) == "system: Be brief.\nuser: Hi\n"

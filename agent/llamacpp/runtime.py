@@ -40,6 +40,7 @@ from agent.token_runtime import (
     Prompt,
     TokenRuntime,
     _Decode,
+    plain_prompt,
 )
 from agent.vocab import Vocabulary
 
@@ -234,8 +235,7 @@ class LlamaCppModel(TokenRuntime):
         add_generation_prompt: bool = True,
     ) -> str:
         if not self._template:
-            text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
-            return text + ("assistant: " if add_generation_prompt else "")
+            return plain_prompt(messages, add_generation_prompt)
         from agent.chat_render import render_chat
 
         return render_chat(
