@@ -34,7 +34,7 @@ from agent import SamplingParams, load_model  # isort: skip
 
 import mlx.core as mx
 from _machine import machine_description
-from mlx_lm.models.cache import make_prompt_cache
+from mlx_lm.models.cache import make_prompt_cache, trim_prompt_cache
 
 from agent.engines.local import LocalChatModel
 from agent.eval.bfcl_data import BfclCase, load_cases
@@ -45,33 +45,29 @@ RULES = ("greedy", "sum", "mean", "first")
 
 def name_scores(model, prompt: str, names: list[str]) -> dict[str, list[tuple[int, float]]]:
     """Each name's tokens and their log-probabilities after `prompt`, the name spelled
-    as the tokenizer spells `prompt + name + '"'` (the tokens from the first that
-    differs from the prompt's own)."""
+    as the tokenizer spells `prompt + name + '"'`. Every list starts at the same
+    position, the first where any spelling leaves the prompt's own tokens, so the
+    greedy walk compares tokens at one position and the sums cover the same text."""
     prompt_tokens = model.encode(prompt)
     spelled = {name: model.encode(prompt + name + '"') for name in names}
-    starts = {name: _common_prefix(prompt_tokens, tokens) for name, tokens in spelled.items()}
-    shared = min(starts.values()) - 1  # the last shared token's logits score the first
+    start = min(_shared(prompt_tokens, t) for t in spelled.values())
     cache = make_prompt_cache(model.module)
-    mx.eval(model.module(mx.array(prompt_tokens[:shared])[None], cache=cache))
+    # The prompt up to the token whose logits score the first differing one.
+    mx.eval(model.module(mx.array(prompt_tokens[: start - 1])[None], cache=cache))
     scores = {}
     for name, tokens in spelled.items():
-        rest = tokens[shared:]
+        rest = tokens[start - 1 :]
         logits = model.module(mx.array(rest)[None], cache=cache)[0].astype(mx.float32)
         logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-        scores[name] = [
-            (tokens[i], logprobs[i - shared - 1, tokens[i]].item())
-            for i in range(starts[name], len(tokens))
-        ]
-        for layer in cache:
-            layer.trim(len(rest))
+        scores[name] = [(token, logprobs[i, token].item()) for i, token in enumerate(rest[1:])]
+        trim_prompt_cache(cache, len(rest))
     return scores
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
+def _shared(a: list[int], b: list[int]) -> int:
+    """How many leading tokens `a` and `b` have in common."""
+    pairs = enumerate(zip(a, b, strict=False))
+    return next((i for i, (x, y) in pairs if x != y), min(len(a), len(b)))
 
 
 def picks(scores: dict[str, list[tuple[int, float]]]) -> dict[str, str]:
