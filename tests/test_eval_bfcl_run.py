@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from agent.eval.bfcl_run import (
     RunSettings,
     check_manifest,
     plan_run,
+    prepare_out_dir,
     results_path,
     select_cases,
 )
@@ -241,6 +243,30 @@ def test_other_settings_are_refused_in_the_same_directory(tmp_path):
     other = RunSettings("smollm2", "llama.cpp", 512, {"temperature": 0.0}, "auto")
     with pytest.raises(UserError, match=r"max_tokens: 256 -> 512.*another --out"):
         check_manifest(tmp_path, other)
+
+
+def test_runs_started_together_share_an_out_directory(tmp_path):
+    # Constrained and baseline started side by side into one --out: each checks that it
+    # can write there, and neither may trip over the other's check.
+    out = tmp_path / "out"
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def prepare_often() -> None:
+        start.wait()
+        for _ in range(300):
+            try:
+                prepare_out_dir(out)
+            except UserError as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=prepare_often) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert list(out.iterdir()) == []  # no probe left behind
 
 
 def test_progress_eta():

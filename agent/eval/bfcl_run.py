@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import random
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -175,9 +176,11 @@ def prepare_out_dir(path: str | os.PathLike[str]) -> Path:
         raise UserError(f"--out {path} exists and is not a directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("", encoding="utf-8")
-        probe.unlink()
+        # A probe of its own: two runs started together into one --out (constrained
+        # and baseline side by side) once unlinked each other's fixed-name probe.
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise UserError(f"cannot write to --out {path}: {exc.strerror or exc}") from None
     return out
