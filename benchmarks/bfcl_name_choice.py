@@ -93,7 +93,7 @@ def picks(scores: dict[str, list[tuple[int, float]]]) -> dict[str, str]:
 
 
 def run(case: BfclCase, model, engine: LocalChatModel) -> dict[str, bool]:
-    request = build_request("constrained", case, SamplingParams(temperature=0), "native")
+    request = build_request("constrained", case, SamplingParams.greedy(), "native")
     prompt, _plan = engine.prepare(request.request).state
     names = [f["name"] for f in case.functions]
     scores = name_scores(model, prompt + '{"name": "', names)
