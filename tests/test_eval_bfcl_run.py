@@ -269,6 +269,33 @@ def test_runs_started_together_share_an_out_directory(tmp_path):
     assert list(out.iterdir()) == []  # no probe left behind
 
 
+def test_runs_started_together_agree_on_the_settings_file(tmp_path):
+    # Each run reads run.json, or writes it when absent: the one started a moment later
+    # must never read it half-written (and refuse the directory as unreadable).
+    settings = RunSettings("smollm2", "llama.cpp", 256, {"temperature": 0.0}, "auto")
+    errors: list[BaseException] = []
+    for round_ in range(300):
+        out = tmp_path / str(round_)
+        out.mkdir()
+        start = threading.Barrier(2)
+
+        def check(out: Path = out, start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                check_manifest(out, settings)
+            except UserError as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=check) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert json.loads((out / "run.json").read_text("utf-8")) == settings.to_dict()
+        assert [p.name for p in out.iterdir()] == ["run.json"]
+    assert errors == []
+
+
 def test_progress_eta():
     assert RunProgress(0, 10, 0.0).eta_s is None
     assert RunProgress(2, 10, 4.0).eta_s == pytest.approx(16.0)

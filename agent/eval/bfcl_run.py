@@ -165,8 +165,15 @@ def check_manifest(out_dir: Path, settings: RunSettings) -> None:
             f"{out_dir} holds results of a run with other settings ({details}); "
             "use another --out directory, or delete that one"
         )
-    if existing is None:
-        path.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
+    if existing is None:  # whole or not at all: a run started beside this one reads it
+        fd, temporary = tempfile.mkstemp(prefix=f".{MANIFEST}-", dir=out_dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                file.write(json.dumps(wanted, indent=2) + "\n")
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
 
 def prepare_out_dir(path: str | os.PathLike[str]) -> Path:
