@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -245,27 +246,33 @@ def test_other_settings_are_refused_in_the_same_directory(tmp_path):
         check_manifest(tmp_path, other)
 
 
-def test_runs_started_together_share_an_out_directory(tmp_path):
-    # Constrained and baseline started side by side into one --out: each checks that it
-    # can write there, and neither may trip over the other's check.
-    out = tmp_path / "out"
+def _side_by_side(work: Callable[[], object]) -> list[UserError]:
+    """Run `work` in two threads released at once (two runs started together); the
+    UserErrors either raised."""
     start = threading.Barrier(2)
-    errors: list[BaseException] = []
+    errors: list[UserError] = []
 
-    def prepare_often() -> None:
+    def run() -> None:
         start.wait()
-        for _ in range(300):
-            try:
-                prepare_out_dir(out)
-            except UserError as exc:
-                errors.append(exc)
+        try:
+            work()
+        except UserError as exc:
+            errors.append(exc)
 
-    threads = [threading.Thread(target=prepare_often) for _ in range(2)]
+    threads = [threading.Thread(target=run) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert errors == []
+    return errors
+
+
+def test_runs_started_together_share_an_out_directory(tmp_path):
+    # Constrained and baseline started side by side into one --out: each checks that it
+    # can write there, and neither may trip over the other's check.
+    out = tmp_path / "out"
+    for _ in range(300):
+        assert _side_by_side(lambda: prepare_out_dir(out)) == []
     assert list(out.iterdir()) == []  # no probe left behind
 
 
@@ -273,27 +280,12 @@ def test_runs_started_together_agree_on_the_settings_file(tmp_path):
     # Each run reads run.json, or writes it when absent: the one started a moment later
     # must never read it half-written (and refuse the directory as unreadable).
     settings = RunSettings("smollm2", "llama.cpp", 256, {"temperature": 0.0}, "auto")
-    errors: list[BaseException] = []
     for round_ in range(300):
         out = tmp_path / str(round_)
         out.mkdir()
-        start = threading.Barrier(2)
-
-        def check(out: Path = out, start: threading.Barrier = start) -> None:
-            start.wait()
-            try:
-                check_manifest(out, settings)
-            except UserError as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=check) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        assert _side_by_side(lambda out=out: check_manifest(out, settings)) == []
         assert json.loads((out / "run.json").read_text("utf-8")) == settings.to_dict()
         assert [p.name for p in out.iterdir()] == ["run.json"]
-    assert errors == []
 
 
 def test_progress_eta():
