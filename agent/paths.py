@@ -7,6 +7,7 @@ with an environment variable so tests and CI can run in isolation.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import platformdirs
@@ -45,3 +46,17 @@ def models_dir() -> Path:
     path = cache_dir() / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write `path` whole or not at all: a reader (another thread or process, a run
+    started beside this one) sees the old file or the new one, never half of one. The
+    temporary file has a name of its own, so two writers never share it."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -25,7 +25,7 @@ from pathlib import Path
 from agent.constrained.defaults import DEFAULT_COMPILE_TIMEOUT
 from agent.constrained.grammar import CompiledGrammar
 from agent.constrained.vocabulary import GrammarVocabulary
-from agent.paths import cache_dir
+from agent.paths import cache_dir, write_atomic
 from schemas.automaton import Automaton, _read_exact
 from schemas.errors import SchemaCompileError, UnsatisfiableSchemaError
 
@@ -176,9 +176,7 @@ def compile_regex(
         automaton = pickle.loads(blob)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_bytes(blob)
-            os.replace(tmp, path)
+            write_atomic(path, blob)
     grammar = CompiledGrammar(automaton, vocab, regex)
     elapsed = (time.perf_counter() - t0) * 1000
     log.debug("grammar %s: %.1f ms (%s)", key[:12], elapsed, "disk cache" if cached else "built")

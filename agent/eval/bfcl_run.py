@@ -40,6 +40,7 @@ from agent.eval.bfcl_modes import (
     read_calls,
 )
 from agent.eval.bfcl_results import ResultRecord, parse_record
+from agent.paths import write_atomic
 
 if TYPE_CHECKING:
     from agent.engines.base import ChatModel, StepResult
@@ -165,15 +166,8 @@ def check_manifest(out_dir: Path, settings: RunSettings) -> None:
             f"{out_dir} holds results of a run with other settings ({details}); "
             "use another --out directory, or delete that one"
         )
-    if existing is None:  # whole or not at all: a run started beside this one reads it
-        fd, temporary = tempfile.mkstemp(prefix=f".{MANIFEST}-", dir=out_dir)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                file.write(json.dumps(wanted, indent=2) + "\n")
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+    if existing is None:  # whole: a run started beside this one may be reading it
+        write_atomic(path, json.dumps(wanted, indent=2) + "\n")
 
 
 def prepare_out_dir(path: str | os.PathLike[str]) -> Path:

@@ -8,11 +8,10 @@ dropped when read.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from agent.paths import models_dir
+from agent.paths import models_dir, write_atomic
 
 INDEX_FILE = "quants.json"
 
@@ -44,6 +43,4 @@ def record_quant(path: Path, recipe: str) -> None:
     entries = [e for e in built_quants() if e["path"] != resolved]
     entries.append({"path": resolved, "recipe": recipe})
     index = _index()
-    tmp = index.with_name(f".{INDEX_FILE}.{os.getpid()}")
-    tmp.write_text(json.dumps(entries, indent=2) + "\n")
-    os.replace(tmp, index)
+    write_atomic(index, json.dumps(entries, indent=2) + "\n")
