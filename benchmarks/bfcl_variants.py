@@ -25,7 +25,6 @@ import asyncio
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
@@ -43,16 +42,16 @@ from _machine import machine_description
 
 from agent.engines.base import StepRequest
 from agent.engines.local import LocalChatModel
-from agent.eval import ResultRecord, load_cases, score_records
+from agent.eval import load_cases, score_records
 from agent.eval.bfcl_data import BfclCase
-from agent.eval.bfcl_modes import build_request, read_calls
-from agent.eval.bfcl_run import select_cases
+from agent.eval.bfcl_modes import ModeRequest, build_request
+from agent.eval.bfcl_run import BfclRunner, select_cases
 
 VARIANTS = ("space", "bfcl-definitions")
 ONE_SPACE = r"(?: )?"
 
 
-def request_for(variant: str, case: BfclCase, sampling: SamplingParams):
+def request_for(variant: str, case: BfclCase, sampling: SamplingParams) -> ModeRequest:
     """Constrained mode's request for `case`, with the variant's one change."""
     if variant == "space":
         return build_request("constrained", case, sampling, "native", call_whitespace=ONE_SPACE)
@@ -60,24 +59,6 @@ def request_for(variant: str, case: BfclCase, sampling: SamplingParams):
     tools = [{"type": "function", "function": f} for f in case.functions]
     request: StepRequest = dataclasses.replace(mode_request.request, tools=tools)
     return dataclasses.replace(mode_request, request=request)
-
-
-async def run_case(engine: LocalChatModel, variant: str, case: BfclCase) -> ResultRecord:
-    mode_request = request_for(variant, case, SamplingParams.greedy())
-    t0 = time.perf_counter()
-    prepared = engine.prepare(mode_request.request)
-    result = None
-    async for item in engine.stream(prepared, 256):
-        if not hasattr(item, "kind"):  # the StepResult (text pieces have a kind)
-            result = item
-    assert result is not None
-    return ResultRecord(
-        case.id,
-        read_calls(mode_request, result),
-        result.raw,
-        round(time.perf_counter() - t0, 4),
-        result.stats.generated_tokens,
-    )
 
 
 def main() -> None:
@@ -92,13 +73,16 @@ def main() -> None:
     args = parser.parse_args()
     cases = select_cases(load_cases(args.category, args.data), args.limit)
     engine = LocalChatModel.for_model(load_model(args.model, engine=args.engine))
+    greedy = SamplingParams.greedy()
+    runner = BfclRunner(engine, sampling=greedy)  # its budget (256 tokens) and reading
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{args.category}.{args.variant}.jsonl"
     records = []
     with path.open("w", encoding="utf-8") as results:
         for n, case in enumerate(cases, start=1):
-            records.append(asyncio.run(run_case(engine, args.variant, case)))
+            request = request_for(args.variant, case, greedy)
+            records.append(asyncio.run(runner.run_request(request, case)))
             results.write(records[-1].to_json() + "\n")
             results.flush()
             print(f"{n}/{len(cases)} {case.id}", file=sys.stderr, flush=True)

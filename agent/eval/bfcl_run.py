@@ -34,6 +34,7 @@ from agent.eval.bfcl_modes import (
     MODES,
     FreePrompt,
     Mode,
+    ModeRequest,
     build_request,
     free_engine,
     free_prompt_for,
@@ -333,6 +334,12 @@ class BfclRunner:
         mode_request = build_request(
             mode, case, self.sampling, self.free_prompt, self.call_whitespace, self.loop_guard
         )
+        return await self.run_request(mode_request, case)
+
+    async def run_request(self, mode_request: ModeRequest, case: BfclCase) -> ResultRecord:
+        """`case` put to the model as `mode_request` says (a variant of a mode's own
+        request, for an experiment), as the record the results file gets."""
+        mode = mode_request.mode
         engine = self.engine(mode)
         t0 = time.perf_counter()
         prepared = await asyncio.to_thread(engine.prepare, mode_request.request)
